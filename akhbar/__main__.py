@@ -1,0 +1,3 @@
+from akhbar.pipelines.cli import _entry
+
+_entry()

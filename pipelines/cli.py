@@ -1,0 +1,188 @@
+"""The ``akhbar`` command line.
+
+    akhbar run --sources FILE --output PATH [--mode batch] [--allow-private-hosts] [Beam options…]
+    akhbar sources validate FILE
+    akhbar sources probe URL [--allow-private-hosts] [--articles N]
+    akhbar sample [--output DIR]
+
+Exit codes: 0 success, 1 the run failed, 2 bad configuration or usage.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import textwrap
+from datetime import datetime, timezone
+
+from akhbar.schemas.sources import SourcesError, load_sources
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _add_run_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--mode", choices=["batch", "streaming"], default="batch",
+                    help="batch: poll every source once and exit; streaming: poll on each source's interval")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="streaming: stop cleanly after this many seconds")
+    ap.add_argument("--allow-private-hosts", action="store_true",
+                    help="permit fetching private, loopback and link-local addresses (local fixture sites)")
+    ap.add_argument("--fetch-concurrency", type=int, default=8, help="pages fetched at once per worker (default 8)")
+    ap.add_argument("--dedup-window-days", type=int, default=30,
+                    help="how far back near-duplicates are looked for, by fetch time (default 30)")
+    ap.add_argument("--min-words", type=int, default=None, help="bodies shorter than this are dead letters (default 25)")
+    ap.add_argument("--lexicon", default=None, help="classifier lexicon YAML (default: the bundled one)")
+    ap.add_argument("--user-agent", default=None, help="User-Agent header for every request")
+    ap.add_argument("--quiet", action="store_true", help="print only the output path")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="akhbar", description="Arabic news ingestion on Apache Beam.",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Any other --option of `run` is passed to Beam (e.g. --runner, "
+                                        "--direct_num_workers, --direct_running_mode).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run the pipeline")
+    run.add_argument("--sources", required=True, help="sources YAML file")
+    run.add_argument("--output", required=True, help="local directory or gs://bucket/prefix")
+    _add_run_args(run)
+    src = sub.add_parser("sources", help="validate or probe sources")
+    ssub = src.add_subparsers(dest="sources_cmd", required=True)
+    val = ssub.add_parser("validate", help="validate a sources file; report every problem")
+    val.add_argument("file")
+    probe = ssub.add_parser("probe", help="fetch a feed and a few articles; show what would be extracted")
+    probe.add_argument("url")
+    probe.add_argument("--articles", type=int, default=3, help="how many articles to fetch (default 3)")
+    probe.add_argument("--allow-private-hosts", action="store_true")
+    sample = sub.add_parser("sample", help="serve the bundled Arabic news site on 127.0.0.1 and ingest it")
+    sample.add_argument("--output", default="akhbar-sample-output", help="output directory (default ./akhbar-sample-output)")
+    sample.add_argument("--port", type=int, default=8765, help="port for the sample site (0 = any free port)")
+    return ap
+
+
+def _check_output(output: str) -> str | None:
+    if output.startswith("gs://"):
+        try:
+            from apache_beam.io.gcp import gcsfilesystem  # noqa: F401
+            from apache_beam.io.gcp import gcsio  # noqa: F401
+        except ImportError:
+            return "gs:// output needs the GCS extra: pip install 'apache-beam[gcp]'"
+        return None
+    if "://" in output and not output.startswith("file://"):
+        return f"unsupported output {output!r}: use a local directory or gs://bucket/prefix"
+    return None
+
+
+def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
+    from akhbar.pipelines.batch import RunConfig, new_run_id, run
+    from akhbar.pipelines.summary import beam_counters, duckdb_query, render, summarize, write_report
+    from akhbar.transforms.http import FetchConfig
+
+    sources_path = sources_path or args.sources
+    try:
+        sources = load_sources(sources_path)
+    except SourcesError as e:
+        print(f"akhbar: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    problem = _check_output(args.output)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.mode == "streaming":
+        print("akhbar: --mode streaming is not available in this version yet; use --mode batch "
+              "from a scheduler (cron, Airflow, Cloud Scheduler)", file=sys.stderr)
+        return EXIT_CONFIG
+    stray = [a for a in beam_args if not a.startswith("-") and not any(b.startswith("--") and "=" not in b for b in beam_args)]
+    if stray:
+        print(f"akhbar: unexpected argument(s): {' '.join(stray)}", file=sys.stderr)
+        return EXIT_CONFIG
+    fetch = FetchConfig(user_agent=args.user_agent) if args.user_agent else FetchConfig()
+    cfg_kwargs = {}
+    if args.min_words is not None:
+        cfg_kwargs["min_words"] = args.min_words
+    cfg = RunConfig(
+        sources=tuple(sources), output=args.output, run_id=new_run_id(),
+        allow_private_hosts=args.allow_private_hosts, fetch=fetch, fetch_concurrency=args.fetch_concurrency,
+        dedup_window_days=args.dedup_window_days, lexicon=args.lexicon, **cfg_kwargs,
+    )
+    started = datetime.now(timezone.utc)
+    if not args.quiet:
+        n_feeds = sum(len(s.feeds) for s in sources if s.enabled)
+        print(f"akhbar: run {cfg.run_id}: {len(sources)} sources, {n_feeds} feeds -> {args.output}", flush=True)
+    try:
+        result = run(cfg, beam_args)
+    except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
+        logging.exception("pipeline failed")
+        print(f"akhbar: run {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = summarize(args.output, cfg.run_id, beam_counters(result), started)
+    report = write_report(args.output, summary)
+    if args.quiet:
+        print(args.output)
+    else:
+        print(render(summary))
+        print(f"\n  report: {report}")
+        print(f"\nQuery it with DuckDB (pip install duckdb, or the duckdb CLI):\n  {duckdb_query(args.output)}")
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    try:
+        sources = load_sources(args.file)
+    except SourcesError as e:
+        print(f"akhbar: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    feeds = sum(len(s.feeds) for s in sources)
+    print(f"{args.file}: OK — {len(sources)} sources, {feeds} feeds")
+    return EXIT_OK
+
+
+def cmd_probe(args) -> int:
+    from akhbar.pipelines.probe import probe
+
+    return probe(args.url, n_articles=args.articles, allow_private=args.allow_private_hosts)
+
+
+def cmd_sample(args, beam_args: list[str]) -> int:
+    from akhbar.sample.site import SampleSite, sources_yaml
+
+    try:
+        site = SampleSite(port=args.port).__enter__()
+    except OSError:
+        site = SampleSite(port=0).__enter__()
+    try:
+        print(f"akhbar: serving the bundled sample site on {site.base_url}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="akhbar-sample-") as tmp:
+            path = os.path.join(tmp, "sources.yaml")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(sources_yaml(site.base_url))
+            ns = _parser().parse_args(["run", "--sources", path, "--output", args.output, "--allow-private-hosts"])
+            return cmd_run(ns, beam_args, sources_path=path)
+    finally:
+        site.__exit__(None, None, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)
+    logging.getLogger("htmldate").setLevel(logging.ERROR)
+    ap = _parser()
+    args, rest = ap.parse_known_args(argv)
+    if args.cmd not in ("run", "sample") and rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.cmd == "run":
+        return cmd_run(args, rest)
+    if args.cmd == "sample":
+        return cmd_sample(args, rest)
+    if args.sources_cmd == "validate":
+        return cmd_validate(args)
+    return cmd_probe(args)
+
+
+def _entry() -> None:
+    sys.exit(main())
+
+
+__doc__ = textwrap.dedent(__doc__ or "")

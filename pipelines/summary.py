@@ -1,0 +1,102 @@
+"""The end-of-run summary: what one run wrote, read back from the files themselves."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+
+from akhbar.transforms import store
+
+
+def _run_files(root: str, run_id: str) -> list[str]:
+    return [p for p in store.list_files(root) if f"/part-{run_id}-" in p.replace("\\", "/")]
+
+
+def beam_counters(result) -> dict[str, int]:
+    """Counters of the ``akhbar`` namespace from a Beam pipeline result (empty if unavailable)."""
+    out: dict[str, int] = {}
+    try:
+        for c in result.metrics().query()["counters"]:
+            if c.key.metric.namespace == "akhbar":
+                name = c.key.metric.name
+                out[name] = out.get(name, 0) + int(c.committed if c.committed is not None else c.attempted)
+    except Exception:  # noqa: BLE001 - some runners do not report metrics; the summary still works
+        pass
+    return dict(sorted(out.items()))
+
+
+def summarize(output: str, run_id: str, counters: dict[str, int] | None = None,
+              started: datetime | None = None) -> dict:
+    """Rows per source and topic, near-duplicates and dead letters written by ``run_id``."""
+    per_source: Counter = Counter()
+    per_topic: Counter = Counter()
+    near = 0
+    rows = 0
+    for path in _run_files(store.join(output, "articles"), run_id):
+        t = store.read_table(path, ["source_id", "topics", "duplicate_of"])
+        rows += t.num_rows
+        per_source.update(t.column("source_id").to_pylist())
+        for topics in t.column("topics").to_pylist():
+            per_topic.update(topics or ["(none)"])
+        near += sum(1 for d in t.column("duplicate_of").to_pylist() if d)
+    dead: Counter = Counter()
+    for path in _run_files(store.join(output, "dead_letter"), run_id):
+        t = store.read_table(path, ["stage", "reason"])
+        dead.update(f"{s}/{r}" for s, r in zip(t.column("stage").to_pylist(), t.column("reason").to_pylist()))
+    counters = counters or {}
+    now = datetime.now(timezone.utc)
+    return {
+        "run_id": run_id,
+        "output": output,
+        "finished_at": now.isoformat(),
+        "seconds": round((now - started).total_seconds(), 2) if started else None,
+        "articles_written": rows,
+        "per_source": dict(sorted(per_source.items())),
+        "per_topic": dict(sorted(per_topic.items())),
+        "near_duplicates": near,
+        "exact_duplicates_dropped": counters.get("dedup.exact_duplicates_in_run", 0)
+        + counters.get("dedup.exact_duplicates_of_stored", 0),
+        "dead_letters": sum(dead.values()),
+        "dead_letters_by_reason": dict(sorted(dead.items())),
+        "counters": counters,
+    }
+
+
+def write_report(output: str, summary: dict) -> str:
+    path = store.join(output, "_reports", f"run-{summary['run_id']}.json")
+    store.write_atomic(path, json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
+    return path
+
+
+def duckdb_query(output: str) -> str:
+    glob = store.join(output, "articles", "**", "*.parquet")
+    return (
+        "duckdb -c \"SELECT source, count(*) AS n, count(*) FILTER (WHERE list_contains(topics, 'nato')) AS nato, "
+        "count(*) FILTER (WHERE list_contains(topics, 'ukraine')) AS ukraine, "
+        "count(*) FILTER (WHERE duplicate_of IS NOT NULL) AS near_dups "
+        f"FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY source ORDER BY source\""
+    )
+
+
+def render(summary: dict) -> str:
+    """A plain-text table for the terminal."""
+    lines = [f"run {summary['run_id']} wrote {summary['articles_written']} article rows to {summary['output']}"
+             + (f" in {summary['seconds']} s" if summary.get("seconds") is not None else "")]
+    lines.append("")
+    lines.append(f"  {'source':<20}{'rows':>6}")
+    for src, n in summary["per_source"].items():
+        lines.append(f"  {src:<20}{n:>6}")
+    lines.append("")
+    lines.append(f"  {'topic':<20}{'rows':>6}")
+    for topic, n in summary["per_topic"].items():
+        lines.append(f"  {topic:<20}{n:>6}")
+    lines.append("")
+    lines.append(f"  near-duplicates written (duplicate_of set): {summary['near_duplicates']}")
+    lines.append(f"  exact duplicates dropped:                   {summary['exact_duplicates_dropped']}")
+    stored = summary["counters"].get("dedup.already_stored", 0)
+    if stored:
+        lines.append(f"  entries already stored (skipped):          {stored}")
+    lines.append(f"  dead letters:                               {summary['dead_letters']}")
+    for reason, n in summary["dead_letters_by_reason"].items():
+        lines.append(f"      {reason:<36}{n:>5}")
+    return "\n".join(lines)

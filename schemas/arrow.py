@@ -1,0 +1,106 @@
+"""The Arrow schemas of everything akhbar writes, with their versions.
+
+One explicit schema, never inferred from data. ``ARTICLES_COLUMNS`` is the data dictionary: a test
+checks that ``docs/schema.md`` lists exactly these columns, types and meanings.
+
+Versioning: ``MAJOR.MINOR``. Adding a nullable column is a minor bump (old files stay readable
+with the current schema); renaming, removing or retyping a column is a major bump.
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+import pyarrow as pa
+
+from akhbar.schemas.records import Article, DeadLetter
+
+SCHEMA_VERSION = "1.0"
+_TS = pa.timestamp("us", tz="UTC")
+
+# (name, type, nullable, meaning)
+ARTICLES_COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
+    ("article_id", pa.string(), False, "Stable id: first 32 hex digits of SHA-256 of the canonical URL."),
+    ("url", pa.string(), False, "Canonical URL (tracking parameters, fragment and default port removed)."),
+    ("source_id", pa.string(), False, "Id of the source in the sources file."),
+    ("title", pa.string(), False, "Headline (page metadata, else the feed entry title)."),
+    ("body", pa.string(), False, "Article text as published, paragraphs separated by newlines."),
+    ("published_at", _TS, True, "Publication time in UTC, when a plausible one was found."),
+    ("fetched_at", _TS, False, "When the page was fetched (UTC)."),
+    ("language", pa.string(), False, "ISO 639-1 language detected on the body (und when unknown)."),
+    ("content_hash", pa.string(), False, "SHA-256 (hex) of the normalized body; equal hashes are exact duplicates."),
+    ("duplicate_of", pa.string(), True, "article_id of the first-seen copy when this article is a near-duplicate."),
+    ("topics", pa.list_(pa.string()), False, "Topics the story is about: values from {nato, ukraine}."),
+    ("nato_score", pa.float32(), False, "Classifier score for NATO in 0..1."),
+    ("ukraine_score", pa.float32(), False, "Classifier score for Ukraine in 0..1."),
+    ("schema_version", pa.string(), False, "Version of this schema the row was written with."),
+    ("feed_url", pa.string(), True, "Feed the article was found in."),
+    ("published_source", pa.string(), True, "Where published_at came from: feed, metadata or visible_text."),
+    ("declared_language", pa.string(), True, "Language the page declares (html lang), if any."),
+    ("encoding", pa.string(), True, "Character encoding the page was decoded with."),
+    ("evidence", pa.list_(pa.string()), False, "Classifier evidence: 'topic:term' for each matched lexicon term."),
+    ("run_id", pa.string(), True, "Id of the run that wrote the row."),
+]
+ARTICLES_SCHEMA = pa.schema(
+    [pa.field(n, t, nullable=nl) for n, t, nl, _ in ARTICLES_COLUMNS],
+    metadata={b"akhbar.schema": b"articles", b"akhbar.schema_version": SCHEMA_VERSION.encode()},
+)
+
+DEAD_LETTER_COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
+    ("url", pa.string(), True, "URL of the failed item (article page or feed)."),
+    ("source_id", pa.string(), True, "Source the item belongs to."),
+    ("stage", pa.string(), False, "Pipeline stage that failed: poll, parse_feed, fetch, extract, dedup, classify, write."),
+    ("reason", pa.string(), False, "Stable reason code, e.g. http_404, timeout, empty_body."),
+    ("message", pa.string(), False, "Human-readable explanation."),
+    ("time", _TS, False, "When the failure happened (UTC)."),
+    ("detail", pa.string(), True, "Stack trace or response excerpt."),
+    ("feed_url", pa.string(), True, "Feed the item came from."),
+    ("run_id", pa.string(), True, "Id of the run."),
+    ("schema_version", pa.string(), False, "Schema version."),
+]
+DEAD_LETTER_SCHEMA = pa.schema(
+    [pa.field(n, t, nullable=nl) for n, t, nl, _ in DEAD_LETTER_COLUMNS],
+    metadata={b"akhbar.schema": b"dead_letter", b"akhbar.schema_version": SCHEMA_VERSION.encode()},
+)
+
+
+def article_row(a: Article) -> dict:
+    """The Parquet row for an article (drops in-pipeline fields, adds the schema version)."""
+    return {
+        "article_id": a.article_id,
+        "url": a.url,
+        "source_id": a.source_id,
+        "title": a.title,
+        "body": a.body,
+        "published_at": a.published_at,
+        "fetched_at": a.fetched_at,
+        "language": a.language,
+        "content_hash": a.content_hash,
+        "duplicate_of": a.duplicate_of,
+        "topics": list(a.topics),
+        "nato_score": float(a.nato_score),
+        "ukraine_score": float(a.ukraine_score),
+        "schema_version": SCHEMA_VERSION,
+        "feed_url": a.feed_url,
+        "published_source": a.published_source,
+        "declared_language": a.declared_language,
+        "encoding": a.encoding,
+        "evidence": list(a.evidence),
+        "run_id": a.run_id,
+    }
+
+
+def dead_letter_row(d: DeadLetter) -> dict:
+    row = dataclasses.asdict(d)
+    row["schema_version"] = SCHEMA_VERSION
+    return row
+
+
+def partition_date(a: Article) -> date:
+    """The ``dt`` partition of an article: the UTC day it was fetched (ingestion date).
+
+    Ingestion date rather than publication date keeps old partitions immutable (a run only
+    ever adds to today's partition), which makes compaction and incremental reads safe.
+    ``published_at`` is a column for filtering by publication time.
+    """
+    return a.fetched_at.date()

@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests talk only to servers on 127.0.0.1 started here."""
+from __future__ import annotations
+
+import os
+
+# Never let google-auth or pyarrow's GCS client probe the cloud metadata address.
+os.environ.setdefault("NO_GCE_CHECK", "true")
+for _var in ("GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT"):
+    os.environ.setdefault(_var, "127.0.0.1:9")
+
+import pytest  # noqa: E402
+
+from akhbar.sample.site import SampleSite  # noqa: E402
+from tests.servers import RouteServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample_site():
+    with SampleSite(port=0) as site:
+        yield site
+
+
+@pytest.fixture()
+def server():
+    with RouteServer() as srv:
+        yield srv

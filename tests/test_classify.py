@@ -1,0 +1,322 @@
+"""Tests for the NATO / Ukraine lexicon classifier (self-contained: no evaluation data)."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from akhbar.transforms.classify import TopicResult, classify, load_lexicon
+
+
+@pytest.fixture(scope="module")
+def lex():
+    return load_lexicon()
+
+
+def nato_terms(lex, text, title=""):
+    return classify(title, text, lex).evidence["nato"]
+
+
+def ukraine_terms(lex, text, title=""):
+    return classify(title, text, lex).evidence["ukraine"]
+
+
+# ------------------------------------------------------------------ look-alikes
+
+
+def test_senator_is_not_nato(lex):
+    r = classify("سيناتور جمهوري ينتقد الميزانية", "قال السيناتور إن مجلس الشيوخ سيصوت غدا.", lex)
+    assert r.evidence["nato"] == []
+    assert r.nato_score == 0.0
+    assert "nato" not in r.topics
+
+
+def test_chievo_is_not_kyiv(lex):
+    r = classify("كييفو يخسر أمام يوفنتوس", "سجل يوفنتوس هدفين في مرمى كييفو في الدوري الإيطالي.", lex)
+    assert r.evidence["ukraine"] == []
+    assert r.ukraine_score == 0.0
+
+
+def test_atlantic_alone_is_not_nato(lex):
+    r = classify(
+        "إعصار قوي يضرب سواحل الأطلسي",
+        "تشكل الإعصار في المحيط الأطلسي وتوجه نحو الساحل.\nوقالت الأرصاد إن مياه الأطلسي دافئة.",
+        lex,
+    )
+    assert r.evidence["nato"] == []
+    assert r.nato_score == 0.0
+
+
+def test_atlantic_inside_the_alliance_name_counts(lex):
+    assert nato_terms(lex, "اجتمع وزراء دفاع حلف شمال الأطلسي في بروكسل.") == ["حلف شمال الأطلسي"]
+    assert nato_terms(lex, "وعقد الحلف الأطلسي اجتماعا طارئا.") == ["الحلف الأطلسي"]
+
+
+def test_arab_nato_is_not_nato(lex):
+    r = classify(
+        "واشنطن تسعى إلى ناتو عربي",
+        "تعمل الإدارة الأمريكية على تأسيس الناتو العربي لمواجهة إيران.\n"
+        "ويضم تحالف ناتو عربي دول الخليج ومصر والأردن.",
+        lex,
+    )
+    assert r.evidence["nato"] == []
+    assert "nato" not in r.topics
+
+
+def test_dynamo_kyiv_and_shakhtar_are_not_ukraine(lex):
+    r = classify(
+        "دينامو كييف يفوز على شاختار دونيتسك",
+        "فاز فريق دينامو كييف على شاختار دونيتسك بهدفين في قمة الدوري.",
+        lex,
+    )
+    assert r.evidence["ukraine"] == []
+
+
+def test_football_final_in_kyiv_is_dampened(lex):
+    body = "\n".join(
+        [
+            "يلتقي ريال مدريد مع ليفربول في نهائي دوري أبطال أوروبا لكرة القدم في كييف.",
+            "ويأمل مدرب ليفربول أن يقود لاعبيه إلى الفوز في المباراة.",
+            "ويبحث المنتخب الإسباني عن لاعب جديد قبل كأس العالم.",
+            "وسجل المهاجم هدفا في الشوط الأول من المباراة الأخيرة.",
+        ]
+    )
+    r = classify("ليفربول يستعد لنهائي كييف", body, lex)
+    assert "ukraine" not in r.topics
+
+
+# ------------------------------------------------------------------ clitics and inflection
+
+
+@pytest.mark.parametrize(
+    "sentence, term",
+    [
+        ("أعلن الأمين العام للناتو عن خطة جديدة.", "الناتو"),
+        ("التقى الوزير بالناتو وبحلف شمال الأطلسي.", "الناتو"),
+        ("ودعا والناتو إلى الحوار.", "الناتو"),
+        ("قال ستولتنبرج إن الحلف موحد.", "ستولتنبرج"),
+        ("قمة الناتو المقبلة في لاهاي.", "الناتو"),
+    ],
+)
+def test_nato_clitic_forms(lex, sentence, term):
+    assert term in nato_terms(lex, sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence, term",
+    [
+        ("وصل الوفد بكييف صباح اليوم.", "كييف"),
+        ("قدمت ألمانيا مساعدات لكييف.", "كييف"),
+        ("تضامن الحضور مع والأوكرانيين في محنتهم.", "أوكراني"),
+        ("التقى الرئيس الأوكراني نظيره الفرنسي.", "أوكراني"),
+        ("قالت الحكومة الأوكرانية إن الوضع مستقر.", "أوكراني"),
+        ("وقال الأوكرانيون إنهم سيقاومون.", "أوكراني"),
+        ("وفي أوكرانيا تستمر المعارك.", "أوكرانيا"),
+        ("وصلت المساعدات إلى اوكرانيا.", "أوكرانيا"),
+        ("عبرت السفن مضيق كيرتش.", "مضيق كيرتش"),
+        ("تقدمت القوات في شبه جزيرة القرم.", "شبه جزيرة القرم"),
+        ("استقبل زيلنسكي الوفد.", "زيلنسكي"),
+    ],
+)
+def test_ukraine_clitic_forms(lex, sentence, term):
+    assert term in ukraine_terms(lex, sentence)
+
+
+def test_diacritics_and_tatweel_do_not_matter(lex):
+    assert nato_terms(lex, "اجتمع قادة النـــاتو في بروكسل.") == ["الناتو"]
+    assert ukraine_terms(lex, "زار الوزير أُوكْرَانِيَا.") == ["أوكرانيا"]
+
+
+def test_multiword_longest_match_wins(lex):
+    assert nato_terms(lex, "وقال الأمين العام لحلف شمال الأطلسي إن الحلف مستعد.") == ["حلف شمال الأطلسي"]
+
+
+def test_council_counts_for_both_topics(lex):
+    r = classify("", "اجتمع مجلس الناتو-أوكرانيا في بروكسل.", lex)
+    assert "مجلس الناتو أوكرانيا" in r.evidence["nato"]
+    assert "مجلس الناتو أوكرانيا" in r.evidence["ukraine"]
+
+
+# ------------------------------------------------------------------ scoring
+
+
+def _long_unrelated_story(extra: str = "") -> str:
+    paras = [
+        f"الفقرة رقم {i}: ناقش المجلس البلدي ميزانية الطرق والمدارس والمستشفيات في المدينة."
+        for i in range(20)
+    ]
+    paras[14] = "وفي سياق آخر، كان الوزير قد زار مقر الناتو قبل عامين. " + extra
+    return "\n".join(paras)
+
+
+def test_passing_mention_in_long_story_is_below_threshold(lex):
+    r = classify("المجلس البلدي يقر ميزانية الطرق", _long_unrelated_story(), lex)
+    assert r.evidence["nato"] == ["الناتو"]
+    assert 0 < r.nato_score < lex.thresholds["nato"]
+    assert r.topics == []
+
+
+def test_story_about_nato_and_ukraine_is_both(lex):
+    r = classify(
+        "الناتو يعد أوكرانيا بمزيد من الدعم العسكري",
+        "\n".join(
+            [
+                "قال الأمين العام لحلف شمال الأطلسي إن الحلفاء سيواصلون دعم أوكرانيا.",
+                "وأضاف ستولتنبرغ في مؤتمر صحفي مع زيلينسكي في كييف أن أوكرانيا أقرب إلى الناتو.",
+                "وطلب الرئيس الأوكراني مزيدا من أنظمة الدفاع الجوي.",
+            ]
+        ),
+        lex,
+    )
+    assert r.topics == ["nato", "ukraine"]
+    assert r.nato_score > 0.8 and r.ukraine_score > 0.8
+    # strongest first, deduplicated
+    assert r.evidence["nato"][0] in {"الناتو", "حلف شمال الأطلسي"}
+    assert len(r.evidence["nato"]) == len(set(r.evidence["nato"]))
+    assert set(r.evidence["ukraine"]) >= {"أوكرانيا", "كييف", "زيلينسكي", "أوكراني"}
+    assert r.evidence["ukraine"][0] == "أوكرانيا"
+
+
+def test_title_mention_outweighs_body_mention(lex):
+    body = "\n".join(["نص عام عن الاقتصاد والتجارة والأسواق."] * 10)
+    in_title = classify("الناتو يجتمع", body, lex).nato_score
+    in_body = classify("اجتماع", body + "\nوذكر أن الناتو يجتمع.", lex).nato_score
+    assert in_title > in_body > 0
+
+
+def test_thresholds_override(lex):
+    text = "قال الأمين العام إن الناتو سيجتمع."
+    r = classify("", text, lex, thresholds={"nato": 0.01})
+    assert "nato" in r.topics
+    r = classify("", text, lex, thresholds={"nato": 0.999})
+    assert "nato" not in r.topics
+    with pytest.raises(ValueError, match="unknown topic"):
+        classify("", text, lex, thresholds={"sport": 0.5})
+
+
+def test_empty_input(lex):
+    r = classify("", "", lex)
+    assert r == TopicResult(topics=[], nato_score=0.0, ukraine_score=0.0, evidence={"nato": [], "ukraine": []})
+
+
+def test_lexicon_pickles(lex):
+    again = pickle.loads(pickle.dumps(lex))
+    text = "زار زيلينسكي مقر الناتو."
+    assert classify("", text, again) == classify("", text, lex)
+
+
+_ALPHABET = st.sampled_from(
+    list("ابتثجحخدذرسشصضطظعغفقكلمنهويءآأإؤئىة ًٌٍَُِّْـ\n .،0123456789")
+    + ["الناتو", "كييف", "كييفو", "أوكرانيا", "سيناتور", "الأطلسي", "حلف شمال", " عربي", "دينامو ", "للناتو", "الأوكرانيين"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    title=st.lists(_ALPHABET, max_size=30).map("".join),
+    body=st.one_of(st.text(max_size=400), st.lists(_ALPHABET, max_size=200).map("".join)),
+)
+def test_scores_are_bounded(title, body):
+    lex = load_lexicon()
+    r = classify(title, body, lex)
+    for score in (r.nato_score, r.ukraine_score):
+        assert 0.0 <= score <= 1.0
+    assert set(r.topics) <= {"nato", "ukraine"}
+    assert r.topics == [t for t in ("nato", "ukraine") if t in r.topics]
+    for topic in ("nato", "ukraine"):
+        assert len(r.evidence[topic]) == len(set(r.evidence[topic]))
+        if not r.evidence[topic]:
+            assert getattr(r, f"{topic}_score") == 0.0
+
+
+# ------------------------------------------------------------------ lexicon loading
+
+
+GOOD = """
+topics:
+  nato:
+    entries:
+      - {term: الناتو, kind: org, weight: 1.0}
+  ukraine:
+    entries:
+      - {term: كييف, kind: place, weight: 1.0}
+"""
+
+
+def test_default_lexicon_loads(lex):
+    assert lex.thresholds.keys() == {"nato", "ukraine"}
+    assert lex.source.endswith("lexicon.yaml")
+
+
+def test_custom_lexicon(tmp_path):
+    p = tmp_path / "lex.yaml"
+    p.write_text(GOOD, encoding="utf-8")
+    lx = load_lexicon(str(p))
+    assert lx.thresholds == {"nato": 0.5, "ukraine": 0.5}
+    assert classify("الناتو وكييف", "", lx).topics == ["nato", "ukraine"]
+
+
+@pytest.mark.parametrize(
+    "replace, expected",
+    [
+        ("weight: 1.0}\n  ukraine", r"topics\.nato\.entries\[0\] \(term 'الناتو'\).*weight"),
+        ("kind: org", r"topics\.nato\.entries\[0\] \(term 'الناتو'\).*kind"),
+        ("term: الناتو", r"topics\.nato\.entries\[0\].*'term' must be a non-empty string"),
+    ],
+)
+def test_bad_entry_is_named(tmp_path, replace, expected):
+    bad = {
+        "weight: 1.0}\n  ukraine": "weight: heavy}\n  ukraine",
+        "kind: org": "kind: organisation",
+        "term: الناتو": "term: ''",
+    }[replace]
+    p = tmp_path / "bad.yaml"
+    p.write_text(GOOD.replace(replace, bad), encoding="utf-8")
+    with pytest.raises(ValueError, match=expected) as info:
+        load_lexicon(str(p))
+    assert str(p) in str(info.value)
+
+
+def test_unknown_field_and_duplicate_are_named(tmp_path):
+    p = tmp_path / "typo.yaml"
+    p.write_text(GOOD.replace("weight: 1.0}\n  ukraine", "wieght: 1.0}\n  ukraine"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad|typo") as info:
+        load_lexicon(str(p))
+    assert "الناتو" in str(info.value) and "wieght" in str(info.value)
+
+    p = tmp_path / "dup.yaml"
+    p.write_text(
+        GOOD.replace(
+            "      - {term: كييف, kind: place, weight: 1.0}",
+            "      - {term: كييف, kind: place, weight: 1.0}\n      - {term: كِييف, kind: place, weight: 0.5}",
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"entries\[1\] \(term 'كِييف'\).*duplicates"):
+        load_lexicon(str(p))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("topics: [", "not valid YAML"),
+        ("- a list", "mapping at the top level"),
+        (GOOD.replace("ukraine:", "sport:"), "unknown topic"),
+        (GOOD + "scoring: {k: -1}\n", r"scoring\.k"),
+        (GOOD + "    negative:\n      - {pattern: '{term} {term}'}\n", r"negative\[0\].*at most one"),
+        (GOOD.replace("  ukraine:\n", "  ukraine:\n    threshold: 2\n"), r"ukraine\.threshold"),
+    ],
+)
+def test_bad_file_structure(tmp_path, text, expected):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=expected) as info:
+        load_lexicon(str(p))
+    assert str(p) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="cannot read"):
+        load_lexicon(str(tmp_path / "nope.yaml"))

@@ -1,0 +1,70 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from akhbar.transforms.feeds import FeedError, parse_feed
+
+RSS2 = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>أخبار</title>
+<link>https://ex.com/</link>
+<item><title>الناتو يجتمع</title><link>https://ex.com/a/1?utm_source=rss#top</link>
+<pubDate>Tue, 28 Aug 2018 19:45:11 GMT</pubDate><description>ملخص</description></item>
+<item><title>نسخة مكررة</title><link>https://ex.com/a/1</link></item>
+<item><title>بلا رابط</title></item>
+<item><title>نسبي</title><link>/a/2</link></item>
+<item><title>سيئ</title><link>javascript:void(0)</link></item>
+</channel></rss>"""
+
+RSS1 = """<?xml version="1.0" encoding="utf-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
+ xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel rdf:about="https://ex.com/"><title>المدينة</title><link>https://ex.com/</link><description>x</description>
+<items><rdf:Seq><rdf:li resource="https://ex.com/b/1"/></rdf:Seq></items></channel>
+<item rdf:about="https://ex.com/b/1"><title>كييف</title><link>https://ex.com/b/1</link><dc:date>2022-11-29T08:00:00Z</dc:date></item>
+</rdf:RDF>"""
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>وادي</title>
+<id>urn:x</id><updated>2023-09-28T12:10:00Z</updated>
+<entry><title>زيلينسكي</title><id>urn:1</id><link rel="alternate" href="https://ex.com/c/1"/>
+<published>2023-09-28T12:10:00+03:00</published><updated>2023-09-28T12:10:00Z</updated><summary>s</summary></entry>
+</feed>"""
+
+
+def test_rss2_entries_problems_and_one_candidate_per_url():
+    f = parse_feed(RSS2.encode(), "application/rss+xml", "https://ex.com/feed.xml", "ex")
+    assert f.version == "rss20"
+    assert [c.url for c in f.candidates] == ["https://ex.com/a/1", "https://ex.com/a/2"]
+    c = f.candidates[0]
+    assert c.source_id == "ex" and c.feed_title == "الناتو يجتمع" and c.feed_summary == "ملخص"
+    assert c.feed_published == datetime(2018, 8, 28, 19, 45, 11, tzinfo=timezone.utc)
+    assert c.link == "https://ex.com/a/1?utm_source=rss#top"
+    assert sorted(p.reason for p in f.problems) == ["bad_url", "entry_without_link"]
+
+
+def test_rss1_and_atom():
+    f1 = parse_feed(RSS1.encode(), "application/rdf+xml", "https://ex.com/rdf", "m")
+    assert f1.version == "rss10" and f1.candidates[0].feed_published == datetime(2022, 11, 29, 8, tzinfo=timezone.utc)
+    f2 = parse_feed(ATOM.encode(), None, "https://ex.com/atom", "w")
+    assert f2.version == "atom10" and f2.candidates[0].url == "https://ex.com/c/1"
+    assert f2.candidates[0].feed_published == datetime(2023, 9, 28, 9, 10, tzinfo=timezone.utc)
+
+
+def test_undeclared_windows_1256_feed_is_not_mojibake():
+    body = RSS2.replace(' encoding="utf-8"', "").encode("cp1256")
+    f = parse_feed(body, "text/xml", "https://ex.com/feed.xml", "ex")
+    assert f.candidates[0].feed_title == "الناتو يجتمع"
+
+
+def test_declared_windows_1256_feed():
+    body = RSS2.replace('encoding="utf-8"', 'encoding="windows-1256"').encode("cp1256")
+    assert parse_feed(body, "application/xml", "https://ex.com/f", "ex").candidates[0].feed_title == "الناتو يجتمع"
+
+
+def test_max_entries():
+    assert len(parse_feed(RSS2.encode(), None, "https://ex.com/f", "ex", max_entries=1).candidates) == 1
+
+
+@pytest.mark.parametrize("body", [b"<html><body>not a feed</body></html>", b"", b"\x00\x01garbage"])
+def test_not_a_feed(body):
+    with pytest.raises(FeedError) as e:
+        parse_feed(body, "text/html", "https://ex.com/f", "ex")
+    assert e.value.reason == "feed_parse_error"

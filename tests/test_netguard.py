@@ -1,0 +1,56 @@
+import pytest
+
+from akhbar.transforms.netguard import BlockedAddress, HostGuard, is_public
+
+
+def resolver(table):
+    calls = []
+
+    def resolve(host, port):
+        calls.append(host)
+        return table[host]
+
+    resolve.calls = calls
+    return resolve
+
+
+@pytest.mark.parametrize("addr, public", [
+    ("93.184.216.34", True), ("2606:2800:220:1:248:1893:25c8:1946", True),
+    ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+    ("169.254.169.254", False), ("::1", False), ("fe80::1", False), ("fc00::1", False),
+    ("0.0.0.0", False), ("100.64.0.1", False), ("::ffff:127.0.0.1", False), ("224.0.0.1", False),
+])
+def test_is_public(addr, public):
+    assert is_public(addr) is public
+
+
+def test_guard_blocks_host_resolving_to_private_address_without_contacting_it():
+    res = resolver({"news.example": ["93.184.216.34"], "intranet.example": ["10.0.0.5"],
+                    "rebind.example": ["93.184.216.34", "169.254.169.254"]})
+    g = HostGuard(resolver=res)
+    g.check("news.example", 443)
+    with pytest.raises(BlockedAddress, match="10.0.0.5"):
+        g.check("intranet.example", 80)
+    with pytest.raises(BlockedAddress, match="169.254.169.254"):
+        g.check("rebind.example", 80)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "169.254.169.254", "[::1]", "localhost", "api.localhost"])
+def test_guard_blocks_literal_private_addresses_and_localhost(host):
+    g = HostGuard(resolver=resolver({}))
+    with pytest.raises(BlockedAddress):
+        g.check(host, 80)
+
+
+def test_allow_private_hosts_skips_resolution():
+    res = resolver({})
+    HostGuard(allow_private=True, resolver=res).check("10.0.0.5", 80)
+    assert res.calls == []
+
+
+def test_guard_caches_public_answers():
+    res = resolver({"news.example": ["93.184.216.34"]})
+    g = HostGuard(resolver=res)
+    g.check("news.example", 443)
+    g.check("NEWS.example", 443)
+    assert res.calls == ["news.example"]

@@ -1,0 +1,382 @@
+"""Publication dates for Arabic news pages.
+
+Everything here is pure (no I/O, no clock reads): callers pass ``now`` explicitly.
+
+* :func:`parse_arabic_date` finds the first date written in visible Arabic text, in any of
+  the three Gregorian month-name families used in the Arab world (Levantine/Iraqi Syriac
+  names, Egyptian/Gulf names borrowed from European languages, Maghrebi names borrowed
+  from French, plus the Moroccan variants), or in numeric form (``15/10/2025``,
+  ``2025-10-15``), with an optional time before or after it.
+* :func:`parse_feed_date` turns what feedparser gives (``*_parsed`` struct_time, or the raw
+  RFC-822 / ISO-8601 string) into an aware UTC datetime.
+* :func:`plausible` and :func:`choose_published` pick the date to store from candidates
+  coming from several sources, in priority order.
+
+All returned datetimes are timezone-aware and in UTC. A time written without an offset is
+taken to be UTC, because Arabic pages almost never say which zone they mean.
+"""
+from __future__ import annotations
+
+import calendar
+import email.utils
+import re
+import time
+import unicodedata
+from datetime import UTC, date, datetime, timedelta, timezone
+
+__all__ = [
+    "EARLIEST",
+    "MONTHS",
+    "choose_published",
+    "parse_arabic_date",
+    "parse_feed_date",
+    "plausible",
+]
+
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+
+# ---------------------------------------------------------------------------------------
+# Folding. Dates are searched in a folded copy of the text, so one spelling per month
+# suffices in the tables below: hamza-carrying alefs become bare alef, ta marbuta becomes
+# heh, alef maqsura and Farsi yeh become yeh, keheh becomes kaf, and both kinds of
+# Eastern digits become ASCII. Diacritics, tatweel and invisible controls are dropped.
+# ---------------------------------------------------------------------------------------
+_FOLD = {
+    0x0623: "\u0627",  # أ
+    0x0625: "\u0627",  # إ
+    0x0622: "\u0627",  # آ
+    0x0671: "\u0627",  # ٱ
+    0x0629: "\u0647",  # ة -> ه
+    0x0649: "\u064a",  # ى -> ي
+    0x06CC: "\u064a",  # ی -> ي
+    0x06A9: "\u0643",  # ک -> ك
+    0x066B: ".",  # Arabic decimal separator
+    0xFF1A: ":",  # fullwidth colon
+}
+_FOLD |= {0x0660 + i: str(i) for i in range(10)}
+_FOLD |= {0x06F0 + i: str(i) for i in range(10)}
+_FOLD |= {c: None for c in range(0x064B, 0x0660)}  # harakat
+_FOLD |= {c: None for c in (0x0670, 0x0640, 0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F,
+                            0x2060, 0xFEFF, 0x00AD)}
+_FOLD |= {c: None for c in range(0x202A, 0x202F)}  # embedding / override controls
+_FOLD |= {c: None for c in range(0x2066, 0x206A)}  # isolates
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).translate(_FOLD)
+
+
+# Arabic letters after folding (used for whole-word lookarounds; ``\b`` is useless here
+# because digits and Arabic letters are both ``\w``).
+_L = "\u0621-\u063a\u0641-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff\u0750-\u077f"
+
+# ---------------------------------------------------------------------------------------
+# Month names, written in folded form. Several spellings may map to one month; the same
+# spelling may appear in two families (مارس, سبتمبر ...), which is harmless.
+# ---------------------------------------------------------------------------------------
+MONTHS: dict[str, dict[int, tuple[str, ...]]] = {
+    # Levantine / Iraqi (Syriac-derived names).
+    "levant": {
+        1: ("كانون الثاني", "كانون ثاني"),
+        2: ("شباط",),
+        3: ("اذار",),
+        4: ("نيسان",),
+        5: ("ايار",),
+        6: ("حزيران",),
+        7: ("تموز",),
+        8: ("اب",),
+        9: ("ايلول",),
+        10: ("تشرين الاول", "تشرين اول"),
+        11: ("تشرين الثاني", "تشرين ثاني"),
+        12: ("كانون الاول", "كانون اول"),
+    },
+    # Egypt, Sudan, the Gulf (names taken from Latin/English).
+    "egypt": {
+        1: ("يناير",),
+        2: ("فبراير",),
+        3: ("مارس",),
+        4: ("ابريل",),
+        5: ("مايو",),
+        6: ("يونيو", "يونيه"),
+        7: ("يوليو", "يوليه"),
+        8: ("اغسطس",),
+        9: ("سبتمبر",),
+        10: ("اكتوبر",),
+        11: ("نوفمبر",),
+        12: ("ديسمبر",),
+    },
+    # Algeria, Tunisia (names taken from French).
+    "maghreb": {
+        1: ("جانفي", "جانفيه"),
+        2: ("فيفري", "فيفريه"),
+        3: ("مارس",),
+        4: ("افريل",),
+        5: ("ماي",),
+        6: ("جوان",),
+        7: ("جويليه", "جوليه"),
+        8: ("اوت",),
+        9: ("سبتمبر",),
+        10: ("اكتوبر",),
+        11: ("نوفمبر",),
+        12: ("ديسمبر",),
+    },
+    # Morocco, Mauritania (a mix of Spanish/French-derived names).
+    "morocco": {
+        1: ("يناير",),
+        2: ("فبراير",),
+        3: ("مارس",),
+        4: ("ابريل",),
+        5: ("ماي",),
+        6: ("يونيو",),
+        7: ("يوليوز",),
+        8: ("غشت",),
+        9: ("شتنبر",),
+        10: ("اكتوبر",),
+        11: ("نونبر",),
+        12: ("دجنبر",),
+    },
+}
+
+_MONTH_BY_NAME: dict[str, int] = {}
+for _family in MONTHS.values():
+    for _num, _names in _family.items():
+        for _name in _names:
+            _MONTH_BY_NAME[_name] = _num
+
+
+def _month_alternation() -> str:
+    # Longest first, so "كانون الثاني" wins over any shorter prefix; spaces inside a name
+    # match any run of whitespace.
+    names = sorted(_MONTH_BY_NAME, key=len, reverse=True)
+    return "|".join(r"\s+".join(map(re.escape, n.split())) for n in names)
+
+
+_MONTH = rf"(?<![{_L}])(?:{_month_alternation()})(?![{_L}])"
+
+
+def _time(p: str) -> str:
+    """A clock time with named groups prefixed by ``p`` (optionally with AM/PM and zone)."""
+    return (
+        rf"(?:الساعه\s*)?"
+        rf"(?<!\d)(?P<{p}H>[01]?\d|2[0-3]):(?P<{p}M>[0-5]\d)(?::(?P<{p}S>[0-5]\d)(?:\.\d+)?)?(?!\d)"
+        rf"(?:\s*(?P<{p}ampm>صباحا|مساء|ظهرا|ص|م|[AaPp]\.?[Mm]\.?)(?![{_L}A-Za-z]))?"
+        rf"(?:\s*(?P<{p}tz>Z|(?:GMT|UTC)\s*[+-]\d{{1,2}}(?::?\d{{2}})?|[+-]\d{{2}}:?\d{{2}}|GMT|UTC)"
+        rf"(?![A-Za-z\d/.\-]))?"
+    )
+
+
+# Separator between a date and a time: spaces with at most one dash/bar/comma/bullet.
+_SEP = r"\s*[-\u2013\u2014|\u060c,\u2022\u00b7]?\s*"
+_YEAR = r"(?P<y>(?:19|20)\d{2})(?!\d)"
+_BEFORE = rf"(?:{_time('b')}{_SEP})?"
+_AFTER = rf"(?:{_SEP}(?:T)?{_time('a')})?"
+_CE = rf"(?:\s*م(?![{_L}]))?"  # "2022م": the year is marked as Gregorian
+
+# "29 تشرين الثاني 2022", "29 تشرين الثاني/نوفمبر 2022", "5 من شهر مايو، 2024م - 10:30"
+_TEXT_RE = re.compile(
+    _BEFORE
+    + r"(?<!\d)(?P<d>[0-3]?\d)(?!\d)\s*(?:من\s+)?(?:شهر\s+)?"
+    + rf"(?P<m>{_MONTH})"
+    + rf"(?:\s*[/(\-]\s*{_MONTH}\s*\)?)?"
+    + r"\s*[,\u060c]?\s*"
+    + _YEAR
+    + _CE
+    + _AFTER
+)
+# Month first, as some localized CMS templates print it: "مايو 5, 2024", "نوفمبر 29 2022"
+_MDY_TEXT_RE = re.compile(
+    _BEFORE
+    + rf"(?P<m>{_MONTH})\s*(?P<d>[0-3]?\d)(?!\d)\s*[,\u060c]?\s*"
+    + _YEAR
+    + _CE
+    + _AFTER
+)
+# "15/10/2025", "15-10-2025", "15.10.2025" (day first, as on Arabic sites)
+_DMY_RE = re.compile(
+    _BEFORE
+    + r"(?<![\d/.\-])(?P<d>[0-3]?\d)(?P<sep>[/.\-])(?P<m>[01]?\d)(?P=sep)"
+    + _YEAR
+    + r"(?![/.\-]\d)"
+    + _CE
+    + _AFTER
+)
+# "2025-10-15", "2025/10/15", "2025-10-15T10:30:00Z"
+_YMD_RE = re.compile(
+    _BEFORE
+    + r"(?<![\d/.\-])(?P<y>(?:19|20)\d{2})(?P<sep>[/.\-])(?P<m>[01]?\d)(?P=sep)(?P<d>[0-3]?\d)(?![\d/.\-]\d|\d)"
+    + _CE
+    + _AFTER
+)
+
+_PM = {"م", "مساء", "pm", "p.m.", "p.m", "pm."}
+_AM = {"ص", "صباحا", "am", "a.m.", "a.m", "am."}
+
+
+def _offset(tz: str | None) -> timezone:
+    if not tz:
+        return UTC
+    s = re.sub(r"\s+|GMT|UTC", "", tz)
+    if s in ("", "Z"):
+        return UTC
+    m = re.fullmatch(r"([+-])(\d{1,2})(?::?(\d{2}))?", s)
+    if not m:
+        return UTC
+    hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+    if hours > 14 or minutes > 59:
+        return UTC
+    delta = timedelta(hours=hours, minutes=minutes)
+    return timezone(-delta if m.group(1) == "-" else delta)
+
+
+def _clock(m: re.Match[str]) -> tuple[int, int, int, timezone]:
+    """Hour, minute, second and zone from whichever time group matched (after wins)."""
+    for p in ("a", "b"):
+        if m.group(f"{p}H") is not None:
+            h, mi, s = int(m.group(f"{p}H")), int(m.group(f"{p}M")), int(m.group(f"{p}S") or 0)
+            ampm = (m.group(f"{p}ampm") or "").lower()
+            if ampm in _PM and h < 12:
+                h += 12
+            elif ampm in _AM and h == 12:
+                h = 0
+            return h, mi, s, _offset(m.group(f"{p}tz"))
+    return 0, 0, 0, UTC
+
+
+def _build(m: re.Match[str], *, month_is_name: bool, allow_swap: bool) -> datetime | None:
+    y, d = int(m.group("y")), int(m.group("d"))
+    if month_is_name:
+        mo = _MONTH_BY_NAME[" ".join(m.group("m").split())]
+    else:
+        mo = int(m.group("m"))
+        if allow_swap and mo > 12 and 1 <= d <= 12:
+            d, mo = mo, d  # an American month/day/year slipped in
+    if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1]):
+        return None
+    h, mi, s, tz = _clock(m)
+    return datetime(y, mo, d, h, mi, s, tzinfo=tz).astimezone(UTC)
+
+
+_PATTERNS = (
+    (_TEXT_RE, True, False),
+    (_MDY_TEXT_RE, True, False),
+    (_DMY_RE, False, True),
+    (_YMD_RE, False, False),
+)
+
+
+def parse_arabic_date(text: str) -> datetime | None:
+    """The first date visible in ``text``, as an aware UTC datetime, or ``None``.
+
+    Accepts Arabic month names from all families (with or without hamza, ة or ه), Western,
+    Arabic-Indic or Persian digits, an optional weekday (ignored), and an optional time
+    just before or after the date. Numeric dates are read day/month/year unless they start
+    with the year; an impossible d/m/y (``10/15/2025``) is retried as m/d/y.
+    """
+    if not text or not isinstance(text, str):
+        return None
+    s = _fold(text)
+    best: tuple[int, int, datetime] | None = None
+    for rx, by_name, swap in _PATTERNS:
+        for m in rx.finditer(s):
+            if best is not None and m.start() >= best[0]:
+                break
+            dt = _build(m, month_is_name=by_name, allow_swap=swap)
+            if dt is not None:
+                best = (m.start(), -(m.end() - m.start()), dt)
+                break
+    return best[2] if best else None
+
+
+# ---------------------------------------------------------------------------------------
+# Choosing among candidates
+# ---------------------------------------------------------------------------------------
+def _as_utc(dt: datetime | date) -> datetime:
+    if not isinstance(dt, datetime):
+        dt = datetime(dt.year, dt.month, dt.day)
+    if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def plausible(
+    dt: datetime | None,
+    *,
+    now: datetime,
+    earliest: datetime = EARLIEST,
+    max_future: timedelta = timedelta(days=1),
+) -> bool:
+    """True when ``dt`` lies between ``earliest`` and ``now + max_future`` (naive = UTC)."""
+    if dt is None or not isinstance(dt, date):
+        return False
+    try:
+        return _as_utc(earliest) <= _as_utc(dt) <= _as_utc(now) + max_future
+    except (OverflowError, ValueError):
+        return False
+
+
+def _new_year_midnight(dt: datetime) -> bool:
+    return (dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond) == (1, 1, 0, 0, 0, 0)
+
+
+def choose_published(
+    candidates: list[tuple[str, datetime | None]], *, now: datetime
+) -> tuple[datetime | None, str | None]:
+    """First plausible candidate (in UTC) and its source name, or ``(None, None)``.
+
+    ``candidates`` are ``(source, datetime)`` pairs in priority order. A ``"metadata"``
+    value of exactly 1 January 00:00 is what trafilatura reports when all it could read
+    was the year (typical when the page spells the month in Arabic); such a value yields
+    to any later plausible candidate from the same year, and is kept only otherwise.
+    """
+    good = [(name, _as_utc(dt)) for name, dt in candidates if plausible(dt, now=now)]
+    for i, (name, dt) in enumerate(good):
+        if name == "metadata" and _new_year_midnight(dt):
+            for later_name, later in good[i + 1:]:
+                if later.year == dt.year and not (later_name == "metadata" and _new_year_midnight(later)):
+                    return later, later_name
+        return dt, name
+    return None, None
+
+
+# ---------------------------------------------------------------------------------------
+# Feed dates
+# ---------------------------------------------------------------------------------------
+_DIGITS_ONLY = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
+
+
+def parse_feed_date(value) -> datetime | None:
+    """Aware UTC datetime from a feedparser ``*_parsed`` struct_time or a date string.
+
+    Strings may be ISO 8601 (``2025-10-15T10:30:00+03:00``, ``Z``, date only), RFC 822
+    (``Wed, 15 Oct 2025 10:30:00 +0300``) or, as some Arabic feeds do, Arabic text handled
+    by :func:`parse_arabic_date`. Returns ``None`` on anything unusable; never raises.
+    """
+    try:
+        if value is None:
+            return None
+        if isinstance(value, date):
+            return _as_utc(value)
+        if isinstance(value, time.struct_time) or (
+            isinstance(value, tuple) and len(value) >= 6 and all(isinstance(v, int) for v in value[:6])
+        ):
+            y, mo, d, h, mi, s = (int(v) for v in value[:6])
+            return datetime(y, mo, d, h, mi, min(s, 59), tzinfo=UTC)
+        if not isinstance(value, str):
+            return None
+        s = unicodedata.normalize("NFKC", value).translate(_DIGITS_ONLY).strip()
+        if not s:
+            return None
+        if re.match(r"\d{4}-\d{2}-\d{2}", s):
+            try:
+                return _as_utc(datetime.fromisoformat(s))
+            except ValueError:
+                pass
+        try:
+            dt = email.utils.parsedate_to_datetime(s)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            dt = None
+        if dt is not None:
+            return _as_utc(dt)
+        return parse_arabic_date(value)
+    except Exception:  # noqa: BLE001 - feed input is arbitrary; the contract is "never raises"
+        return None

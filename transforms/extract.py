@@ -1,0 +1,227 @@
+"""Article extraction: trafilatura plus an Arabic-aware cleanup, dates and language.
+
+The page is parsed once into an lxml tree; trafilatura, the language attribute and the
+visible-date search all read that one tree.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import trafilatura
+from lxml import html as lxml_html
+
+from akhbar.transforms.arabic import tokens
+from akhbar.transforms.dates import choose_published, parse_arabic_date, parse_feed_date
+from akhbar.transforms.language import detect_language, normalize_lang_tag
+
+MIN_BODY_WORDS = 25
+
+# A line that opens an in-body block of links to other stories; the block is dropped.
+_READ_ALSO = re.compile(
+    r"^\s*(?:[•\-–*]\s*)?(?:[اإأآ]قرأ\s+(?:[اأ]يض[اًا]+|المزيد)|مقالات\s+(?:مشابهة|ذات\s+صلة)|مواضيع\s+ذات\s+صلة|"
+    r"[اأ]خبار\s+ذات\s+صلة|ذات\s+صلة|[اأ]خبار\s+متعلقة|المزيد\s+من\s+[اأ]خبار|شاهد\s+[اأ]يض[اًا]+|"
+    r"[اأ]قر[اأ]\s+[اأ]يض[اًا]+)\s*[:：.]?\s*$"
+)
+# Whole lines that are page furniture, not article text.
+_FURNITURE = re.compile(
+    r"^\s*(?:مشاركة\s+عبر\s*:?.*|شارك(?:\s+هذا\s+المقال)?\s*:?.{0,40}|تابعونا\s+على.{0,60}|"
+    r"اشترك\s+في\s+النشرة.{0,80}|الرجاء\s+الانتظار\.*|يرجى\s+الانتظار\.*|الوسوم\s*:.{0,120}|"
+    r"جميع\s+الحقوق\s+محفوظة.{0,120}|لا\s+توجد\s+تعليقات.{0,60}|Main Logo|Article Image)\s*$"
+)
+_SENTENCE_END = re.compile(r"[.!؟?۔…»\"”]\s*$")
+
+
+class ExtractError(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Extracted:
+    title: str
+    body: str
+    published_at: datetime | None
+    published_source: str | None
+    language: str
+    declared_language: str | None
+
+
+def _headline_like(line: str) -> bool:
+    """Short and not closed by a full stop: a linked title ("!" and "؟" end headlines too)."""
+    return len(line) <= 160 and not line.rstrip().rstrip("\"'”»)]").endswith((".", "۔", "…", ":"))
+
+
+def _text_len(el) -> int:
+    return len("".join(el.itertext()).strip())
+
+
+def prune_link_lists(tree) -> int:
+    """Remove lists whose every item is a link (related-stories lists); return how many.
+
+    A list of two or more items, each of which is (almost) all link text, lists other
+    stories; prose lists with a link in them are kept.
+    """
+    removed = 0
+    for lst in list(tree.iter("ul", "ol")):
+        items = [li for li in lst if getattr(li, "tag", None) == "li"]
+        if len(items) < 2:
+            continue
+        if all(_text_len(li) and sum(_text_len(a) for a in li.iter("a")) >= 0.8 * _text_len(li) for li in items):
+            if lst.getparent() is not None:
+                lst.drop_tree()  # removes the element, keeps the text that follows it
+                removed += 1
+    return removed
+
+
+def _table_row(line: str) -> str | None:
+    """A layout-table row as trafilatura renders it ("| a | b |"): its text if any cell is
+    prose, ``None`` if every cell is furniture or a short caption (layout, not content)."""
+    cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+    keep = [c for c in cells if c and not _FURNITURE.match(c) and len(c.split()) > 4]
+    return " ".join(keep) if keep else None
+
+
+def clean_body(text: str, title: str | None = None) -> str:
+    """Remove in-body boilerplate from extracted text, keeping every real paragraph.
+
+    A "read also" / "related articles" marker line is dropped with the run of headline-like
+    lines that follows it (the linked titles); the text after that run is kept. Share,
+    follow, newsletter and "please wait" lines are dropped wherever they stand, and so is a
+    first line that repeats the headline. Rows of layout tables keep only their prose cells.
+    """
+    lines = [ln.strip() for ln in text.split("\n")]
+    out: list[str] = []
+    skipping = False
+    norm_title = " ".join(tokens(title)) if title else None
+    for line in lines:
+        if line.startswith("|") and line.endswith("|"):
+            line = _table_row(line) or ""
+        if not line:
+            continue
+        if not out and norm_title and " ".join(tokens(line)) == norm_title:
+            continue
+        if _READ_ALSO.match(line):
+            skipping = True
+            continue
+        if skipping:
+            if _headline_like(line) or line.startswith(("•", "-", "–")):
+                continue
+            skipping = False
+        if _FURNITURE.match(line):
+            continue
+        out.append(line)
+    # a dateline ("19 فبراير 2018 - 14:03 بتوقيت غرينتش") opening or closing the text
+    edges = {0, 1, len(out) - 1} if len(out) > 2 else set()
+    return "\n".join(line for i, line in enumerate(out) if i not in edges or not _is_dateline(line))
+
+
+def _is_dateline(line: str) -> bool:
+    return len(line.split()) <= 10 and not _SENTENCE_END.search(line) and parse_arabic_date(line) is not None
+
+
+_META_DATE_KEYS = (
+    "article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate",
+    "publish-date", "publish_date", "dc.date.issued", "dc.date", "dcterms.created", "sailthru.date",
+    "parsely-pub-date", "date",
+)
+
+
+def _json_ld_dates(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["datePublished"]] if isinstance(node.get("datePublished"), str) else []
+        for v in node.values():
+            if isinstance(v, (dict, list)):
+                found += _json_ld_dates(v)
+        return found
+    if isinstance(node, list):
+        return [d for item in node for d in _json_ld_dates(item)]
+    return []
+
+
+def metadata_date(tree) -> datetime | None:
+    """Publication time declared by the page: meta tags, JSON-LD, then ``<time datetime>``.
+
+    Read directly, with the time of day, rather than trafilatura's day-precision date.
+    """
+    metas = {}
+    for m in tree.iter("meta"):
+        key = (m.get("property") or m.get("name") or m.get("itemprop") or "").strip().lower()
+        if key in _META_DATE_KEYS and m.get("content") and key not in metas:
+            metas[key] = m.get("content")
+    for key in _META_DATE_KEYS:
+        if key in metas and (dt := parse_feed_date(metas[key])):
+            return dt
+    for script in tree.iter("script"):
+        if (script.get("type") or "").strip().lower() == "application/ld+json" and script.text:
+            try:
+                data = json.loads(script.text)
+            except ValueError:
+                continue
+            for value in _json_ld_dates(data):
+                if dt := parse_feed_date(value):
+                    return dt
+    for t in tree.iter("time"):
+        if t.get("datetime") and (dt := parse_feed_date(t.get("datetime"))):
+            return dt
+    return None
+
+
+def _visible_text(tree) -> str:
+    body = tree.find(".//body")
+    node = body if body is not None else tree
+    return " ".join(node.itertext())[:20000]
+
+
+def extract(html: str, url: str, *, feed_title: str | None = None, feed_published: datetime | None = None,
+            now: datetime | None = None, min_words: int = MIN_BODY_WORDS) -> Extracted:
+    """Extract title, clean body, publication date and language from a page.
+
+    Raises :class:`ExtractError` with reason ``unparsable_html`` or ``empty_body``.
+    """
+    now = now or datetime.now(timezone.utc)
+    try:
+        tree = lxml_html.document_fromstring(html)
+    except (ValueError, lxml_html.etree.ParserError) as e:
+        raise ExtractError("unparsable_html", f"cannot parse HTML: {e}") from e
+    declared = normalize_lang_tag(tree.get("lang") or tree.get("xml:lang"))
+    visible = _visible_text(tree)
+    declared_date = metadata_date(tree)
+    # trafilatura prunes the tree it is given: hand it a copy so our reads above stay valid.
+    work = copy.deepcopy(tree)
+    prune_link_lists(work)
+    doc = trafilatura.bare_extraction(
+        work, url=url, with_metadata=True, include_comments=False, include_tables=True,
+        deduplicate=False, favor_precision=False,
+        # no extensive search: it picks dates out of links to other stories
+        date_extraction_params={"extensive_search": False, "original_date": True},
+    )
+    raw = (doc.text if doc is not None else "") or ""
+    title = ((doc.title if doc is not None else None) or feed_title or "").strip()
+    body = clean_body(raw, title)
+    n_words = len(tokens(body, normalized=True))
+    if n_words < min_words:
+        raise ExtractError("empty_body", f"extracted {n_words} words (< {min_words}) from {url}")
+    meta_date = None
+    if doc is not None and doc.date:
+        try:
+            meta_date = datetime.fromisoformat(doc.date).replace(tzinfo=timezone.utc)
+        except ValueError:
+            meta_date = None
+    published, published_source = choose_published(
+        [("feed", feed_published), ("metadata", declared_date), ("metadata", meta_date),
+         ("visible_text", parse_arabic_date(visible))],
+        now=now,
+    )
+    return Extracted(
+        title=title,
+        body=body,
+        published_at=published,
+        published_source=published_source,
+        language=detect_language(body, declared),
+        declared_language=declared,
+    )

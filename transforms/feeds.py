@@ -1,0 +1,121 @@
+"""Feed parsing: bytes in, candidates out (RSS 2.0, RSS 1.0/RDF and Atom through feedparser)."""
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import feedparser
+
+from akhbar.schemas.records import Candidate
+from akhbar.transforms.http import decode_document, header_charset
+from akhbar.transforms.urls import BadURL, article_id, canonical_url
+
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>", re.S)
+
+
+@dataclass(frozen=True)
+class FeedProblem:
+    link: str | None
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    version: str
+    title: str | None
+    candidates: list[Candidate]
+    problems: list[FeedProblem]
+
+
+class FeedError(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _to_utf8(body: bytes, content_type: str | None) -> bytes:
+    """Hand feedparser bytes it will decode correctly.
+
+    feedparser trusts the XML declaration and falls back to guesses that turn an undeclared
+    windows-1256 feed into mojibake. When neither the header nor the document declares an
+    encoding and the bytes are not UTF-8, decode them ourselves and pass UTF-8 on.
+    """
+    if header_charset(content_type) or re.match(rb"^\s*<\?xml[^>]*encoding", body[:200]):
+        return body
+    try:
+        body.decode("utf-8")
+        return body
+    except UnicodeDecodeError:
+        text, _ = decode_document(body, None)
+        return b'<?xml version="1.0" encoding="utf-8"?>' + _XML_DECL.sub(b"", text.encode("utf-8"), count=1)
+
+
+def _entry_time(entry) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        st = entry.get(key)
+        if st:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(st), tz=timezone.utc)
+            except (OverflowError, ValueError, TypeError):
+                continue
+    return None
+
+
+def _entry_link(entry) -> str | None:
+    link = entry.get("link")
+    if link:
+        return link
+    for ln in entry.get("links") or []:
+        if ln.get("rel", "alternate") == "alternate" and ln.get("href"):
+            return ln["href"]
+    guid = entry.get("id")
+    if guid and str(guid).startswith(("http://", "https://")):
+        return guid
+    return None
+
+
+def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: str,
+               max_entries: int | None = None) -> ParsedFeed:
+    """Parse a feed document into candidates; raise :class:`FeedError` if it is not a feed.
+
+    Entries without a usable link become problems (dead letters), not silent drops. The
+    same canonical URL listed twice in one feed yields one candidate.
+    """
+    parsed = feedparser.parse(
+        _to_utf8(body, content_type),
+        response_headers={"content-type": content_type or "application/xml"},
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    if not parsed.entries and (parsed.get("bozo") or not parsed.get("version")):
+        exc = parsed.get("bozo_exception")
+        raise FeedError("feed_parse_error", f"not a parsable feed: {exc or 'no entries and no feed version'}")
+    candidates: list[Candidate] = []
+    problems: list[FeedProblem] = []
+    seen: set[str] = set()
+    for entry in parsed.entries:
+        link = _entry_link(entry)
+        if not link:
+            problems.append(FeedProblem(None, "entry_without_link",
+                                        f"entry {entry.get('title') or entry.get('id') or '?'!r} has no link"))
+            continue
+        try:
+            url = canonical_url(link, feed_url if not link.startswith(("http://", "https://")) else None)
+        except BadURL as e:
+            problems.append(FeedProblem(link, "bad_url", str(e)))
+            continue
+        if url in seen:
+            continue
+        seen.add(url)
+        candidates.append(Candidate(
+            source_id=source_id, feed_url=feed_url, link=link, url=url, article_id=article_id(url),
+            feed_title=(entry.get("title") or "").strip() or None,
+            feed_summary=(entry.get("summary") or "").strip() or None,
+            feed_published=_entry_time(entry),
+        ))
+        if max_entries and len(candidates) >= max_entries:
+            break
+    return ParsedFeed(parsed.get("version") or "unknown", parsed.feed.get("title"), candidates, problems)

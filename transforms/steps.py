@@ -1,0 +1,283 @@
+"""Thin Beam DoFns around the pure functions of this package.
+
+Every step derives from :class:`Step`: it counts what it does and turns every failure of an
+element into a dead-letter record on the ``dead_letter`` output (never a silent drop, never a
+crashed pipeline). Settings arrive as constructor arguments, never from globals.
+"""
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
+
+from akhbar.schemas.records import Article, Candidate, DeadLetter, Page, Source
+from akhbar.transforms.classify import classify, load_lexicon
+from akhbar.transforms.dedup import MinHasher, NearDupConfig, assign_near_duplicates, content_hash
+from akhbar.transforms.extract import ExtractError, extract
+from akhbar.transforms.feeds import FeedError, parse_feed
+from akhbar.transforms.http import FEED_TYPES, HTML_TYPES, FetchConfig, FetchError, Fetcher, decode_document
+from akhbar.transforms.netguard import HostGuard
+from akhbar.transforms.state import PriorState
+
+DEAD = "dead_letter"
+NAMESPACE = "akhbar"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Step(beam.DoFn):
+    """Base of every step: counters and dead letters built in."""
+
+    stage = "step"
+
+    def __init__(self, run_id: str | None = None):
+        self.run_id = run_id
+
+    def count(self, name: str, n: int = 1) -> None:
+        Metrics.counter(NAMESPACE, f"{self.stage}.{name}").inc(n)
+
+    def dead(self, *, url: str | None, source_id: str | None, reason: str, message: str,
+             detail: str | None = None, feed_url: str | None = None) -> pvalue.TaggedOutput:
+        self.count(f"dead.{reason}")
+        return pvalue.TaggedOutput(DEAD, DeadLetter(
+            url=url, source_id=source_id, stage=self.stage, reason=reason, message=message[:2000],
+            time=utcnow(), detail=detail[:20000] if detail else None, feed_url=feed_url, run_id=self.run_id,
+        ))
+
+    def crashed(self, *, url: str | None, source_id: str | None, exc: BaseException,
+                feed_url: str | None = None) -> pvalue.TaggedOutput:
+        """An unexpected exception: recorded with its stack, the element is not lost."""
+        return self.dead(url=url, source_id=source_id, reason="internal_error",
+                         message=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc(), feed_url=feed_url)
+
+
+def _fetcher(fetch_config: FetchConfig, allow_private: bool) -> Fetcher:
+    return Fetcher(fetch_config, HostGuard(allow_private=allow_private))
+
+
+class PollFeed(Step):
+    """(Source, feed URL) → Candidate for each entry; feed failures → dead letters."""
+
+    stage = "poll"
+
+    def __init__(self, fetch_config: FetchConfig, allow_private: bool, run_id: str | None = None):
+        super().__init__(run_id)
+        self.fetch_config = fetch_config
+        self.allow_private = allow_private
+
+    def setup(self):
+        self.fetcher = _fetcher(self.fetch_config, self.allow_private)
+
+    def process(self, element: tuple[Source, str]):
+        source, feed_url = element
+        try:
+            resp = self.fetcher.fetch(feed_url, accept="application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
+        except FetchError as e:
+            yield self.dead(url=feed_url, source_id=source.id, reason=e.reason, message=str(e), feed_url=feed_url)
+            return
+        except Exception as e:  # noqa: BLE001 - recorded, not swallowed
+            yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
+            return
+        self.count("feeds_fetched")
+        ctype = (resp.content_type or "").lower()
+        if ctype and not any(t in ctype for t in FEED_TYPES):
+            yield self.dead(url=feed_url, source_id=source.id, reason="unsupported_content_type",
+                            message=f"feed served as {resp.content_type}", feed_url=feed_url)
+            return
+        try:
+            parsed = parse_feed(resp.body, resp.content_type, resp.final_url, source.id,
+                                max_entries=source.max_articles_per_poll)
+        except FeedError as e:
+            yield self.dead(url=feed_url, source_id=source.id, reason=e.reason, message=str(e),
+                            detail=resp.body[:2000].decode("utf-8", "replace"), feed_url=feed_url)
+            return
+        except Exception as e:  # noqa: BLE001
+            yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
+            return
+        for problem in parsed.problems:
+            yield self.dead(url=problem.link, source_id=source.id, reason=problem.reason,
+                            message=problem.message, feed_url=feed_url)
+        self.count("entries", len(parsed.candidates))
+        yield from parsed.candidates
+
+
+class FetchPages(Step):
+    """Candidate → Page; fetches up to ``concurrency`` pages at once so waiting on the network
+    does not idle the worker."""
+
+    stage = "fetch"
+
+    def __init__(self, fetch_config: FetchConfig, allow_private: bool, concurrency: int = 8,
+                 run_id: str | None = None):
+        super().__init__(run_id)
+        self.fetch_config = fetch_config
+        self.allow_private = allow_private
+        self.concurrency = max(1, concurrency)
+
+    def setup(self):
+        self.fetcher = _fetcher(self.fetch_config, self.allow_private)
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="akhbar-fetch")
+
+    def teardown(self):
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def start_bundle(self):
+        self.buffer: list[tuple[Candidate, object, object]] = []
+
+    def process(self, element: Candidate, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+        self.buffer.append((element, timestamp, window))
+        if len(self.buffer) >= self.concurrency * 4:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        yield from self._flush()
+
+    def _flush(self) -> Iterable:
+        """Fetch the buffered candidates concurrently; outputs keep their own element's window."""
+        batch, self.buffer = self.buffer, []
+        results = self.pool.map(lambda item: list(self.fetch_one(item[0])), batch)
+        for (_, ts, win), outputs in zip(batch, results):
+            for out in outputs:
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, ts, [win]))
+                else:
+                    yield WindowedValue(out, ts, [win])
+
+    def fetch_one(self, c: Candidate) -> Iterable:
+        try:
+            resp = self.fetcher.fetch(c.url)
+        except FetchError as e:
+            yield self.dead(url=c.url, source_id=c.source_id, reason=e.reason, message=str(e), feed_url=c.feed_url)
+            return
+        except Exception as e:  # noqa: BLE001
+            yield self.crashed(url=c.url, source_id=c.source_id, exc=e, feed_url=c.feed_url)
+            return
+        ctype = (resp.content_type or "").split(";")[0].strip().lower()
+        if ctype and ctype not in HTML_TYPES:
+            yield self.dead(url=c.url, source_id=c.source_id, reason="unsupported_content_type",
+                            message=f"not an HTML page: {resp.content_type}", feed_url=c.feed_url)
+            return
+        html, encoding = decode_document(resp.body, resp.content_type)
+        self.count("pages")
+        yield Page(candidate=c, final_url=resp.final_url, status=resp.status, content_type=resp.content_type,
+                   html=html, encoding=encoding, fetched_at=utcnow())
+
+
+class ExtractArticles(Step):
+    """Page → Article (body, title, dates, language, content hash, MinHash signature)."""
+
+    stage = "extract"
+
+    def __init__(self, near_config: NearDupConfig, min_words: int, run_id: str | None = None):
+        super().__init__(run_id)
+        self.near_config = near_config
+        self.min_words = min_words
+
+    def setup(self):
+        self.hasher = MinHasher(self.near_config)
+
+    def process(self, page: Page):
+        c = page.candidate
+        try:
+            ex = extract(page.html, c.url, feed_title=c.feed_title, feed_published=c.feed_published,
+                         now=page.fetched_at, min_words=self.min_words)
+        except ExtractError as e:
+            yield self.dead(url=c.url, source_id=c.source_id, reason=e.reason, message=str(e), feed_url=c.feed_url)
+            return
+        except Exception as e:  # noqa: BLE001
+            yield self.crashed(url=c.url, source_id=c.source_id, exc=e, feed_url=c.feed_url)
+            return
+        sig, size = self.hasher.signature(ex.body)
+        self.count("articles")
+        yield Article(
+            article_id=c.article_id, url=c.url, source_id=c.source_id, title=ex.title or (c.feed_title or ""),
+            body=ex.body, published_at=ex.published_at, fetched_at=page.fetched_at, language=ex.language,
+            content_hash=content_hash(ex.body), feed_url=c.feed_url, published_source=ex.published_source,
+            declared_language=ex.declared_language, encoding=page.encoding, run_id=self.run_id,
+            signature=sig, shingle_count=size,
+        )
+
+
+class Classify(Step):
+    """Article → Article with topics, scores and evidence."""
+
+    stage = "classify"
+
+    def __init__(self, lexicon_path: str | None, thresholds: dict[str, float] | None, run_id: str | None = None):
+        super().__init__(run_id)
+        self.lexicon_path = lexicon_path
+        self.thresholds = thresholds
+
+    def setup(self):
+        self.lexicon = load_lexicon(self.lexicon_path)
+
+    def process(self, a: Article):
+        try:
+            r = classify(a.title, a.body, self.lexicon, thresholds=self.thresholds)
+        except Exception as e:  # noqa: BLE001
+            yield self.crashed(url=a.url, source_id=a.source_id, exc=e, feed_url=a.feed_url)
+            return
+        for t in r.topics:
+            self.count(f"topic.{t}")
+        yield a.replace(topics=tuple(r.topics), nato_score=r.nato_score, ukraine_score=r.ukraine_score,
+                        evidence=tuple(f"{topic}:{term}" for topic, terms in r.evidence.items() for term in terms))
+
+
+def first_seen_key(a: Article) -> tuple:
+    """Order of 'first seen' among new articles: earliest publication, then fetch, then id."""
+    published = a.published_at or a.fetched_at
+    return (published, a.fetched_at, a.article_id)
+
+
+class SkipStored(Step):
+    """Drop candidates whose canonical URL is already in a committed file (before fetching)."""
+
+    stage = "dedup"
+
+    def process(self, c: Candidate, prior: PriorState):
+        if c.article_id in prior.article_ids:
+            self.count("already_stored")
+            return
+        yield c
+
+
+class DropExactDuplicates(Step):
+    """(content_hash, [articles]) → the first-seen one, unless the content is already stored."""
+
+    stage = "dedup"
+
+    def process(self, element, prior: PriorState):
+        chash, articles = element
+        articles = sorted(articles, key=first_seen_key)
+        if chash in prior.content_hashes:
+            self.count("exact_duplicates_of_stored", len(articles))
+            return
+        self.count("exact_duplicates_in_run", len(articles) - 1)
+        yield articles[0]
+
+
+def near_duplicate_key(a: Article) -> tuple:
+    """What the global near-duplicate pass needs of an article: (order, id, signature, size)."""
+    return (first_seen_key(a), a.article_id, a.signature, a.shingle_count)
+
+
+def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: NearDupConfig) -> dict[str, str]:
+    """All new articles' :func:`near_duplicate_key` → {article_id: duplicate_of}."""
+    return assign_near_duplicates(prior.index(config), items)
+
+
+def mark_near_duplicate(a: Article, assignments: dict[str, str]) -> Article:
+    dup = assignments.get(a.article_id)
+    if dup:
+        Metrics.counter(NAMESPACE, "dedup.near_duplicates").inc()
+    return a.replace(duplicate_of=dup, signature=(), shingle_count=0)
