@@ -104,3 +104,34 @@ def partition_date(a: Article) -> date:
     ``published_at`` is a column for filtering by publication time.
     """
     return a.fetched_at.date()
+
+
+def _type_name(t: pa.DataType) -> str:
+    return str(t).replace("timestamp[us, tz=UTC]", "timestamp[us, UTC]").replace("list<item: string>", "list<string>")
+
+
+def data_dictionary_markdown() -> str:
+    """The data dictionary of every dataset akhbar writes (``docs/schema.md``)."""
+    out = [
+        "# Data dictionary",
+        "",
+        "Generated from `schemas/arrow.py` by `python -m akhbar.schemas.arrow > docs/schema.md`;",
+        "a test fails when this file and the code disagree.",
+        "",
+        f"Schema version: **{SCHEMA_VERSION}**. Adding a nullable column is a minor version; files written",
+        "with an older minor version read fine with the current schema.",
+        "",
+    ]
+    for title, path, columns in (
+        ("articles", "`articles/dt=YYYY-MM-DD/source=ID/part-*.parquet` (hive partitions: `dt` is the UTC "
+         "fetch date, `source` the source id)", ARTICLES_COLUMNS),
+        ("dead_letter", "`dead_letter/dt=YYYY-MM-DD/part-*.parquet`", DEAD_LETTER_COLUMNS),
+    ):
+        out += [f"## {title}", "", path, "", "| column | type | nullable | meaning |", "|---|---|---|---|"]
+        out += [f"| `{n}` | {_type_name(t)} | {'yes' if nl else 'no'} | {m} |" for n, t, nl, m in columns]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(data_dictionary_markdown(), end="")

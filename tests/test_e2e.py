@@ -1,0 +1,102 @@
+"""End to end: the CLI against the sample site on 127.0.0.1, read back with pyarrow and DuckDB."""
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+import pyarrow.dataset as ds
+import pytest
+
+from akhbar.pipelines.cli import main
+from akhbar.sample.site import expected, sources_yaml
+
+
+@pytest.fixture()
+def sources_file(sample_site, tmp_path):
+    p = tmp_path / "sources.yaml"
+    p.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    return p
+
+
+def read_articles(out):
+    return ds.dataset(str(out / "articles"), partitioning="hive").to_table().to_pylist()
+
+
+def test_run_twice(sample_site, sources_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    truth = expected(sample_site.base_url)
+    assert main(["run", "--sources", str(sources_file), "--output", str(out), "--allow-private-hosts"]) == 0
+    printed = capsys.readouterr().out
+    rows = read_articles(out)
+    urls = [r["url"] for r in rows]
+    assert sorted(urls) == sorted(truth["articles"]) and len(set(urls)) == len(urls)
+    assert not set(truth["exact_duplicate_urls"]) & set(urls)
+    by_url = {r["url"]: r for r in rows}
+    (later, first), = truth["near_duplicates"]
+    assert by_url[later]["duplicate_of"] == by_url[first]["article_id"]
+    assert sum(1 for r in rows if r["duplicate_of"]) == 1
+    seeds = [r for r in rows if "/seed-" in r["url"]]
+    assert len(seeds) == 5 and all(set(r["topics"]) == {"nato", "ukraine"} for r in seeds)
+    for r in rows:
+        assert r["body"] and r["title"] and r["fetched_at"] and r["language"] == "ar" and r["schema_version"] == "1.0"
+        assert 0 <= r["nato_score"] <= 1 and 0 <= r["ukraine_score"] <= 1 and r["source"] == r["source_id"]
+        assert r["published_at"] is not None
+    con = duckdb.connect()
+    n, nato, sources = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE list_contains(topics, 'nato')), count(DISTINCT source) "
+        f"FROM read_parquet('{out}/articles/**/*.parquet', hive_partitioning=true)").fetchone()
+    assert n == 15 and nato >= 5 and sources == 3
+    dead = con.execute(f"SELECT url, stage, reason, source_id FROM read_parquet('{out}/dead_letter/**/*.parquet')").fetchall()
+    assert sorted((u, r) for u, _, r, _ in dead) == sorted(truth["dead_letters"].items())
+    assert all(stage and source for _, stage, _, source in dead)
+    # the summary and its JSON report
+    assert "wrote 15 article rows" in printed and "read_parquet(" in printed and "hive_partitioning=true" in printed
+    (report,) = (out / "_reports").iterdir()
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    assert summary["articles_written"] == 15 and summary["near_duplicates"] == 1
+    assert summary["exact_duplicates_dropped"] == 1 and summary["dead_letters"] == 4
+
+    # the second run adds nothing
+    assert main(["run", "--sources", str(sources_file), "--output", str(out), "--allow-private-hosts"]) == 0
+    assert "wrote 0 article rows" in capsys.readouterr().out
+    assert len(read_articles(out)) == 15
+
+
+def test_private_hosts_refused_without_the_flag(sources_file, tmp_path, sample_site):
+    out = tmp_path / "out"
+    before = len(sample_site.requests)
+    assert main(["run", "--sources", str(sources_file), "--output", str(out)]) == 0
+    assert len(sample_site.requests) == before  # not one request reached the site
+    assert not (out / "articles").exists()
+    reasons = duckdb.connect().execute(
+        f"SELECT DISTINCT reason FROM read_parquet('{out}/dead_letter/**/*.parquet')").fetchall()
+    assert reasons == [("blocked_address",)]
+
+
+def test_streaming_mode_is_refused_clearly(sources_file, tmp_path, capsys):
+    assert main(["run", "--sources", str(sources_file), "--output", str(tmp_path / "o"), "--mode", "streaming"]) == 2
+    assert "streaming" in capsys.readouterr().err
+
+
+def test_unsupported_output_scheme(sources_file, capsys):
+    assert main(["run", "--sources", str(sources_file), "--output", "s3://bucket/x"]) == 2
+    assert "unsupported output" in capsys.readouterr().err
+
+
+def test_probe(sample_site, capsys):
+    assert main(["sources", "probe", f"{sample_site.base_url}/wadi/world.xml", "--allow-private-hosts", "--articles", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "format: atom10" in out and out.count("\narticle ") == 2 and "language:  ar" in out
+    assert main(["sources", "probe", f"{sample_site.base_url}/qarya/news.xml", "--allow-private-hosts"]) == 1
+    assert "http_500" in capsys.readouterr().out
+
+
+def test_sample_command_as_a_user_runs_it(tmp_path):
+    env = {**os.environ, "NO_GCE_CHECK": "true"}
+    proc = subprocess.run([sys.executable, "-m", "akhbar", "sample", "--output", str(tmp_path / "s"), "--port", "0"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 15 article rows" in proc.stdout and "duckdb -c" in proc.stdout
+    assert duckdb.connect().execute(
+        f"SELECT count(*) FROM read_parquet('{tmp_path}/s/articles/**/*.parquet', hive_partitioning=true)").fetchone()[0] == 15

@@ -1,0 +1,103 @@
+"""Parquet output: schema round trip, atomic files, idempotent names, readers skip leftovers."""
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from akhbar.schemas.arrow import ARTICLES_SCHEMA, SCHEMA_VERSION, article_row, data_dictionary_markdown
+from akhbar.schemas.records import Article
+from akhbar.transforms import store
+from akhbar.transforms.sink import write_partition
+from akhbar.transforms.state import load_prior
+
+NOW = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
+
+
+def article(i: int, **kw) -> Article:
+    base = dict(article_id=f"{i:032x}", url=f"https://ex.com/{i}", source_id="ex", title=f"عنوان {i}",
+                body=f"نص الخبر رقم {i} عن الناتو وأوكرانيا " * 5, published_at=None, fetched_at=NOW,
+                language="ar", content_hash=f"h{i}", topics=("nato",), nato_score=0.9, ukraine_score=0.1,
+                evidence=("nato:الناتو",), run_id="r1")
+    base.update(kw)
+    return Article(**base)
+
+
+def write(root: Path, articles, run_id="r1"):
+    folder = store.join(str(root), "articles", "dt=2026-11-24", "source=ex")
+    return write_partition(folder, [article_row(a) for a in articles], ARTICLES_SCHEMA, run_id, "article_id")
+
+
+def test_round_trip_with_pyarrow_and_duckdb(tmp_path):
+    arts = [article(1, published_at=datetime(2023, 6, 15, 9, 30, tzinfo=timezone.utc)), article(2, duplicate_of=f"{1:032x}")]
+    write(tmp_path, arts)
+    t = ds.dataset(str(tmp_path / "articles"), partitioning="hive").to_table()
+    assert t.num_rows == 2
+    assert t.schema.field("published_at").type == pa.timestamp("us", tz="UTC")
+    rows = sorted(t.to_pylist(), key=lambda r: r["article_id"])
+    assert rows[0]["published_at"] == datetime(2023, 6, 15, 9, 30, tzinfo=timezone.utc)
+    assert rows[0]["topics"] == ["nato"] and rows[0]["schema_version"] == SCHEMA_VERSION
+    assert rows[1]["duplicate_of"] == f"{1:032x}" and rows[0]["source"] == "ex"
+    n, dt = duckdb.connect().execute(
+        f"SELECT count(*), min(dt) FROM read_parquet('{tmp_path}/articles/**/*.parquet', hive_partitioning=true)"
+    ).fetchone()
+    assert n == 2 and str(dt) == "2026-11-24"
+
+
+def test_same_rows_same_file_name_so_a_retry_overwrites(tmp_path):
+    first = write(tmp_path, [article(2), article(1)])
+    again = write(tmp_path, [article(1), article(2)])
+    assert [p for p, _ in first] == [p for p, _ in again]
+    assert len(store.list_files(str(tmp_path / "articles"))) == 1
+
+
+def test_chunks(tmp_path):
+    folder = store.join(str(tmp_path), "articles", "dt=2026-11-24", "source=ex")
+    written = write_partition(folder, [article_row(article(i)) for i in range(7)], ARTICLES_SCHEMA, "r", "article_id", max_rows=3)
+    assert [n for _, n in written] == [3, 3, 1]
+
+
+def test_readers_ignore_leftovers_of_a_crashed_write(tmp_path):
+    write(tmp_path, [article(1)])
+    part = tmp_path / "articles" / "dt=2026-11-24" / "source=ex"
+    (part / ".part-x.parquet.abc.inprogress").write_bytes(b"PAR1 half a file")
+    assert ds.dataset(str(tmp_path / "articles"), partitioning="hive").to_table().num_rows == 1
+    q = f"SELECT count(*) FROM read_parquet('{tmp_path}/articles/**/*.parquet', hive_partitioning=true)"
+    assert duckdb.connect().execute(q).fetchone()[0] == 1
+    assert len(store.list_files(str(tmp_path / "articles"))) == 1
+
+
+def test_write_atomic_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "a" / "b" / "f.bin"
+    store.write_atomic(str(target), b"hello")
+    assert target.read_bytes() == b"hello" and os.listdir(target.parent) == ["f.bin"]
+
+
+def test_write_atomic_failure_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "f.bin"
+
+    def boom(*a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        store.write_atomic(str(target), b"x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_prior_state_comes_from_committed_files_only(tmp_path):
+    write(tmp_path, [article(1), article(2, fetched_at=datetime(2020, 1, 1, tzinfo=timezone.utc))])
+    (tmp_path / "articles" / "dt=2026-11-24" / "source=ex" / ".part-z.parquet.1.inprogress").write_bytes(b"x")
+    prior = load_prior(str(tmp_path), now=NOW, window_days=30)
+    assert prior.article_ids == {f"{1:032x}", f"{2:032x}"} and prior.content_hashes == {"h1", "h2"}
+    assert [r[1] for r in prior.recent] == [f"{1:032x}"]  # the 2020 row is outside the window
+    assert load_prior(str(tmp_path / "empty"), now=NOW).article_ids == frozenset()
+
+
+def test_data_dictionary_is_current():
+    doc = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
+    assert doc.read_text(encoding="utf-8") == data_dictionary_markdown(), \
+        "docs/schema.md is stale: python -m akhbar.schemas.arrow > docs/schema.md"

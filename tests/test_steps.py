@@ -1,0 +1,123 @@
+"""Steps called directly through DoFn.process (setup run by hand), on real HTTP."""
+from datetime import datetime, timezone
+
+from apache_beam import pvalue
+
+from akhbar.schemas.records import Article, Candidate, Page, Source
+from akhbar.transforms import steps
+from akhbar.transforms.dedup import NearDupConfig
+from akhbar.transforms.http import FetchConfig
+from akhbar.transforms.state import PriorState
+from akhbar.transforms.urls import article_id
+from tests.servers import Reply
+
+FAST = FetchConfig(retries=0, connect_timeout=2, read_timeout=2)
+
+
+def split(outputs):
+    good, dead = [], []
+    for o in outputs:
+        (dead if isinstance(o, pvalue.TaggedOutput) else good).append(o.value if isinstance(o, pvalue.TaggedOutput) else o)
+    return good, dead
+
+
+def started(fn):
+    fn.setup()
+    return fn
+
+
+def test_poll_feed_good_and_broken(sample_site):
+    fn = started(steps.PollFeed(FAST, allow_private=True, run_id="r"))
+    src = Source(id="sahil", feeds=())
+    good, dead = split(fn.process((src, f"{sample_site.base_url}/sahil/world.xml")))
+    assert len(good) >= 5 and all(isinstance(c, Candidate) and c.source_id == "sahil" for c in good)
+    assert len({c.url for c in good}) == len(good)  # the seed-003 tracking-parameter twin collapsed
+    good, dead = split(fn.process((Source(id="qarya", feeds=()), f"{sample_site.base_url}/qarya/news.xml")))
+    assert good == [] and [(d.stage, d.reason, d.source_id, d.run_id) for d in dead] == [("poll", "http_500", "qarya", "r")]
+
+
+def test_poll_feed_refuses_loopback_without_permission(sample_site):
+    fn = started(steps.PollFeed(FAST, allow_private=False))
+    good, dead = split(fn.process((Source(id="s", feeds=()), f"{sample_site.base_url}/sahil/world.xml")))
+    assert good == [] and dead[0].reason == "blocked_address"
+
+
+def test_poll_feed_not_a_feed(server):
+    url = server.route("/feed", Reply(200, b"<html><body>hello</body></html>", {"Content-Type": "text/html"}))
+    fn = started(steps.PollFeed(FAST, allow_private=True))
+    good, dead = split(fn.process((Source(id="s", feeds=()), url)))
+    assert dead[0].reason == "feed_parse_error" and "hello" in dead[0].detail
+
+
+def cand(url, source="s"):
+    return Candidate(source_id=source, feed_url="http://f", link=url, url=url, article_id=article_id(url))
+
+
+def test_fetch_one(server, sample_site):
+    fn = started(steps.FetchPages(FAST, allow_private=True))
+    good, dead = split(fn.fetch_one(cand(f"{sample_site.base_url}/madina/2022/11/seed-002.html")))
+    assert isinstance(good[0], Page) and good[0].encoding == "cp1256" and "الناتو" in good[0].html
+    _, dead = split(fn.fetch_one(cand(server.url("/gone"))))
+    assert dead[0].reason == "http_404" and dead[0].stage == "fetch"
+    pdf = server.route("/r.pdf", Reply(200, b"%PDF-1.4", {"Content-Type": "application/pdf"}))
+    _, dead = split(fn.fetch_one(cand(pdf)))
+    assert dead[0].reason == "unsupported_content_type"
+
+
+def test_fetch_pages_bundle_keeps_every_element(server):
+    for i in range(40):
+        server.route(f"/p{i}", Reply(200 if i % 4 else 404, b"<html><body><p>x</p></body></html>", {"Content-Type": "text/html"}))
+    fn = started(steps.FetchPages(FAST, allow_private=True, concurrency=3))
+    fn.start_bundle()
+    outs = []
+    from apache_beam.transforms.window import GlobalWindow
+    for i in range(40):
+        outs += list(fn.process(cand(server.url(f"/p{i}")), timestamp=0, window=GlobalWindow()))
+    outs += list(fn.finish_bundle())
+    good = [o for o in outs if not isinstance(o, pvalue.TaggedOutput)]
+    dead = [o for o in outs if isinstance(o, pvalue.TaggedOutput)]
+    assert len(good) == 30 and len(dead) == 10
+    fn.teardown()
+
+
+def page(html, url="https://ex.com/a"):
+    return Page(candidate=cand(url), final_url=url, status=200, content_type="text/html", html=html,
+                encoding="utf-8", fetched_at=datetime(2026, 11, 24, tzinfo=timezone.utc))
+
+
+def test_extract_articles_good_empty_and_crash():
+    fn = started(steps.ExtractArticles(NearDupConfig(), min_words=5, run_id="r"))
+    body = "".join(f"<p>قال الأمين العام لحلف شمال الأطلسي في الفقرة رقم {i} إن الحلف سيواصل دعم أوكرانيا.</p>" for i in range(5))
+    good, _ = split(fn.process(page(f"<html><body><article><h1>عنوان</h1>{body}</article></body></html>")))
+    a = good[0]
+    assert isinstance(a, Article) and a.run_id == "r" and len(a.signature) == 128 and a.shingle_count > 0
+    _, dead = split(fn.process(page("<html><body><nav>الرئيسية</nav></body></html>")))
+    assert dead[0].reason == "empty_body"
+    _, dead = split(fn.process(page(None)))  # not a string: an unexpected error, still a dead letter
+    assert dead[0].reason == "internal_error" and "Traceback" in dead[0].detail
+
+
+def test_classify_step_sets_topics_and_evidence():
+    fn = started(steps.Classify(None, None))
+    a = Article(article_id="x", url="u", source_id="s", title="الناتو يبحث دعم أوكرانيا", body="قال الأمين العام لحلف الناتو إن دعم أوكرانيا مستمر.\nوأضاف أن كييف ستحصل على أسلحة.",
+                published_at=None, fetched_at=datetime(2026, 1, 1, tzinfo=timezone.utc), language="ar", content_hash="h")
+    (out,) = fn.process(a)
+    assert set(out.topics) == {"nato", "ukraine"} and any(e.startswith("nato:") for e in out.evidence)
+
+
+def test_exact_duplicates():
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def art(aid, pub):
+        return Article(article_id=aid, url=aid, source_id="s", title="", body="", published_at=pub, fetched_at=t,
+                       language="ar", content_hash="h")
+    fn = steps.DropExactDuplicates()
+    later, earlier = art("b", datetime(2025, 1, 2, tzinfo=timezone.utc)), art("a", datetime(2025, 1, 3, tzinfo=timezone.utc))
+    assert list(fn.process(("h", [earlier, later]), PriorState())) == [later]
+    assert list(fn.process(("h", [earlier]), PriorState(content_hashes=frozenset({"h"})))) == []
+
+
+def test_skip_stored():
+    c = cand("https://ex.com/a")
+    assert list(steps.SkipStored().process(c, PriorState(article_ids=frozenset({c.article_id})))) == []
+    assert list(steps.SkipStored().process(c, PriorState())) == [c]
