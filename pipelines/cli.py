@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 import tempfile
-import textwrap
 from datetime import datetime, timezone
 
 from akhbar.schemas.sources import SourcesError, load_sources
@@ -77,7 +76,7 @@ def _check_output(output: str) -> str | None:
 
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     from akhbar.pipelines.batch import RunConfig, new_run_id, run
-    from akhbar.pipelines.summary import beam_counters, duckdb_query, render, summarize, write_report
+    from akhbar.pipelines.summary import beam_counters, duckdb_command, duckdb_sql, render, summarize, write_report
     from akhbar.transforms.http import FetchConfig
 
     sources_path = sources_path or args.sources
@@ -124,7 +123,8 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     else:
         print(render(summary))
         print(f"\n  report: {report}")
-        print(f"\nQuery it with DuckDB (pip install duckdb, or the duckdb CLI):\n  {duckdb_query(args.output)}")
+        print(f"\nQuery it with DuckDB (SQL, for the duckdb CLI or any DuckDB client):\n  {duckdb_sql(args.output)};")
+        print(f"or paste this (duckdb is installed with akhbar):\n  {duckdb_command(args.output, sys.executable)}")
     return EXIT_OK
 
 
@@ -164,8 +164,17 @@ def cmd_sample(args, beam_args: list[str]) -> int:
         site.__exit__(None, None, None)
 
 
+class _QuietBeamImports(logging.Filter):
+    """Beam warns at import that optional Google API clients are missing; irrelevant here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("apitools not found")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietBeamImports())
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
     logging.getLogger("htmldate").setLevel(logging.ERROR)
     ap = _parser()
@@ -183,6 +192,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def _entry() -> None:
     sys.exit(main())
-
-
-__doc__ = textwrap.dedent(__doc__ or "")

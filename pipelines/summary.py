@@ -68,14 +68,19 @@ def write_report(output: str, summary: dict) -> str:
     return path
 
 
-def duckdb_query(output: str) -> str:
+def duckdb_sql(output: str) -> str:
     glob = store.join(output, "articles", "**", "*.parquet")
     return (
-        "duckdb -c \"SELECT source, count(*) AS n, count(*) FILTER (WHERE list_contains(topics, 'nato')) AS nato, "
+        "SELECT source, count(*) AS n, count(*) FILTER (WHERE list_contains(topics, 'nato')) AS nato, "
         "count(*) FILTER (WHERE list_contains(topics, 'ukraine')) AS ukraine, "
         "count(*) FILTER (WHERE duplicate_of IS NOT NULL) AS near_dups "
-        f"FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY source ORDER BY source\""
+        f"FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY source ORDER BY source"
     )
+
+
+def duckdb_command(output: str, python: str) -> str:
+    """A shell command that runs :func:`duckdb_sql` with the duckdb module installed beside akhbar."""
+    return f'{python} -c "import duckdb; duckdb.sql(\\"{duckdb_sql(output)}\\").show()"'
 
 
 def render(summary: dict) -> str:
