@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from akhbar.transforms.classify import classify, load_lexicon
 from akhbar.transforms.extract import ExtractError, extract
 from akhbar.transforms.feeds import FeedError, parse_feed
-from akhbar.transforms.http import HTML_TYPES, FetchError, Fetcher, decode_document
+from akhbar.transforms.http import FetchError, Fetcher, html_of
 from akhbar.transforms.netguard import HostGuard
 
 
@@ -32,11 +32,7 @@ def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys
     for c in feed.candidates[:n_articles]:
         print(f"\narticle {c.url}", file=out)
         try:
-            page = fetcher.fetch(c.url)
-            ctype = (page.content_type or "").split(";")[0].strip().lower()
-            if ctype and ctype not in HTML_TYPES:
-                raise FetchError("unsupported_content_type", f"not an HTML page: {page.content_type}")
-            html, encoding = decode_document(page.body, page.content_type)
+            html, encoding = html_of(fetcher.fetch(c.url))
             ex = extract(html, c.url, feed_title=c.feed_title, feed_published=c.feed_published,
                          now=datetime.now(timezone.utc))
         except (FetchError, ExtractError) as e:

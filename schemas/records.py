@@ -79,7 +79,7 @@ class Article:
     evidence: tuple[str, ...] = ()
     run_id: str | None = None
     # matching keys, not written to the articles table: MinHash signature and shingle count
-    signature: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    signature: bytes = field(default=b"", repr=False, compare=False)
     shingle_count: int = field(default=0, repr=False, compare=False)
 
     def replace(self, **changes) -> "Article":

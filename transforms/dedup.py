@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from akhbar.transforms.arabic import normalize, tokens
+from akhbar.transforms.arabic import tokens
 
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64(0xFFFFFFFF)
@@ -57,24 +57,25 @@ class MinHasher:
         self._a = rng.integers(1, 1 << 32, size=self.config.num_perm, dtype=np.uint64)
         self._b = rng.integers(0, 1 << 32, size=self.config.num_perm, dtype=np.uint64)
 
-    def signature(self, text: str) -> tuple[tuple[int, ...], int]:
-        """``(signature, number of shingles)``; the empty text has an all-max signature."""
+    def signature(self, text: str) -> tuple[bytes, int]:
+        """``(signature, number of shingles)``. The signature is ``num_perm`` little-endian
+        uint32 values as bytes (512 bytes by default: compact to ship between workers); the
+        empty text has an all-max signature."""
         sh = shingles(text, self.config.shingle)
         if not sh:
-            return tuple([0xFFFFFFFF] * self.config.num_perm), 0
+            return np.full(self.config.num_perm, 0xFFFFFFFF, dtype="<u4").tobytes(), 0
         hv = np.fromiter(
             (int.from_bytes(hashlib.blake2b(s, digest_size=4).digest(), "little") for s in sh),
             dtype=np.uint64, count=len(sh),
         )
         # (a*x + b) fits in uint64 because a, b, x < 2^32; then reduce mod the Mersenne prime.
         phv = (np.outer(hv, self._a) + self._b) % _MERSENNE & _MAX32
-        return tuple(int(v) for v in phv.min(axis=0)), len(sh)
+        return phv.min(axis=0).astype("<u4").tobytes(), len(sh)
 
 
-def jaccard(sig_a: Iterable[int], sig_b: Iterable[int]) -> float:
-    a = np.asarray(sig_a, dtype=np.uint64)
-    b = np.asarray(sig_b, dtype=np.uint64)
-    return float(np.mean(a == b))
+def jaccard(sig_a: bytes, sig_b: bytes) -> float:
+    """Estimated Jaccard similarity: the share of equal MinHash values."""
+    return float(np.mean(np.frombuffer(sig_a, dtype="<u4") == np.frombuffer(sig_b, dtype="<u4")))
 
 
 def containment(j: float, size_a: int, size_b: int) -> float:
@@ -89,7 +90,7 @@ def containment(j: float, size_a: int, size_b: int) -> float:
 class _Entry:
     article_id: str
     root: str  # article_id of the first-seen copy of its cluster
-    signature: tuple[int, ...]
+    signature: bytes
     size: int
 
 
@@ -104,12 +105,11 @@ class NearDupIndex:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _band_keys(self, signature: tuple[int, ...]) -> list[tuple[int, bytes]]:
-        r = self.config.num_perm // self.config.bands
-        arr = np.asarray(signature, dtype=np.uint32)
-        return [(i, arr[i * r:(i + 1) * r].tobytes()) for i in range(self.config.bands)]
+    def _band_keys(self, signature: bytes) -> list[tuple[int, bytes]]:
+        width = 4 * self.config.num_perm // self.config.bands
+        return [(i, signature[i * width:(i + 1) * width]) for i in range(self.config.bands)]
 
-    def query(self, signature: tuple[int, ...], size: int) -> str | None:
+    def query(self, signature: bytes, size: int) -> str | None:
         """The root id of the best verified near-duplicate already in the index, if any."""
         if size == 0:
             return None
@@ -127,16 +127,16 @@ class NearDupIndex:
                         best = (j, idx)
         return self._entries[best[1]].root if best else None
 
-    def add(self, article_id: str, signature: tuple[int, ...], size: int, root: str | None = None) -> None:
+    def add(self, article_id: str, signature: bytes, size: int, root: str | None = None) -> None:
         idx = len(self._entries)
-        self._entries.append(_Entry(article_id, root or article_id, tuple(signature), size))
+        self._entries.append(_Entry(article_id, root or article_id, signature, size))
         if size == 0:
             return
         for key in self._band_keys(signature):
             self._buckets.setdefault(key, []).append(idx)
 
 
-def assign_near_duplicates(index: NearDupIndex, items: Iterable[tuple[object, str, tuple[int, ...], int]]) -> dict[str, str]:
+def assign_near_duplicates(index: NearDupIndex, items: Iterable[tuple[object, str, bytes, int]]) -> dict[str, str]:
     """Walk ``items`` = (order key, article_id, signature, size) in first-seen order.
 
     Returns ``{article_id: duplicate_of}`` for every item that is a near-duplicate of an
@@ -150,7 +150,3 @@ def assign_near_duplicates(index: NearDupIndex, items: Iterable[tuple[object, st
             out[aid] = root
         index.add(aid, sig, size, root=out.get(aid))
     return out
-
-
-def normalized_for_matching(text: str) -> str:
-    return normalize(text)

@@ -266,3 +266,12 @@ def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
     enc = _codec(best.encoding) if best else None
     enc = enc or "cp1256"
     return body.decode(enc, errors="replace"), enc
+
+
+def html_of(resp: Response) -> tuple[str, str]:
+    """``(text, encoding)`` of an HTML page; :class:`FetchError` ``unsupported_content_type``
+    for anything else (PDF, images, video)."""
+    ctype = (resp.content_type or "").split(";")[0].strip().lower()
+    if ctype and ctype not in HTML_TYPES:
+        raise FetchError("unsupported_content_type", f"not an HTML page: {resp.content_type}")
+    return decode_document(resp.body, resp.content_type)

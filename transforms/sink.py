@@ -76,39 +76,37 @@ def _dead_partition(d: DeadLetter) -> tuple[str, ...]:
     return (f"dt={d.time.date().isoformat()}",)
 
 
-class WriteArticles(beam.PTransform):
+class WritePartitioned(beam.PTransform):
+    """Records → ``ROOT/<partition folders>/part-RUN-NNNNN-DIGEST.parquet``, one group per partition."""
+
+    def __init__(self, root: str, schema: pa.Schema, partition: Callable, to_row: Callable, id_column: str,
+                 run_id: str, max_rows: int, counter: str):
+        super().__init__()
+        self.root = root
+        self.partition = partition
+        self.write = _WriteGroups(root, schema, run_id, id_column, to_row, max_rows, counter)
+
+    def expand(self, records):
+        partition = self.partition
+        return (
+            records
+            | "ByPartition" >> beam.Map(lambda r: (partition(r), r))
+            | "Group" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(self.write)
+        )
+
+
+class WriteArticles(WritePartitioned):
     """Articles → ``OUTPUT/articles/dt=YYYY-MM-DD/source=ID/part-RUN-NNNNN-DIGEST.parquet``."""
 
     def __init__(self, output: str, run_id: str, max_rows: int = DEFAULT_MAX_ROWS):
-        super().__init__()
-        self.root = store.join(output, "articles")
-        self.run_id = run_id
-        self.max_rows = max_rows
-
-    def expand(self, articles):
-        return (
-            articles
-            | "ByPartition" >> beam.Map(lambda a: (_article_partition(a), a))
-            | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteGroups(self.root, ARTICLES_SCHEMA, self.run_id, "article_id",
-                                                 article_row, self.max_rows, "articles"))
-        )
+        super().__init__(store.join(output, "articles"), ARTICLES_SCHEMA, _article_partition, article_row,
+                         "article_id", run_id, max_rows, "articles")
 
 
-class WriteDeadLetters(beam.PTransform):
+class WriteDeadLetters(WritePartitioned):
     """Dead letters → ``OUTPUT/dead_letter/dt=YYYY-MM-DD/part-RUN-NNNNN-DIGEST.parquet``."""
 
     def __init__(self, output: str, run_id: str, max_rows: int = DEFAULT_MAX_ROWS):
-        super().__init__()
-        self.root = store.join(output, "dead_letter")
-        self.run_id = run_id
-        self.max_rows = max_rows
-
-    def expand(self, dead):
-        return (
-            dead
-            | "ByPartition" >> beam.Map(lambda d: (_dead_partition(d), d))
-            | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteGroups(self.root, DEAD_LETTER_SCHEMA, self.run_id, "url",
-                                                 dead_letter_row, self.max_rows, "dead_letters"))
-        )
+        super().__init__(store.join(output, "dead_letter"), DEAD_LETTER_SCHEMA, _dead_partition, dead_letter_row,
+                         "url", run_id, max_rows, "dead_letters")

@@ -23,7 +23,7 @@ class PriorState:
     article_ids: frozenset[str] = frozenset()
     content_hashes: frozenset[str] = frozenset()
     # (order key, article_id, root, signature, size) of recent articles, first-seen order
-    recent: tuple[tuple[object, str, str, tuple[int, ...], int], ...] = field(default=())
+    recent: tuple[tuple[object, str, str, bytes, int], ...] = field(default=())
 
     def index(self, config: NearDupConfig) -> NearDupIndex:
         idx = NearDupIndex(config)

@@ -21,7 +21,7 @@ from akhbar.transforms.classify import classify, load_lexicon
 from akhbar.transforms.dedup import MinHasher, NearDupConfig, assign_near_duplicates, content_hash
 from akhbar.transforms.extract import ExtractError, extract
 from akhbar.transforms.feeds import FeedError, parse_feed
-from akhbar.transforms.http import FEED_TYPES, HTML_TYPES, FetchConfig, FetchError, Fetcher, decode_document
+from akhbar.transforms.http import FEED_TYPES, FetchConfig, FetchError, Fetcher, html_of
 from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.state import PriorState
 
@@ -59,14 +59,8 @@ class Step(beam.DoFn):
                          message=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc(), feed_url=feed_url)
 
 
-def _fetcher(fetch_config: FetchConfig, allow_private: bool) -> Fetcher:
-    return Fetcher(fetch_config, HostGuard(allow_private=allow_private))
-
-
-class PollFeed(Step):
-    """(Source, feed URL) → Candidate for each entry; feed failures → dead letters."""
-
-    stage = "poll"
+class HttpStep(Step):
+    """A step that fetches: one pooled, guarded HTTP client per DoFn instance."""
 
     def __init__(self, fetch_config: FetchConfig, allow_private: bool, run_id: str | None = None):
         super().__init__(run_id)
@@ -74,7 +68,13 @@ class PollFeed(Step):
         self.allow_private = allow_private
 
     def setup(self):
-        self.fetcher = _fetcher(self.fetch_config, self.allow_private)
+        self.fetcher = Fetcher(self.fetch_config, HostGuard(allow_private=self.allow_private))
+
+
+class PollFeed(HttpStep):
+    """(Source, feed URL) → Candidate for each entry; feed failures → dead letters."""
+
+    stage = "poll"
 
     def process(self, element: tuple[Source, str]):
         source, feed_url = element
@@ -109,7 +109,7 @@ class PollFeed(Step):
         yield from parsed.candidates
 
 
-class FetchPages(Step):
+class FetchPages(HttpStep):
     """Candidate → Page; fetches up to ``concurrency`` pages at once so waiting on the network
     does not idle the worker."""
 
@@ -117,13 +117,11 @@ class FetchPages(Step):
 
     def __init__(self, fetch_config: FetchConfig, allow_private: bool, concurrency: int = 8,
                  run_id: str | None = None):
-        super().__init__(run_id)
-        self.fetch_config = fetch_config
-        self.allow_private = allow_private
+        super().__init__(fetch_config, allow_private, run_id)
         self.concurrency = max(1, concurrency)
 
     def setup(self):
-        self.fetcher = _fetcher(self.fetch_config, self.allow_private)
+        super().setup()
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="akhbar-fetch")
 
     def teardown(self):
@@ -156,18 +154,13 @@ class FetchPages(Step):
     def fetch_one(self, c: Candidate) -> Iterable:
         try:
             resp = self.fetcher.fetch(c.url)
+            html, encoding = html_of(resp)
         except FetchError as e:
             yield self.dead(url=c.url, source_id=c.source_id, reason=e.reason, message=str(e), feed_url=c.feed_url)
             return
         except Exception as e:  # noqa: BLE001
             yield self.crashed(url=c.url, source_id=c.source_id, exc=e, feed_url=c.feed_url)
             return
-        ctype = (resp.content_type or "").split(";")[0].strip().lower()
-        if ctype and ctype not in HTML_TYPES:
-            yield self.dead(url=c.url, source_id=c.source_id, reason="unsupported_content_type",
-                            message=f"not an HTML page: {resp.content_type}", feed_url=c.feed_url)
-            return
-        html, encoding = decode_document(resp.body, resp.content_type)
         self.count("pages")
         yield Page(candidate=c, final_url=resp.final_url, status=resp.status, content_type=resp.content_type,
                    html=html, encoding=encoding, fetched_at=utcnow())
@@ -280,4 +273,4 @@ def mark_near_duplicate(a: Article, assignments: dict[str, str]) -> Article:
     dup = assignments.get(a.article_id)
     if dup:
         Metrics.counter(NAMESPACE, "dedup.near_duplicates").inc()
-    return a.replace(duplicate_of=dup, signature=(), shingle_count=0)
+    return a.replace(duplicate_of=dup, signature=b"", shingle_count=0)
