@@ -89,13 +89,22 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    bad = [f"--{name.replace('_', '-')} must be at least {low}" for name, low in
+           (("fetch_concurrency", 1), ("dedup_window_days", 0), ("min_words", 1))
+           if getattr(args, name) is not None and getattr(args, name) < low]
+    if bad:
+        print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        from akhbar.transforms.classify import load_lexicon
+
+        load_lexicon(args.lexicon)  # fail before running, naming the file and the entry
+    except (OSError, ValueError) as e:
+        print(f"akhbar: lexicon: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.mode == "streaming":
         print("akhbar: --mode streaming is not available in this version yet; use --mode batch "
               "from a scheduler (cron, Airflow, Cloud Scheduler)", file=sys.stderr)
-        return EXIT_CONFIG
-    stray = [a for a in beam_args if not a.startswith("-") and not any(b.startswith("--") and "=" not in b for b in beam_args)]
-    if stray:
-        print(f"akhbar: unexpected argument(s): {' '.join(stray)}", file=sys.stderr)
         return EXIT_CONFIG
     fetch = FetchConfig(user_agent=args.user_agent) if args.user_agent else FetchConfig()
     cfg_kwargs = {}

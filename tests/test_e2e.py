@@ -79,6 +79,17 @@ def test_streaming_mode_is_refused_clearly(sources_file, tmp_path, capsys):
     assert "streaming" in capsys.readouterr().err
 
 
+def test_bad_lexicon_and_bad_numbers_fail_before_running(sources_file, tmp_path, capsys):
+    lex = tmp_path / "lex.yaml"
+    lex.write_text("version: 1\ntopics: {nato: {entries: [{term: الناتو}]}}\n", encoding="utf-8")
+    out = tmp_path / "o"
+    assert main(["run", "--sources", str(sources_file), "--output", str(out), "--lexicon", str(lex)]) == 2
+    assert "lexicon" in capsys.readouterr().err
+    assert main(["run", "--sources", str(sources_file), "--output", str(out), "--fetch-concurrency", "0"]) == 2
+    assert "--fetch-concurrency must be at least 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_unsupported_output_scheme(sources_file, capsys):
     assert main(["run", "--sources", str(sources_file), "--output", "s3://bucket/x"]) == 2
     assert "unsupported output" in capsys.readouterr().err

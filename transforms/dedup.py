@@ -31,7 +31,7 @@ def content_hash(body: str) -> str:
 class NearDupConfig:
     num_perm: int = 128
     shingle: int = 3  # words per shingle
-    bands: int = 32  # rows per band = num_perm // bands
+    bands: int = 64  # LSH bands of num_perm // bands rows (2): candidates from Jaccard ~0.15 up
     jaccard: float = 0.5  # accept when the estimated Jaccard is at least this ...
     containment: float = 0.7  # ... or the shorter text is at least this much contained
     seed: int = 20240601
