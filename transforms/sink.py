@@ -5,14 +5,24 @@ Rows are grouped by partition; each group is sorted and written in files of at m
 ids. A retried bundle therefore rewrites the same names with the same content instead of adding
 a second copy, and :func:`akhbar.transforms.store.write_atomic` makes each file visible whole
 or not at all.
+
+Partition values come from data (source ids, dates), so they are validated before any path is
+built (:func:`akhbar.transforms.store.partition_path`): an article whose values could not name a
+folder safely inside the output root becomes a dead letter (stage ``write``, reason
+``bad_partition``) instead of a file. Each writer also removes temporary files that killed runs
+left in its tree more than an hour ago.
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
 
+import traceback
+from datetime import datetime, timezone
+
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from akhbar.schemas.arrow import (
@@ -59,7 +69,7 @@ class _WriteGroups(beam.DoFn):
 
     def process(self, element):
         partition, records = element
-        folder = store.join(self.root, *partition)
+        folder = store.partition_path(self.root, list(partition))
         written = write_partition(folder, [self.to_row(r) for r in records], self.schema, self.run_id,
                                   self.id_column, self.max_rows)
         for path, n in written:
@@ -68,12 +78,46 @@ class _WriteGroups(beam.DoFn):
             yield path, n
 
 
-def _article_partition(a: Article) -> tuple[str, ...]:
-    return (f"dt={partition_date(a).isoformat()}", f"source={a.source_id}")
+def _article_partition(a: Article) -> tuple[tuple[str, str], ...]:
+    return (("dt", partition_date(a).isoformat()), ("source", a.source_id))
 
 
-def _dead_partition(d: DeadLetter) -> tuple[str, ...]:
-    return (f"dt={d.time.date().isoformat()}",)
+def _dead_partition(d: DeadLetter) -> tuple[tuple[str, str], ...]:
+    return (("dt", d.time.date().isoformat()),)
+
+
+UNSAFE = "unsafe_partition"
+
+
+class _KeyByPartition(beam.DoFn):
+    """record → (partition, record); a record whose partition values are unsafe goes to
+    the ``unsafe_partition`` output with the reason, never to a folder."""
+
+    def __init__(self, partition: Callable):
+        self.partition = partition
+
+    def process(self, record):
+        try:
+            key = self.partition(record)
+            store.partition_folders(list(key))
+        except Exception as e:  # noqa: BLE001 - UnsafePartition, or a record without the values
+            Metrics.counter("akhbar", "write.unsafe_partition").inc()
+            yield pvalue.TaggedOutput(UNSAFE, (record, f"{type(e).__name__}: {e}", traceback.format_exc()))
+            return
+        yield key, record
+
+
+def _unsafe_article_dead_letter(item, run_id: str) -> DeadLetter:
+    a, message, detail = item
+    source = getattr(a, "source_id", None)
+    return DeadLetter(url=getattr(a, "url", None), source_id=source if isinstance(source, str) else None, stage="write", reason="bad_partition",
+                      message=f"not written: {message}"[:2000], time=datetime.now(timezone.utc),
+                      detail=detail[:20000], feed_url=getattr(a, "feed_url", None), run_id=run_id)
+
+
+def _refuse_unsafe(item) -> None:
+    record, message, _ = item
+    raise store.UnsafePartition(f"{message} ({record!r:.200})")
 
 
 class WritePartitioned(beam.PTransform):
@@ -83,14 +127,25 @@ class WritePartitioned(beam.PTransform):
                  run_id: str, max_rows: int, counter: str):
         super().__init__()
         self.root = root
+        self.run_id = run_id
+        self.max_rows = max_rows
         self.partition = partition
         self.write = _WriteGroups(root, schema, run_id, id_column, to_row, max_rows, counter)
 
+    def unsafe(self, bad):
+        """What to do with records whose partition is unsafe: ``(record, message, trace)``."""
+        return bad | "RefuseUnsafe" >> beam.Map(_refuse_unsafe)
+
     def expand(self, records):
-        partition = self.partition
+        keyed = records | "ByPartition" >> beam.ParDo(_KeyByPartition(self.partition)).with_outputs(UNSAFE, main="ok")
+        self.unsafe(keyed[UNSAFE])
+        (
+            records.pipeline
+            | "Root" >> beam.Create([self.root])
+            | "RemoveStaleTemporaries" >> beam.Map(store.remove_stale_temporaries)
+        )
         return (
-            records
-            | "ByPartition" >> beam.Map(lambda r: (partition(r), r))
+            keyed.ok
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(self.write)
         )
@@ -102,6 +157,16 @@ class WriteArticles(WritePartitioned):
     def __init__(self, output: str, run_id: str, max_rows: int = DEFAULT_MAX_ROWS):
         super().__init__(store.join(output, "articles"), ARTICLES_SCHEMA, _article_partition, article_row,
                          "article_id", run_id, max_rows, "articles")
+        self.output = output
+
+    def unsafe(self, bad):
+        """Articles that cannot be placed safely become dead letters (stage write, bad_partition)."""
+        run_id = self.run_id
+        return (
+            bad
+            | "UnsafeToDeadLetters" >> beam.Map(_unsafe_article_dead_letter, run_id)
+            | "WriteUnsafe" >> WriteDeadLetters(self.output, run_id, self.max_rows)
+        )
 
 
 class WriteDeadLetters(WritePartitioned):

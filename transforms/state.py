@@ -6,6 +6,11 @@ and re-run neither loses nor duplicates rows.
 
 Near-duplicate matching only looks back ``window_days`` (by ``fetched_at``); exact matching by
 URL and content hash covers all history.
+
+A compaction may swap a partition's files while the state is read (see
+:mod:`akhbar.transforms.compact`); a read that straddled the swap could miss ids and make the run
+fetch and write those articles again. So the read is repeated until the set of committed files
+(names, inodes, sizes, times) is the same before and after it.
 """
 from __future__ import annotations
 
@@ -32,17 +37,35 @@ class PriorState:
         return idx
 
 
+CONSISTENT_READ_ATTEMPTS = 5
+
+
 def load_prior(output: str, *, now: datetime | None = None, window_days: int = 30,
                config: NearDupConfig | None = None) -> PriorState:
     """Read the dedup state of ``output`` (a local folder or ``gs://`` prefix)."""
+    root = store.join(output, "articles")
+    for attempt in range(CONSISTENT_READ_ATTEMPTS):
+        before = store.snapshot(root)
+        try:
+            state = _read_prior(root, list(before), now=now, window_days=window_days, config=config)
+        except FileNotFoundError:  # removed after it was listed (an old compaction placeholder)
+            if attempt + 1 == CONSISTENT_READ_ATTEMPTS:
+                raise
+            continue
+        if store.snapshot(root) == before:
+            break
+    return state
+
+
+def _read_prior(root: str, paths: list[str], *, now: datetime | None, window_days: int,
+                config: NearDupConfig | None) -> PriorState:
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=window_days)
     hasher = MinHasher(config)
     ids: set[str] = set()
     hashes: set[str] = set()
     recent = []
-    root = store.join(output, "articles")
-    for path in store.list_files(root):
+    for path in sorted(paths):
         t = store.read_table(path, ["article_id", "content_hash", "fetched_at", "duplicate_of"])
         ids.update(t.column("article_id").to_pylist())
         hashes.update(t.column("content_hash").to_pylist())

@@ -11,8 +11,11 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import re
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -105,3 +108,124 @@ def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
 def iter_tables(root: str, columns: list[str] | None = None) -> Iterator[tuple[str, pa.Table]]:
     for path in list_files(root):
         yield path, read_table(path, columns)
+
+
+# --- partitions built from data -----------------------------------------------------------------
+
+_SOURCE_VALUE = re.compile(r"^[a-z0-9_-]+$")
+TEMP_SUFFIX = ".inprogress"
+STALE_TEMP_SECONDS = 3600
+
+
+class UnsafePartition(ValueError):
+    """A partition value taken from data that must not become part of a path."""
+
+
+def _check_value(key: str, value: object) -> str:
+    if key == "dt":
+        text = value.isoformat() if isinstance(value, date) and not isinstance(value, datetime) else value
+        if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise UnsafePartition(f"dt={value!r} is not a YYYY-MM-DD date")
+        try:
+            date.fromisoformat(text)
+        except ValueError as e:
+            raise UnsafePartition(f"dt={value!r} is not a real date") from e
+        return text
+    if key == "source":
+        if not isinstance(value, str) or not _SOURCE_VALUE.fullmatch(value):
+            raise UnsafePartition(f"source={value!r} must be lowercase letters, digits, '_' or '-'")
+        return value
+    raise UnsafePartition(f"unknown partition key {key!r}")
+
+
+def partition_folders(parts: list[tuple[str, object]]) -> tuple[str, ...]:
+    """``[("dt", date), ("source", "x")]`` → ``("dt=…", "source=x")`` after validating each value.
+
+    Only known keys with well-formed values pass (a source id matches ``^[a-z0-9_-]+$``, a dt is
+    a real calendar date), so a value read from data can never add a path separator, ``..``
+    or an absolute path to an output path.
+    """
+    return tuple(f"{k}={_check_value(k, v)}" for k, v in parts)
+
+
+def parse_partition(spec: str) -> list[tuple[str, str]]:
+    """``"dt=2026-11-24/source=x"`` → ``[("dt", "2026-11-24"), ("source", "x")]``, validated."""
+    out = []
+    for seg in spec.strip("/").split("/"):
+        key, eq, value = seg.partition("=")
+        if not eq:
+            raise UnsafePartition(f"{seg!r} is not KEY=VALUE")
+        out.append((key, _check_value(key, value)))
+    if not out:
+        raise UnsafePartition("empty partition")
+    return out
+
+
+def partition_path(root: str, parts: list[tuple[str, object]]) -> str:
+    """The folder of a partition under ``root``; raises :class:`UnsafePartition` rather than
+    return a path outside ``root``."""
+    folder = join(root, *partition_folders(parts))
+    if is_local(root):
+        base = os.path.realpath(_local(root))
+        real = os.path.realpath(folder)
+        if os.path.commonpath([base, real]) != base or real == base:
+            raise UnsafePartition(f"partition folder {folder!r} is outside {root!r}")
+    else:
+        scheme, _, rest = folder.partition("://")
+        base = root.partition("://")[2].rstrip("/")
+        if not posixpath.normpath(rest).startswith(base + "/"):
+            raise UnsafePartition(f"partition folder {folder!r} is outside {root!r}")
+    return folder
+
+
+# --- leftovers of killed writers ----------------------------------------------------------------
+
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def remove_stale_temporaries(root: str, max_age_s: float = STALE_TEMP_SECONDS,
+                             now: float | None = None) -> list[str]:
+    """Delete ``.NAME.UUID.inprogress`` files under ``root`` last modified more than
+    ``max_age_s`` seconds ago; return their paths.
+
+    A live writer fills its temporary file in one go and renames it within seconds, so a file
+    untouched for an hour belongs to a writer that was killed. Younger ones are left alone: they
+    may be another run's file in the middle of being written. Object stores have no temporary
+    files (an object appears only when its upload completes), so this is local only.
+    """
+    if not is_local(root):
+        return []
+    root = _local(root)
+    now = time.time() if now is None else now
+    removed = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if not is_temporary(name):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                if now - os.stat(path).st_mtime > max_age_s:
+                    os.unlink(path)
+                    removed.append(path)
+            except FileNotFoundError:  # its writer renamed or removed it meanwhile
+                pass
+    return sorted(removed)
+
+
+def snapshot(root: str, suffix: str = ".parquet") -> dict[str, tuple]:
+    """Identity of every committed file under ``root``: a reader that takes one before and one
+    after reading and finds them equal has read one consistent state (no file replaced,
+    added or removed meanwhile, e.g. by a compaction)."""
+    if is_local(root):
+        out = {}
+        for path in list_files(root, suffix):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            out[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return out
+    keep = set(list_files(root, suffix))
+    matches = FileSystems.match([root.rstrip("/") + "/**"])[0].metadata_list
+    return {m.path: (m.size_in_bytes, m.last_updated_in_seconds) for m in matches if m.path in keep}
