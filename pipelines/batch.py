@@ -13,6 +13,7 @@ from akhbar.schemas.records import Candidate, Source
 from akhbar.transforms import steps
 from akhbar.transforms.dedup import NearDupConfig
 from akhbar.transforms.extract import MIN_BODY_WORDS
+from akhbar.transforms.feedstate import load_feed_states
 from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.sink import DEFAULT_MAX_ROWS, WriteArticles, WriteDeadLetters
 from akhbar.transforms.state import load_prior
@@ -38,6 +39,7 @@ class RunConfig:
     lexicon: str | None = None
     thresholds: dict[str, float] | None = None
     max_rows_per_file: int = DEFAULT_MAX_ROWS
+    ignore_feed_backoff: bool = False
 
 
 def _earliest(candidates) -> Candidate:
@@ -54,12 +56,18 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "Output" >> beam.Create([cfg.output])
         | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near)
     )
+    feed_states = AsSingleton(
+        p
+        | "StateOutput" >> beam.Create([cfg.output])
+        | "LoadFeedStates" >> beam.Map(load_feed_states)
+    )
     polled = (
         p
         | "Feeds" >> beam.Create(feeds)
         | "SpreadFeeds" >> beam.Reshuffle()
-        | "Poll" >> beam.ParDo(steps.PollFeed(cfg.fetch, cfg.allow_private_hosts, cfg.run_id))
-        .with_outputs(steps.DEAD, main="candidates")
+        | "Poll" >> beam.ParDo(steps.PollFeed(cfg.fetch, cfg.allow_private_hosts, cfg.run_id, cfg.ignore_feed_backoff),
+                               feed_states)
+        .with_outputs(steps.DEAD, steps.FEED_STATE, main="candidates")
     )
     candidates = (
         polled.candidates
@@ -70,7 +78,8 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "SpreadPages" >> beam.Reshuffle()
     )
     pages = candidates | "Fetch" >> beam.ParDo(
-        steps.FetchPages(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, cfg.run_id)
+        steps.FetchPages(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, cfg.run_id,
+                         {s.id: s for s in cfg.sources})
     ).with_outputs(steps.DEAD, main="pages")
     extracted = pages.pages | "Extract" >> beam.ParDo(
         steps.ExtractArticles(cfg.near, cfg.min_words, cfg.run_id)
@@ -97,6 +106,13 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "AllDead" >> beam.Flatten()
     )
     dead_written = dead | "WriteDeadLetters" >> WriteDeadLetters(cfg.output, cfg.run_id, cfg.max_rows_per_file)
+    # feed validators are saved only once this run's rows are committed (see feedstate.py)
+    _ = (
+        polled[steps.FEED_STATE]
+        | "AllFeedStates" >> beam.combiners.ToList()
+        | "SaveFeedStates" >> beam.Map(steps.commit_feed_states, feed_states, beam.pvalue.AsList(written),
+                                       beam.pvalue.AsList(dead_written), output=cfg.output)
+    )
     return {"articles": articles, "dead_letters": dead, "written": written, "dead_written": dead_written}
 
 

@@ -11,14 +11,16 @@ from datetime import datetime, timezone
 from akhbar.transforms.classify import classify, load_lexicon
 from akhbar.transforms.extract import ExtractError, extract
 from akhbar.transforms.feeds import FeedError, parse_feed
+from akhbar.transforms.steps import FEED_ACCEPT
 from akhbar.transforms.http import FetchError, Fetcher, html_of
 from akhbar.transforms.netguard import HostGuard
+from akhbar.transforms.robots import RobotsCache
 
 
 def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys.stdout) -> int:
     fetcher = Fetcher(guard=HostGuard(allow_private=allow_private))
     try:
-        resp = fetcher.fetch(url, accept="application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.1")
+        resp = fetcher.fetch(url, accept=FEED_ACCEPT)
         feed = parse_feed(resp.body, resp.content_type, resp.final_url, "probe")
     except (FetchError, FeedError) as e:
         print(f"FEED FAILED  {url}\n  reason: {e.reason}\n  {e}", file=out)
@@ -28,10 +30,12 @@ def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys
     for p in feed.problems:
         print(f"  problem: {p.reason}: {p.message}", file=out)
     lexicon = load_lexicon()
+    robots = RobotsCache(fetcher)
     failures = 0
     for c in feed.candidates[:n_articles]:
         print(f"\narticle {c.url}", file=out)
         try:
+            robots.check(c.url)
             html, encoding = html_of(fetcher.fetch(c.url))
             ex = extract(html, c.url, feed_title=c.feed_title, feed_published=c.feed_published,
                          now=datetime.now(timezone.utc))

@@ -105,3 +105,27 @@ def render(summary: dict) -> str:
     for reason, n in summary["dead_letters_by_reason"].items():
         lines.append(f"      {reason:<36}{n:>5}")
     return "\n".join(lines)
+
+
+def render_feed_health(states: list, now: datetime, as_json: bool = False) -> str:
+    """A table of feed states (see :mod:`akhbar.transforms.feedstate`), failing feeds first."""
+    from akhbar.transforms.feedstate import BACKOFF_AFTER
+
+    states = sorted(states, key=lambda s: (-s.consecutive_failures, s.source_id, s.feed_url))
+    if as_json:
+        return json.dumps([s.to_json() for s in states], ensure_ascii=False, indent=1)
+
+    def ago(t):
+        if t is None:
+            return "never"
+        secs = int((now - t).total_seconds())
+        return f"{secs // 86400}d ago" if secs >= 86400 else f"{secs // 3600}h ago" if secs >= 3600 else f"{secs // 60}m ago"
+
+    lines = [f"{'source':<14}{'status':<10}{'last ok':<10}{'fails':>6}  {'last error':<22}{'304s':>5}{'same':>5}"
+             f"{'lies':>5}  feed"]
+    for s in states:
+        status = "backoff" if s.consecutive_failures >= BACKOFF_AFTER else "failing" if s.consecutive_failures else "ok"
+        lines.append(f"{s.source_id:<14}{status:<10}{ago(s.last_success):<10}{s.consecutive_failures:>6}  "
+                     f"{(s.last_error or '-'):<22}{s.not_modified:>5}{s.unchanged_200:>5}{s.validator_lies:>5}  {s.feed_url}")
+    return "\n".join(lines)
+

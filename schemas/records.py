@@ -25,6 +25,9 @@ class Source:
     poll_interval_s: int = 900
     enabled: bool = True
     max_articles_per_poll: int | None = None
+    min_interval_s: float | None = None  # politeness overrides; None = the run's defaults
+    max_connections: int | None = None
+    obey_robots: bool = True
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,9 @@ def validate_text(text: str, file: str = "<sources>") -> tuple[list[Source], lis
             poll_interval_s=e.get("poll_interval", 900),
             enabled=e.get("enabled", True),
             max_articles_per_poll=e.get("max_articles_per_poll"),
+            min_interval_s=e.get("min_interval"),
+            max_connections=e.get("max_connections"),
+            obey_robots=e.get("obey_robots", True),
         )
         for e in entries
     ]

@@ -5,9 +5,11 @@ lengths, redirect, or stream a body slowly. Every request is recorded.
 """
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +21,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # before the status line
     chunk_delay: float = 0.0  # between 1 KiB chunks of the body
+    abort: bool = False  # reset the connection instead of answering
+    chunks: Iterable[bytes] | None = None  # a streamed body of unknown length (then the connection closes)
 
 
 class RouteServer:
@@ -53,8 +57,21 @@ class RouteServer:
                 reply = Reply(404, b"not found") if route is None else (route(self) if callable(route) else route)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.abort:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()  # RST: "connection reset by peer" for the client
+                    return
                 try:
                     self.send_response(reply.status)
+                    if reply.chunks is not None:
+                        for k, v in {**reply.headers, "Connection": "close"}.items():
+                            self.send_header(k, v)
+                        self.end_headers()
+                        self.close_connection = True
+                        for chunk in reply.chunks:
+                            self.wfile.write(chunk)
+                        return
                     headers = {"Content-Length": str(len(reply.body)), **reply.headers}
                     for k, v in headers.items():
                         if v is not None:
@@ -73,7 +90,7 @@ class RouteServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 

@@ -68,3 +68,40 @@ def test_not_a_feed(body):
     with pytest.raises(FeedError) as e:
         parse_feed(body, "text/html", "https://ex.com/f", "ex")
     assert e.value.reason == "feed_parse_error"
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/rss+xml; charset=iso-8859-1", RSS2.replace('encoding="utf-8"', 'encoding="iso-8859-1"').encode("cp1256")),
+    ("application/xml; charset=utf-8", RSS2.replace(' encoding="utf-8"', "").encode("cp1256")),  # header lies
+    ("text/xml", RSS2.replace('encoding="utf-8"', 'encoding="iso-8859-6"').encode("iso-8859-6", errors="ignore")),
+    ("text/xml", b"\xef\xbb\xbf" + RSS2.encode()),
+])
+def test_feed_encodings_declared_wrongly_or_not_at_all(content_type, body):
+    f = parse_feed(body * 1, content_type, "https://ex.com/f", "ex")
+    assert f.candidates[0].feed_title == "الناتو يجتمع"
+
+
+BILLION_LAUGHS = """<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+<!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;"><!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+<!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;"><!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+<!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>
+<rss version="2.0"><channel><title>&lol9;</title><item><title>x</title><link>https://ex.com/1</link></item></channel></rss>"""
+
+XXE = """<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<rss version="2.0"><channel><title>t</title><item><title>&xxe;</title><link>https://ex.com/1</link></item></channel></rss>"""
+
+
+@pytest.mark.parametrize("body", [BILLION_LAUGHS, XXE, XXE.replace("<!ENTITY", "<!entity")])
+def test_hostile_xml_is_refused(body):
+    with pytest.raises(FeedError) as e:
+        parse_feed(body.encode(), "application/xml", "https://ex.com/f", "ex")
+    assert e.value.reason == "hostile_xml"
+
+
+def test_feedparser_alone_would_not_read_local_files_either():
+    # defence in depth: even without our refusal, the parser must not expand external entities
+    import feedparser
+
+    parsed = feedparser.parse(XXE.encode())
+    assert "root:" not in str(parsed)

@@ -1,9 +1,12 @@
 """The fetch layer against a misbehaving server on 127.0.0.1."""
 import gzip
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from akhbar.transforms.http import FetchConfig, FetchError, Fetcher, decode_document
+from akhbar.transforms.http import FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, decode_document
 from akhbar.transforms.netguard import HostGuard
 from tests.servers import Reply
 
@@ -12,7 +15,8 @@ ARABIC = "<html><body><p>قال الأمين العام لحلف شمال الأ
 
 def fetcher(**cfg):
     sleeps = []
-    f = Fetcher(FetchConfig(**{"backoff_base": 0.01, **cfg}), HostGuard(allow_private=True), sleep=sleeps.append)
+    f = Fetcher(FetchConfig(**{"backoff_base": 0.01, "host_interval": 0, **cfg}), HostGuard(allow_private=True),
+                sleep=sleeps.append)
     f.sleeps = sleeps
     return f
 
@@ -51,7 +55,7 @@ def test_503_is_retried_with_retry_after_then_succeeds(server):
     f = fetcher(retries=3)
     r = f.fetch(server.route("/flaky", flaky))
     assert r.body == b"ok" and len(calls) == 3
-    assert f.sleeps == [2.0, 2.0]
+    assert len(f.sleeps) == 2 and all(1.5 < s <= 2.0 for s in f.sleeps)  # the host was held off 2 s each time
 
 
 def test_transient_failures_give_up_after_bounded_retries(server):
@@ -138,8 +142,143 @@ def test_connection_refused_is_transient():
     ("text/html; charset=iso-8859-6", ARABIC.encode("iso-8859-6", errors="ignore"), "iso8859-6"),
     ("text/html; charset=utf-8", ARABIC.encode("cp1256"), "cp1256"),  # declared wrongly
     (None, b"\xef\xbb\xbf" + ARABIC.encode(), "utf-8"),
+    ("text/html; charset=iso-8859-1", ARABIC.encode("cp1256"), "cp1256"),  # Apache's default, wrong
+    ("text/html", ('<meta charset="windows-1252">' + ARABIC).encode("cp1256"), "cp1256"),
 ])
 def test_decode_document(header, body, expected_enc):
+    """header → BOM → document declaration → detection; a declaration that cannot be right is overruled."""
     text, enc = decode_document(body, header)
     assert enc == expected_enc
     assert "الأطلسي" in text or "الحلف" in text
+
+
+PUBLIC = "93.184.216.34"  # stands for a public news site; the connector below maps it to our loopback server
+
+
+def guarded(server, extra_hosts=None):
+    """A fetcher that refuses private hosts, with a resolver and connector that never leave
+    loopback: 'news.test' 'resolves' to a public-looking address, which is connected to the
+    test server; any other connection attempt fails the test."""
+    from urllib3.util.connection import create_connection
+
+    port = int(server.base_url.rsplit(":", 1)[1])
+    table = {"news.test": [PUBLIC], **(extra_hosts or {})}
+    attempts = []
+
+    def connector(addr, timeout, source_address=None, socket_options=None):
+        attempts.append(addr)
+        assert addr == (PUBLIC, port), f"guard let a connection to {addr} through"
+        return create_connection(("127.0.0.1", port), timeout, socket_options=socket_options)
+
+    guard = HostGuard(allow_private=False, resolver=lambda h, p: table[h], connector=connector)
+    f = Fetcher(FetchConfig(retries=0, host_interval=0), guard)
+    f.attempts = attempts
+    f.base = f"http://news.test:{port}"
+    return f
+
+
+@pytest.mark.parametrize("location", [
+    "http://169.254.169.254/latest/meta-data/", "http://[::ffff:169.254.169.254]/", "http://2852039166/",
+    "http://evil.test/admin", "http://127.0.0.1:9/", "http://0177.0.0.1/", "http://localhost/",
+])
+def test_redirect_to_a_private_address_is_refused_before_connecting(server, location):
+    server.route("/go", Reply(302, b"", {"Location": location}))
+    f = guarded(server, {"evil.test": ["10.0.0.1"]})
+    with pytest.raises(FetchError) as e:
+        f.fetch(f.base + "/go")
+    assert e.value.reason == "blocked_address" and not e.value.transient
+    assert len(f.attempts) == 1  # only the first hop, to the public site, was connected
+
+
+def test_guarded_fetch_of_a_public_host_works(server):
+    server.route("/ok", Reply(200, b"fine"))
+    f = guarded(server)
+    assert f.fetch(f.base + "/ok").body == b"fine"
+
+
+@pytest.mark.parametrize("url", ["ftp://news.test/x", "file:///etc/passwd", "gopher://news.test/"])
+def test_only_http_and_https(url):
+    with pytest.raises(FetchError) as e:
+        Fetcher(FetchConfig(retries=0)).fetch(url)
+    assert e.value.reason == "bad_url"
+
+
+def test_redirect_to_another_scheme_is_refused(server):
+    server.route("/f", Reply(301, b"", {"Location": "file:///etc/passwd"}))
+    with pytest.raises(FetchError) as e:
+        fetcher().fetch(server.url("/f"))
+    assert e.value.reason == "bad_url"
+
+
+def test_a_french_page_declared_latin1_stays_latin1():
+    page = "<html><body><p>Le président français a déclaré à Bruxelles que l'OTAN était prête.</p></body></html>"
+    text, enc = decode_document(page.encode("iso-8859-1"), "text/html; charset=iso-8859-1")
+    assert enc == "iso8859-1" and "président" in text
+
+
+def test_politeness_interval_between_requests_to_one_host(server):
+    server.route("/p", Reply(200, b"x"))
+    f = Fetcher(FetchConfig(host_interval=0.3, host_concurrency=4), HostGuard(allow_private=True))
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: f.fetch(server.url("/p")), range(4)))
+    assert time.monotonic() - t0 >= 0.85  # starts at 0, .3, .6, .9
+
+
+def test_politeness_concurrency_limit_and_per_source_policy(server):
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def slow(_):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.15)
+        with lock:
+            state["now"] -= 1
+        return Reply(200, b"x")
+
+    server.route("/s", slow)
+    f = Fetcher(FetchConfig(host_interval=0, host_concurrency=8), HostGuard(allow_private=True))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: f.fetch(server.url("/s"), policy=HostPolicy(interval=0, concurrency=2)), range(8)))
+    assert state["max"] == 2
+
+
+def test_retry_after_holds_off_the_whole_host():
+    clock = {"t": 0.0}
+    slept = []
+    limiter = HostLimiter(sleep=lambda s: (slept.append(s), clock.__setitem__("t", clock["t"] + s)),
+                          clock=lambda: clock["t"])
+    policy = HostPolicy(interval=0.0, concurrency=2)
+    with limiter.slot("a.example", policy):
+        pass
+    limiter.hold_off("a.example", 5)
+    with limiter.slot("a.example", policy):
+        pass
+    with limiter.slot("b.example", policy):
+        pass
+    assert slept == [5.0]
+    limiter.slow_down("a.example", 2.0)  # a robots.txt crawl-delay
+    with limiter.slot("a.example", policy):
+        pass
+    with limiter.slot("a.example", policy):
+        pass
+    assert slept == [5.0, 2.0]
+
+
+def test_conditional_get_304(server):
+    def feed(handler):
+        if handler.headers.get("If-None-Match") == '"v1"':
+            return Reply(304, b"")
+        return Reply(200, b"<rss/>", {"ETag": '"v1"'})
+
+    url = server.route("/feed", feed)
+    f = fetcher()
+    first = f.fetch(url)
+    assert first.status == 200 and first.headers["etag"] == '"v1"'
+    second = f.fetch(url, headers={"If-None-Match": '"v1"'})
+    assert second.status == 304 and second.body == b""
+    with pytest.raises(FetchError) as e:  # an unasked-for 304 is a failure
+        server.route("/odd", Reply(304, b""))
+        f.fetch(server.url("/odd"))
+    assert e.value.reason == "http_304"

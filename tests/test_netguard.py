@@ -1,6 +1,6 @@
 import pytest
 
-from akhbar.transforms.netguard import BlockedAddress, HostGuard, is_public
+from akhbar.transforms.netguard import BlockedAddress, HostGuard, is_public, literal_ip
 
 
 def resolver(table):
@@ -48,9 +48,29 @@ def test_allow_private_hosts_skips_resolution():
     assert res.calls == []
 
 
-def test_guard_caches_public_answers():
-    res = resolver({"news.example": ["93.184.216.34"]})
-    g = HostGuard(resolver=res)
-    g.check("news.example", 443)
-    g.check("NEWS.example", 443)
-    assert res.calls == ["news.example"]
+def test_every_connection_resolves_again_so_rebinding_is_caught():
+    answers = iter([["93.184.216.34"], ["169.254.169.254"]])
+    connected = []
+    g = HostGuard(resolver=lambda h, p: next(answers), connector=lambda addr, *a, **k: connected.append(addr))
+    g.connect("news.example", 80, 1)
+    with pytest.raises(BlockedAddress):
+        g.connect("news.example", 80, 1)
+    assert connected == [("93.184.216.34", 80)]  # connected to the address it checked, once
+
+
+@pytest.mark.parametrize("host, addr", [
+    ("2130706433", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"), ("0x7f.0.0.1", "127.0.0.1"), ("0x7f000001", "127.0.0.1"),
+    ("127.1", "127.0.0.1"), ("[::ffff:169.254.169.254]", "::ffff:a9fe:a9fe"), ("[::1]", "::1"),
+    ("2852039166", "169.254.169.254"), ("017700000001", "127.0.0.1"), ("news.example", None), ("1.2.3.example", None),
+])
+def test_literal_ip_spellings(host, addr):
+    assert literal_ip(host) == addr
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0177.0.0.1", "0x7f.1", "[::ffff:127.0.0.1]", "[::ffff:a9fe:a9fe]",
+                                  "2852039166", "[2002:a9fe:a9fe::1]", "0.0.0.0", "[fe80::1%25eth0]", "240.0.0.1"])
+def test_odd_spellings_of_private_addresses_are_refused_without_resolving(host):
+    res = resolver({})
+    with pytest.raises(BlockedAddress):
+        HostGuard(resolver=res).connect(host, 80, 1)
+    assert res.calls == []

@@ -15,7 +15,7 @@ def cfg(sample_site, tmp_path):
     sources, problems = validate_text(sources_yaml(sample_site.base_url))
     assert not problems
     return RunConfig(sources=tuple(sources), output=str(tmp_path / "out"), run_id=new_run_id(),
-                     allow_private_hosts=True, fetch=FetchConfig(retries=0))
+                     allow_private_hosts=True, fetch=FetchConfig(retries=0, host_interval=0))
 
 
 def test_graph_outputs(cfg, sample_site):

@@ -11,14 +11,18 @@ from akhbar.transforms.state import PriorState
 from akhbar.transforms.urls import article_id
 from tests.servers import Reply
 
-FAST = FetchConfig(retries=0, connect_timeout=2, read_timeout=2)
+FAST = FetchConfig(retries=0, connect_timeout=2, read_timeout=2, host_interval=0)
 
 
-def split(outputs):
-    good, dead = [], []
+def split(outputs, tag=steps.DEAD):
+    """(main outputs, outputs tagged ``tag``); other tags are dropped."""
+    good, tagged = [], []
     for o in outputs:
-        (dead if isinstance(o, pvalue.TaggedOutput) else good).append(o.value if isinstance(o, pvalue.TaggedOutput) else o)
-    return good, dead
+        if not isinstance(o, pvalue.TaggedOutput):
+            good.append(o)
+        elif o.tag == tag:
+            tagged.append(o.value)
+    return good, tagged
 
 
 def started(fn):
@@ -29,23 +33,23 @@ def started(fn):
 def test_poll_feed_good_and_broken(sample_site):
     fn = started(steps.PollFeed(FAST, allow_private=True, run_id="r"))
     src = Source(id="sahil", feeds=())
-    good, dead = split(fn.process((src, f"{sample_site.base_url}/sahil/world.xml")))
+    good, dead = split(fn.process((src, f"{sample_site.base_url}/sahil/world.xml"), {}))
     assert len(good) >= 5 and all(isinstance(c, Candidate) and c.source_id == "sahil" for c in good)
     assert len({c.url for c in good}) == len(good)  # the seed-003 tracking-parameter twin collapsed
-    good, dead = split(fn.process((Source(id="qarya", feeds=()), f"{sample_site.base_url}/qarya/news.xml")))
+    good, dead = split(fn.process((Source(id="qarya", feeds=()), f"{sample_site.base_url}/qarya/news.xml"), {}))
     assert good == [] and [(d.stage, d.reason, d.source_id, d.run_id) for d in dead] == [("poll", "http_500", "qarya", "r")]
 
 
 def test_poll_feed_refuses_loopback_without_permission(sample_site):
     fn = started(steps.PollFeed(FAST, allow_private=False))
-    good, dead = split(fn.process((Source(id="s", feeds=()), f"{sample_site.base_url}/sahil/world.xml")))
+    good, dead = split(fn.process((Source(id="s", feeds=()), f"{sample_site.base_url}/sahil/world.xml"), {}))
     assert good == [] and dead[0].reason == "blocked_address"
 
 
 def test_poll_feed_not_a_feed(server):
     url = server.route("/feed", Reply(200, b"<html><body>hello</body></html>", {"Content-Type": "text/html"}))
     fn = started(steps.PollFeed(FAST, allow_private=True))
-    good, dead = split(fn.process((Source(id="s", feeds=()), url)))
+    good, dead = split(fn.process((Source(id="s", feeds=()), url), {}))
     assert dead[0].reason == "feed_parse_error" and "hello" in dead[0].detail
 
 

@@ -9,10 +9,9 @@ from datetime import datetime, timezone
 import feedparser
 
 from akhbar.schemas.records import Candidate
-from akhbar.transforms.http import decode_document, header_charset
+from akhbar.transforms.http import decode_document
 from akhbar.transforms.urls import BadURL, article_id, canonical_url
 
-_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>", re.S)
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,7 @@ class ParsedFeed:
     title: str | None
     candidates: list[Candidate]
     problems: list[FeedProblem]
+    encoding: str = "utf-8"
 
 
 class FeedError(Exception):
@@ -36,21 +36,23 @@ class FeedError(Exception):
         self.reason = reason
 
 
-def _to_utf8(body: bytes, content_type: str | None) -> bytes:
-    """Hand feedparser bytes it will decode correctly.
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
 
-    feedparser trusts the XML declaration and falls back to guesses that turn an undeclared
-    windows-1256 feed into mojibake. When neither the header nor the document declares an
-    encoding and the bytes are not UTF-8, decode them ourselves and pass UTF-8 on.
+
+def _to_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str]:
+    """Decode the feed ourselves and hand feedparser UTF-8 with a matching declaration.
+
+    feedparser trusts the XML declaration and guesses otherwise, which turns an undeclared or
+    wrongly declared windows-1256 feed into mojibake. :func:`decode_document` applies one order
+    for pages and feeds alike: HTTP header, BOM, in-document declaration, then detection among
+    the Arabic code pages. Returns the bytes and the encoding used.
     """
-    if header_charset(content_type) or re.match(rb"^\s*<\?xml[^>]*encoding", body[:200]):
-        return body
-    try:
-        body.decode("utf-8")
-        return body
-    except UnicodeDecodeError:
-        text, _ = decode_document(body, None)
-        return b'<?xml version="1.0" encoding="utf-8"?>' + _XML_DECL.sub(b"", text.encode("utf-8"), count=1)
+    text, encoding = decode_document(body, content_type)
+    text = _XML_DECL_TEXT.sub("", text.lstrip("\ufeff"), count=1)
+    return b'<?xml version="1.0" encoding="utf-8"?>' + text.encode("utf-8"), encoding
+
+
+_XML_DECL_TEXT = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
 
 
 def _entry_time(entry) -> datetime | None:
@@ -84,9 +86,15 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
     Entries without a usable link become problems (dead letters), not silent drops. The
     same canonical URL listed twice in one feed yields one candidate.
     """
+    if _ENTITY_DECL.search(body[:65536]):
+        # Entity declarations are how billion-laughs and external-entity (file-reading) attacks
+        # work; real news feeds never declare entities.
+        raise FeedError("hostile_xml", "feed declares XML entities (<!ENTITY …>); refused")
+    utf8, encoding = _to_utf8(body, content_type)
+    media_type = (content_type or "application/xml").split(";")[0].strip() or "application/xml"
     parsed = feedparser.parse(
-        _to_utf8(body, content_type),
-        response_headers={"content-type": content_type or "application/xml"},
+        utf8,
+        response_headers={"content-type": f"{media_type}; charset=utf-8"},
         sanitize_html=False,
         resolve_relative_uris=False,
     )
@@ -118,4 +126,4 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
         ))
         if max_entries and len(candidates) >= max_entries:
             break
-    return ParsedFeed(parsed.get("version") or "unknown", parsed.feed.get("title"), candidates, problems)
+    return ParsedFeed(parsed.get("version") or "unknown", parsed.feed.get("title"), candidates, problems, encoding)

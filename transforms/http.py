@@ -8,14 +8,18 @@ from __future__ import annotations
 import codecs
 import random
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
 import urllib3
+import urllib3.connection
 
 from akhbar.transforms.netguard import BlockedAddress, HostGuard
 
@@ -36,6 +40,58 @@ class FetchConfig:
     retries: int = 2  # extra attempts after the first, for transient failures
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    host_interval: float = 1.0  # seconds between request starts to one host (per worker)
+    host_concurrency: int = 2  # requests in flight to one host (per worker)
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """Politeness towards one host: a per-source override of the FetchConfig defaults."""
+
+    interval: float
+    concurrency: int
+
+
+class HostLimiter:
+    """Per-host politeness inside one worker: at most ``concurrency`` requests in flight and
+    request starts at least ``interval`` apart. A ``Retry-After`` or a robots.txt crawl-delay
+    pushes the host's next slot later for every thread."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sems: dict[str, threading.BoundedSemaphore] = {}
+        self._next: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
+
+    def _semaphore(self, host: str, concurrency: int) -> threading.BoundedSemaphore:
+        with self._lock:
+            if host not in self._sems:
+                self._sems[host] = threading.BoundedSemaphore(max(1, concurrency))
+            return self._sems[host]
+
+    def hold_off(self, host: str, seconds: float) -> None:
+        """No request to ``host`` starts in the next ``seconds``."""
+        with self._lock:
+            self._next[host] = max(self._next.get(host, 0.0), self._clock() + seconds)
+
+    def slow_down(self, host: str, interval: float) -> None:
+        """Raise the host's minimum interval (never lowers it), e.g. to a robots crawl-delay."""
+        with self._lock:
+            self._interval[host] = max(self._interval.get(host, 0.0), interval)
+
+    @contextmanager
+    def slot(self, host: str, policy: HostPolicy):
+        sem = self._semaphore(host, policy.concurrency)
+        with sem:
+            with self._lock:
+                now = self._clock()
+                start = max(now, self._next.get(host, 0.0))
+                self._next[host] = start + max(policy.interval, self._interval.get(host, 0.0))
+            if start > now:
+                self._sleep(start - now)
+            yield
 
 
 @dataclass(frozen=True)
@@ -85,20 +141,44 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     return max(0.0, min(secs, cap))
 
 
+def _guarded_pool_classes(guard: HostGuard) -> dict:
+    """urllib3 pool classes whose connections go through ``guard`` (resolve, check, connect)."""
+
+    def new_conn(self):
+        try:
+            return guard.connect(self._dns_host, self.port, self.timeout, self.source_address, self.socket_options)
+        except socket.gaierror as e:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, e) from e
+        except TimeoutError as e:
+            raise urllib3.exceptions.ConnectTimeoutError(self, f"connect to {self.host} timed out") from e
+        except OSError as e:
+            raise urllib3.exceptions.NewConnectionError(self, f"cannot connect: {e}") from e
+
+    conn = type("GuardedHTTPConnection", (urllib3.connection.HTTPConnection,), {"_new_conn": new_conn})
+    sconn = type("GuardedHTTPSConnection", (urllib3.connection.HTTPSConnection,), {"_new_conn": new_conn})
+    return {
+        "http": type("GuardedHTTPPool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
+        "https": type("GuardedHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
+    }
+
+
 class Fetcher:
-    """A reusable HTTP client (connection pooling); thread-safe."""
+    """A reusable HTTP client (connection pooling); thread-safe. Every connection, redirects
+    included, is opened through the :class:`HostGuard`."""
 
     def __init__(self, config: FetchConfig | None = None, guard: HostGuard | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, limiter: HostLimiter | None = None):
         self.config = config or FetchConfig()
         self.guard = guard or HostGuard()
         self._sleep = sleep
+        self.limiter = limiter or HostLimiter(sleep=sleep)
         self._pool = urllib3.PoolManager(
             num_pools=64,
             maxsize=8,
             retries=False,
             timeout=urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.read_timeout),
         )
+        self._pool.pool_classes_by_scheme = _guarded_pool_classes(self.guard)
         # urllib3 replaces (does not merge) pool headers when a request passes its own.
         self._headers = {
             "User-Agent": self.config.user_agent,
@@ -107,82 +187,96 @@ class Fetcher:
         }
 
     def fetch(self, url: str, *, accept: str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
-              headers: dict[str, str] | None = None) -> Response:
-        """GET ``url``, retrying transient failures; raise :class:`FetchError` on failure."""
+              headers: dict[str, str] | None = None, policy: HostPolicy | None = None) -> Response:
+        """GET ``url``, retrying transient failures; raise :class:`FetchError` on failure.
+
+        With ``If-None-Match``/``If-Modified-Since`` in ``headers`` a 304 is an answer (status
+        304, empty body), not a failure. ``policy`` overrides the per-host politeness defaults.
+        """
+        policy = policy or HostPolicy(self.config.host_interval, self.config.host_concurrency)
         attempt = 0
         while True:
             try:
-                return self._fetch_once(url, accept, headers or {})
+                return self._fetch_once(url, accept, headers or {}, policy)
             except FetchError as e:
                 if not e.transient or attempt >= self.config.retries:
                     raise
-                delay = e.retry_after
-                if delay is None:
+                if e.retry_after is None:
                     delay = min(self.config.backoff_max, self.config.backoff_base * 2**attempt)
-                    delay *= 0.5 + random.random()  # jitter
-                self._sleep(delay)
+                    self._sleep(delay * (0.5 + random.random()))  # exponential, with jitter
+                # else: the server's Retry-After already holds off every request to the host
                 attempt += 1
 
-    def _fetch_once(self, url: str, accept: str, extra: dict[str, str]) -> Response:
-        cfg = self.config
-        start = time.monotonic()
+    def _fetch_once(self, url: str, accept: str, extra: dict[str, str], policy: HostPolicy) -> Response:
         seen = [url]
         current = url
         while True:
             parts = urlsplit(current)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise FetchError("bad_url", f"not an http(s) URL: {current}")
-            try:
-                self.guard.check(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-            except BlockedAddress as e:
-                raise FetchError("blocked_address", str(e)) from e
-            except OSError as e:
-                raise FetchError("dns_error", str(e), transient=True) from e
-            try:
-                resp = self._pool.request(
-                    "GET", current, headers={**self._headers, "Accept": accept, **extra}, redirect=False,
-                    preload_content=False, decode_content=True,
-                )
-            except urllib3.exceptions.TimeoutError as e:
-                raise FetchError("timeout", f"timed out: {e}", transient=True) from e
-            except urllib3.exceptions.HTTPError as e:
-                raise FetchError("connection_error", f"{type(e).__name__}: {e}", transient=True) from e
-            complete = False
-            try:
-                if resp.status in (301, 302, 303, 307, 308):
-                    location = resp.headers.get("location")
-                    if not location:
-                        raise FetchError("bad_redirect", f"HTTP {resp.status} without Location", status=resp.status)
-                    nxt = urljoin(current, location)
-                    if nxt in seen:
-                        raise FetchError("redirect_loop", f"redirect loop: {' -> '.join(seen + [nxt])}")
-                    if len(seen) > cfg.max_redirects:
-                        raise FetchError("too_many_redirects", f"more than {cfg.max_redirects} redirects from {url}")
-                    seen.append(nxt)
-                    current = nxt
-                    continue
-                failure = classify_status(resp.status)
-                if failure:
-                    reason, transient = failure
-                    raise FetchError(reason, f"HTTP {resp.status} for {current}", transient=transient,
-                                     status=resp.status,
-                                     retry_after=_retry_after(resp.headers.get("retry-after"), cfg.backoff_max))
-                body = self._read_bounded(resp, start)
-                complete = True
-                return Response(url=url, final_url=current, status=resp.status,
-                                headers={k.lower(): v for k, v in resp.headers.items()}, body=body,
-                                elapsed=time.monotonic() - start, redirects=tuple(seen[1:]))
-            finally:
-                # A connection whose body was not read to the end cannot be reused: reading a
-                # little of a small error body is cheaper than reconnecting; else close it.
-                if not complete:
-                    try:
-                        resp.read(64 * 1024, decode_content=False)
-                        if not resp.isclosed() and resp.length_remaining not in (0, None):
-                            resp.close()
-                    except Exception:  # noqa: BLE001 - the connection is discarded either way
+            with self.limiter.slot(parts.netloc.lower(), policy):
+                result = self._hop(url, current, accept, extra, tuple(seen[1:]))
+            if isinstance(result, Response):
+                return result
+            if result in seen:
+                raise FetchError("redirect_loop", f"redirect loop: {' -> '.join(seen + [result])}")
+            if len(seen) > self.config.max_redirects:
+                raise FetchError("too_many_redirects", f"more than {self.config.max_redirects} redirects from {url}")
+            seen.append(result)
+            current = result
+
+    def _hop(self, url: str, current: str, accept: str, extra: dict[str, str],
+             redirects: tuple[str, ...]) -> Response | str:
+        """One request: the response, or the next URL of a redirect."""
+        start = time.monotonic()
+        host = urlsplit(current).hostname
+        try:
+            resp = self._pool.request(
+                "GET", current, headers={**self._headers, "Accept": accept, **extra}, redirect=False,
+                preload_content=False, decode_content=True,
+            )
+        except BlockedAddress as e:
+            raise FetchError("blocked_address", str(e)) from e
+        except urllib3.exceptions.NameResolutionError as e:
+            raise FetchError("dns_error", f"cannot resolve {host}: {e}", transient=True) from e
+        except urllib3.exceptions.TimeoutError as e:
+            raise FetchError("timeout", f"timed out: {e}", transient=True) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise FetchError("connection_error", f"{type(e).__name__}: {e}", transient=True) from e
+        complete = False
+        try:
+            if resp.status in (301, 302, 303, 307, 308):
+                location = resp.headers.get("location")
+                if not location:
+                    raise FetchError("bad_redirect", f"HTTP {resp.status} without Location", status=resp.status)
+                return urljoin(current, location)
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            if resp.status == 304 and ({"If-None-Match", "If-Modified-Since"} & set(extra)):
+                return Response(url=url, final_url=current, status=304, headers=headers, body=b"",
+                                elapsed=time.monotonic() - start, redirects=redirects)
+            failure = classify_status(resp.status)
+            if failure:
+                reason, transient = failure
+                retry_after = _retry_after(resp.headers.get("retry-after"), self.config.backoff_max)
+                if retry_after:
+                    self.limiter.hold_off(urlsplit(current).netloc.lower(), retry_after)
+                raise FetchError(reason, f"HTTP {resp.status} for {current}", transient=transient,
+                                 status=resp.status, retry_after=retry_after)
+            body = self._read_bounded(resp, start)
+            complete = True
+            return Response(url=url, final_url=current, status=resp.status, headers=headers, body=body,
+                            elapsed=time.monotonic() - start, redirects=redirects)
+        finally:
+            # A connection whose body was not read to the end cannot be reused: reading a
+            # little of a small error body is cheaper than reconnecting; else close it.
+            if not complete:
+                try:
+                    resp.read(64 * 1024, decode_content=False)
+                    if not resp.isclosed() and resp.length_remaining not in (0, None):
                         resp.close()
-                resp.release_conn()
+                except Exception:  # noqa: BLE001 - the connection is discarded either way
+                    resp.close()
+            resp.release_conn()
 
     def _read_bounded(self, resp, start: float) -> bytes:
         cfg = self.config
@@ -216,6 +310,28 @@ _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_\-
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 # Candidates for undeclared pages, in order of likelihood on Arabic sites.
 ARABIC_CANDIDATES = ["utf_8", "cp1256", "iso8859_6", "cp720", "cp864"]
+
+
+# Servers often declare a Western code page by default (Apache's ISO-8859-1) for pages that are
+# really windows-1256: those decode without error into Latin mojibake.
+_LATIN_SINGLE_BYTE = frozenset({"latin-1", "iso8859-1", "cp1252", "iso8859-15", "iso8859-9", "cp1250"})
+_ARABIC_LETTER = re.compile(r"[\u0621-\u064a]")
+
+
+_TAG = re.compile(r"<[^>]*>")
+_ACCENTED_WORD = re.compile(r"[A-Za-z\u00c0-\u00ff]*[\u00c0-\u00ff][A-Za-z\u00c0-\u00ff]*")
+
+
+def _looks_like_misdeclared_arabic(text: str) -> bool:
+    """Windows-1256 read as a Western code page: Arabic letters become words made only of
+    accented Latin letters ("ÇáäÇÊæ"). French or German words mix a few accents into plain
+    letters, so they do not count."""
+    sample = _TAG.sub(" ", text[:50000])
+    if _ARABIC_LETTER.search(sample):
+        return False
+    words = _ACCENTED_WORD.findall(sample)
+    garbled = [w for w in words if len(w) >= 3 and not re.search(r"[A-Za-z]", w)]
+    return len(garbled) >= 3 and len(garbled) * 2 >= len(words)
 
 
 def _codec(name: str | None) -> str | None:
@@ -255,9 +371,12 @@ def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
             candidates.append(doc)
     for enc in candidates:
         try:
-            return body.decode(enc), enc
+            text = body.decode(enc)
         except (UnicodeDecodeError, LookupError):
             continue
+        if enc in _LATIN_SINGLE_BYTE and _looks_like_misdeclared_arabic(text):
+            return body.decode("cp1256", errors="replace"), "cp1256"
+        return text, enc
     try:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

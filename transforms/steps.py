@@ -21,7 +21,19 @@ from akhbar.transforms.classify import classify, load_lexicon
 from akhbar.transforms.dedup import MinHasher, NearDupConfig, assign_near_duplicates, content_hash
 from akhbar.transforms.extract import ExtractError, extract
 from akhbar.transforms.feeds import FeedError, parse_feed
-from akhbar.transforms.http import FEED_TYPES, FetchConfig, FetchError, Fetcher, html_of
+from akhbar.transforms.feedstate import (
+    FeedState,
+    after_body,
+    after_failure,
+    after_not_modified,
+    backoff_until,
+    body_hash,
+    conditional_headers,
+    save_feed_states,
+    with_entries,
+)
+from akhbar.transforms.http import FEED_TYPES, FetchConfig, FetchError, Fetcher, HostPolicy, html_of
+from akhbar.transforms.robots import RobotsCache
 from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.state import PriorState
 
@@ -71,42 +83,94 @@ class HttpStep(Step):
         self.fetcher = Fetcher(self.fetch_config, HostGuard(allow_private=self.allow_private))
 
 
+FEED_STATE = "feed_state"
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, "
+               "text/xml;q=0.8, */*;q=0.1")
+
+
+def host_policy(source: Source | None, config: FetchConfig) -> HostPolicy:
+    """Politeness for a source's hosts: its own settings, else the run's defaults."""
+    interval = source.min_interval_s if source and source.min_interval_s is not None else config.host_interval
+    concurrency = source.max_connections if source and source.max_connections else config.host_concurrency
+    return HostPolicy(interval, concurrency)
+
+
 class PollFeed(HttpStep):
-    """(Source, feed URL) → Candidate for each entry; feed failures → dead letters."""
+    """(Source, feed URL) → Candidate for each entry; feed failures → dead letters.
+
+    Sends the feed's validators (conditional GET) and emits the feed's new state on the
+    ``feed_state`` output; feeds that keep failing are skipped until their backoff expires.
+    """
 
     stage = "poll"
 
-    def process(self, element: tuple[Source, str]):
+    def __init__(self, fetch_config: FetchConfig, allow_private: bool, run_id: str | None = None,
+                 ignore_backoff: bool = False):
+        super().__init__(fetch_config, allow_private, run_id)
+        self.ignore_backoff = ignore_backoff
+
+    def process(self, element: tuple[Source, str], states: dict[str, FeedState]):
         source, feed_url = element
+        now = utcnow()
+        state = states.get(feed_url)
+        until = backoff_until(state, source.poll_interval_s)
+        if until and now < until and not self.ignore_backoff:
+            self.count("skipped_backoff")
+            return
+        sent = conditional_headers(state)
+
+        def failed(reason: str, message: str, status: int | None = None, detail: str | None = None):
+            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, reason, status))
+            yield self.dead(url=feed_url, source_id=source.id, reason=reason, message=message, detail=detail,
+                            feed_url=feed_url)
+
         try:
-            resp = self.fetcher.fetch(feed_url, accept="application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
+            resp = self.fetcher.fetch(feed_url, accept=FEED_ACCEPT, headers=sent,
+                                      policy=host_policy(source, self.fetch_config))
         except FetchError as e:
-            yield self.dead(url=feed_url, source_id=source.id, reason=e.reason, message=str(e), feed_url=feed_url)
+            yield from failed(e.reason, str(e), e.status)
             return
         except Exception as e:  # noqa: BLE001 - recorded, not swallowed
+            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None))
             yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
             return
+        if resp.status == 304:
+            self.count("not_modified")
+            yield pvalue.TaggedOutput(FEED_STATE, after_not_modified(state, now))
+            return
         self.count("feeds_fetched")
+        new_state, unchanged = after_body(state, feed_url, source.id, now, resp.status, resp.headers,
+                                          body_hash(resp.body), bool(sent))
+        if unchanged:  # same bytes as the last committed poll: every entry was handled then
+            self.count("unchanged")
+            yield pvalue.TaggedOutput(FEED_STATE, new_state)
+            return
         ctype = (resp.content_type or "").lower()
         if ctype and not any(t in ctype for t in FEED_TYPES):
-            yield self.dead(url=feed_url, source_id=source.id, reason="unsupported_content_type",
-                            message=f"feed served as {resp.content_type}", feed_url=feed_url)
+            yield from failed("unsupported_content_type", f"feed served as {resp.content_type}", resp.status)
             return
         try:
             parsed = parse_feed(resp.body, resp.content_type, resp.final_url, source.id,
                                 max_entries=source.max_articles_per_poll)
         except FeedError as e:
-            yield self.dead(url=feed_url, source_id=source.id, reason=e.reason, message=str(e),
-                            detail=resp.body[:2000].decode("utf-8", "replace"), feed_url=feed_url)
+            yield from failed(e.reason, str(e), resp.status, resp.body[:2000].decode("utf-8", "replace"))
             return
         except Exception as e:  # noqa: BLE001
+            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None))
             yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
             return
+        yield pvalue.TaggedOutput(FEED_STATE, with_entries(new_state, len(parsed.candidates)))
         for problem in parsed.problems:
             yield self.dead(url=problem.link, source_id=source.id, reason=problem.reason,
                             message=problem.message, feed_url=feed_url)
         self.count("entries", len(parsed.candidates))
         yield from parsed.candidates
+
+
+def commit_feed_states(updates: list[FeedState], prior: dict[str, FeedState], *committed, output: str) -> int:
+    """Save the feed states; ``committed`` (the written articles and dead letters, as side
+    inputs) makes Beam run this only after those writes have finished."""
+    return save_feed_states(output, prior, updates)
 
 
 class FetchPages(HttpStep):
@@ -116,13 +180,15 @@ class FetchPages(HttpStep):
     stage = "fetch"
 
     def __init__(self, fetch_config: FetchConfig, allow_private: bool, concurrency: int = 8,
-                 run_id: str | None = None):
+                 run_id: str | None = None, sources: dict[str, Source] | None = None):
         super().__init__(fetch_config, allow_private, run_id)
         self.concurrency = max(1, concurrency)
+        self.sources = sources or {}
 
     def setup(self):
         super().setup()
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="akhbar-fetch")
+        self.robots = RobotsCache(self.fetcher)
 
     def teardown(self):
         pool = getattr(self, "pool", None)
@@ -152,8 +218,11 @@ class FetchPages(HttpStep):
                     yield WindowedValue(out, ts, [win])
 
     def fetch_one(self, c: Candidate) -> Iterable:
+        source = self.sources.get(c.source_id)
         try:
-            resp = self.fetcher.fetch(c.url)
+            if source is None or source.obey_robots:
+                self.robots.check(c.url)
+            resp = self.fetcher.fetch(c.url, policy=host_policy(source, self.fetch_config))
             html, encoding = html_of(resp)
         except FetchError as e:
             yield self.dead(url=c.url, source_id=c.source_id, reason=e.reason, message=str(e), feed_url=c.feed_url)

@@ -1,0 +1,63 @@
+"""Every dead-letter reason code, in one table: what it means and whether it is retried.
+
+``docs/dead-letters.md`` is generated from this table (``python -m akhbar.schemas.reasons``) and a
+test checks that every code the code can emit is listed here.
+"""
+from __future__ import annotations
+
+from akhbar.transforms.http import TRANSIENT_STATUSES
+
+# code: (stages, meaning, retried within the run)
+REASONS: dict[str, tuple[str, str, str]] = {
+    "http_NNN": ("poll, fetch", "The server answered with HTTP status NNN (e.g. http_404, http_503).",
+                 "yes for " + ", ".join(map(str, sorted(TRANSIENT_STATUSES))) + "; no for other statuses"),
+    "timeout": ("poll, fetch", "Connect, read or total time limit reached.", "yes"),
+    "connection_error": ("poll, fetch", "Connection refused or reset, or the response broke off.", "yes"),
+    "dns_error": ("poll, fetch", "The host name does not resolve.", "yes"),
+    "blocked_address": ("poll, fetch", "The host is or resolves to a private, loopback, link-local, multicast or "
+                        "reserved address (any spelling, any redirect hop); allowed only with --allow-private-hosts.", "no"),
+    "bad_url": ("poll, fetch", "Not an http(s) URL with a host (also a feed entry's link or a redirect target).", "no"),
+    "bad_redirect": ("poll, fetch", "A redirect without a Location header.", "no"),
+    "redirect_loop": ("poll, fetch", "A redirect chain returned to a URL it had visited.", "no"),
+    "too_many_redirects": ("poll, fetch", "More redirects than the limit (5).", "no"),
+    "too_large": ("poll, fetch", "The body (after decompression: gzip bombs too) is over --max-bytes; "
+                  "stopped while streaming.", "no"),
+    "bad_encoding": ("poll, fetch", "The compressed body cannot be decompressed.", "no"),
+    "unsupported_content_type": ("poll, fetch", "A page that is not HTML (PDF, image, video) or a feed that is not XML.",
+                                 "no"),
+    "robots_disallowed": ("fetch", "The site's robots.txt disallows the page for akhbar.", "no"),
+    "robots_unavailable": ("fetch", "robots.txt could not be fetched (5xx, 429, timeout): the site is treated as "
+                           "disallowed for now (RFC 9309).", "no (replay later)"),
+    "feed_parse_error": ("poll", "The document is not a parsable RSS 2.0, RSS 1.0 or Atom feed.", "no"),
+    "hostile_xml": ("poll", "The feed declares XML entities (billion laughs, external entities); refused unparsed.", "no"),
+    "entry_without_link": ("poll", "A feed entry with no usable link.", "no"),
+    "unparsable_html": ("extract", "The page cannot be parsed as HTML.", "no"),
+    "empty_body": ("extract", "The extracted body is shorter than --min-words (no article on the page).", "no"),
+    "bad_partition": ("write", "A partition value taken from the data (source id, date) is not safe to use in a path; "
+                      "the article was not written.", "no"),
+    "internal_error": ("any", "An unexpected exception in a step; the stack trace is in `detail`.", "no"),
+}
+
+
+def is_known(code: str) -> bool:
+    return code in REASONS or (code.startswith("http_") and code[5:].isdigit())
+
+
+def reasons_markdown() -> str:
+    lines = [
+        "# Dead-letter reason codes",
+        "",
+        "Generated from `schemas/reasons.py` by `python -m akhbar.schemas.reasons > docs/dead-letters.md`.",
+        "Every failed item is one row of `dead_letter/` with its `stage` and one of these `reason` codes.",
+        "Retried items were tried again within the run (exponential backoff with jitter, `--retries`",
+        "times, honouring `Retry-After`) before becoming a dead letter; `akhbar replay` can run dead letters again.",
+        "",
+        "| code | stage | meaning | retried |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| `{code}` | {stage} | {meaning} | {retried} |" for code, (stage, meaning, retried) in REASONS.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reasons_markdown(), end="")

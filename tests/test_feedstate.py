@@ -1,0 +1,82 @@
+from datetime import datetime, timedelta, timezone
+
+from akhbar.pipelines.cli import main
+from akhbar.schemas.records import Source
+from akhbar.transforms import steps
+from akhbar.transforms.feedstate import (
+    FeedState,
+    after_body,
+    after_failure,
+    backoff_until,
+    conditional_headers,
+    load_feed_states,
+    save_feed_states,
+)
+from akhbar.transforms.http import FetchConfig
+from tests.servers import Reply
+from tests.test_steps import split
+
+T0 = datetime(2026, 11, 24, 6, tzinfo=timezone.utc)
+URL = "https://ex.com/rss"
+
+
+def test_validators_sent_until_the_server_lies():
+    s, same = after_body(None, URL, "ex", T0, 200, {"etag": '"a"', "last-modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, "h1", False)
+    assert not same and conditional_headers(s) == {"If-None-Match": '"a"', "If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    s, same = after_body(s, URL, "ex", T0, 200, {"etag": '"a"'}, "h1", True)  # ignored validators, same bytes
+    assert same and s.unchanged_200 == 1 and s.validators_trusted
+    s, same = after_body(s, URL, "ex", T0, 200, {"etag": '"a"'}, "h2", True)  # new bytes, old ETag: a lie
+    assert not same and s.validator_lies == 1 and not s.validators_trusted and conditional_headers(s) == {}
+    s, _ = after_body(s, URL, "ex", T0, 200, {"etag": '"b"'}, "h3", False)
+    assert not s.validators_trusted  # once lied, never trusted again
+
+
+def test_backoff_after_repeated_failures():
+    s = None
+    for i in range(2):
+        s = after_failure(s, URL, "ex", T0, "http_500", 500)
+    assert backoff_until(s, 900) is None
+    s = after_failure(s, URL, "ex", T0, "http_500", 500)
+    assert backoff_until(s, 900) == T0 + timedelta(seconds=900)
+    for _ in range(20):
+        s = after_failure(s, URL, "ex", T0, "timeout", None)
+    assert backoff_until(s, 900) == T0 + timedelta(days=1)
+    ok, _ = after_body(s, URL, "ex", T0, 200, {}, "h", False)
+    assert ok.consecutive_failures == 0 and backoff_until(ok, 900) is None
+
+
+def test_state_round_trip(tmp_path):
+    a = FeedState(URL, "ex", etag='"x"', last_success=T0, consecutive_failures=2, last_error="timeout")
+    save_feed_states(str(tmp_path), {}, [a])
+    b = FeedState("https://ex.com/other", "ex")
+    save_feed_states(str(tmp_path), load_feed_states(str(tmp_path)), [b])
+    assert load_feed_states(str(tmp_path)) == {URL: a, b.feed_url: b}
+    assert [p.name for p in (tmp_path / "_state").iterdir()] == ["feeds.json"]
+
+
+def test_poll_feed_skips_backed_off_feeds_and_sends_validators(server):
+    calls = []
+
+    def feed(handler):
+        calls.append(handler.headers.get("If-None-Match"))
+        return Reply(304, b"") if handler.headers.get("If-None-Match") == '"v"' else Reply(500, b"")
+
+    url = server.route("/rss", feed)
+    fn = steps.PollFeed(FetchConfig(retries=0, host_interval=0), allow_private=True)
+    fn.setup()
+    src = Source(id="ex", feeds=(url,), poll_interval_s=60)
+    now = datetime.now(timezone.utc)
+    dead_feed = FeedState(url, "ex", consecutive_failures=5, last_attempt=now)
+    assert list(fn.process((src, url), {url: dead_feed})) == [] and calls == []
+    live = FeedState(url, "ex", etag='"v"', body_hash="h")
+    _, states = split(fn.process((src, url), {url: live}), tag=steps.FEED_STATE)
+    assert calls == ['"v"'] and states[0].not_modified == 1 and states[0].last_status == 304
+
+
+def test_health_command(tmp_path, capsys):
+    save_feed_states(str(tmp_path), {}, [FeedState(URL, "ex", consecutive_failures=4, last_error="http_503",
+                                                   last_attempt=T0), FeedState("https://ok.example/rss", "ok", last_success=T0)])
+    assert main(["sources", "health", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("ex") and "backoff" in out[1] and "http_503" in out[1] and "ok" in out[2]
+    assert main(["sources", "health", str(tmp_path / "none")]) == 2

@@ -1,0 +1,140 @@
+"""Per-feed state: conditional-GET validators, body hash and health, under ``_state/feeds.json``.
+
+The state is written once per run, after the run's articles and dead letters are committed, so
+validators are never saved for a poll whose articles were lost in a crash (the next run would
+otherwise get a 304 and never see them again).
+
+Validators are only trusted while the server keeps them honest: a feed that changes its body
+but keeps its ETag / Last-Modified would hide new entries behind 304s, so after one such lie the
+feed is polled without validators. Feeds that ignore validators and send identical bodies with
+200 are counted (``unchanged_200``).
+
+Dead feeds are backed off: after ``BACKOFF_AFTER`` consecutive failures the feed is skipped
+until ``poll_interval × 2^(failures - BACKOFF_AFTER)`` (at most a day) has passed since the
+last attempt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from akhbar.transforms import store
+
+STATE_FILE = ("_state", "feeds.json")
+BACKOFF_AFTER = 3
+MAX_BACKOFF = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    feed_url: str
+    source_id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    validators_trusted: bool = True
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    polls: int = 0
+    not_modified: int = 0  # 304 answers
+    unchanged_200: int = 0  # 200 with the same bytes as last time
+    validator_lies: int = 0  # new bytes under the old validators
+    entries: int = 0  # entries in the last successful parse
+
+    def replace(self, **changes) -> "FeedState":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("last_attempt", "last_success"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "FeedState":
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        for k in ("last_attempt", "last_success"):
+            d[k] = datetime.fromisoformat(d[k]) if d.get(k) else None
+        return cls(**d)
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def conditional_headers(state: FeedState | None) -> dict[str, str]:
+    if state is None or not state.validators_trusted:
+        return {}
+    headers = {}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    return headers
+
+
+def backoff_until(state: FeedState | None, poll_interval_s: int) -> datetime | None:
+    """When a failing feed may be polled again; ``None`` if it is not backed off."""
+    if state is None or state.consecutive_failures < BACKOFF_AFTER or state.last_attempt is None:
+        return None
+    wait = timedelta(seconds=poll_interval_s) * 2 ** (state.consecutive_failures - BACKOFF_AFTER)
+    return state.last_attempt + min(wait, MAX_BACKOFF)
+
+
+def after_not_modified(state: FeedState, now: datetime) -> FeedState:
+    return state.replace(last_attempt=now, last_success=now, last_status=304, last_error=None,
+                         consecutive_failures=0, polls=state.polls + 1, not_modified=state.not_modified + 1)
+
+
+def after_body(state: FeedState | None, feed_url: str, source_id: str, now: datetime, status: int,
+               headers: dict[str, str], digest: str, sent_validators: bool) -> tuple[FeedState, bool]:
+    """The state after a 200; returns it and whether the body is the same as last time."""
+    prev = state or FeedState(feed_url=feed_url, source_id=source_id)
+    etag, modified = headers.get("etag"), headers.get("last-modified")
+    unchanged = prev.body_hash == digest
+    lied = (not unchanged and prev.body_hash is not None and
+            ((etag and etag == prev.etag) or (modified and modified == prev.last_modified and not etag)))
+    new = prev.replace(
+        etag=etag, last_modified=modified, body_hash=digest, last_attempt=now, last_success=now,
+        last_status=status, last_error=None, consecutive_failures=0, polls=prev.polls + 1,
+        unchanged_200=prev.unchanged_200 + (1 if unchanged and sent_validators else 0),
+        validator_lies=prev.validator_lies + (1 if lied else 0),
+        validators_trusted=prev.validators_trusted and not lied,
+    )
+    return new, unchanged
+
+
+def after_failure(state: FeedState | None, feed_url: str, source_id: str, now: datetime, reason: str,
+                  status: int | None) -> FeedState:
+    prev = state or FeedState(feed_url=feed_url, source_id=source_id)
+    return prev.replace(last_attempt=now, last_status=status, last_error=reason,
+                        consecutive_failures=prev.consecutive_failures + 1, polls=prev.polls + 1)
+
+
+def with_entries(state: FeedState, n: int) -> FeedState:
+    return state.replace(entries=n)
+
+
+def load_feed_states(output: str) -> dict[str, FeedState]:
+    path = store.join(output, *STATE_FILE)
+    if not store.exists(path):
+        return {}
+    data = json.loads(store.read_bytes(path).decode("utf-8"))
+    return {d["feed_url"]: FeedState.from_json(d) for d in data.get("feeds", [])}
+
+
+def save_feed_states(output: str, prior: dict[str, FeedState], updates: list[FeedState]) -> int:
+    """Merge this run's updates into the prior states and write them atomically."""
+    merged = dict(prior)
+    for s in updates:
+        merged[s.feed_url] = s
+    doc = {"version": 1, "feeds": [merged[k].to_json() for k in sorted(merged)]}
+    store.write_atomic(store.join(output, *STATE_FILE), json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"))
+    return len(updates)
