@@ -46,6 +46,7 @@ class FeedState:
     unchanged_200: int = 0  # 200 with the same bytes as last time
     validator_lies: int = 0  # new bytes under the old validators
     entries: int = 0  # entries in the last successful parse
+    encoding: str | None = None  # character encoding the last body was decoded with
 
     def replace(self, **changes) -> "FeedState":
         return dataclasses.replace(self, **changes)
@@ -118,8 +119,8 @@ def after_failure(state: FeedState | None, feed_url: str, source_id: str, now: d
                         consecutive_failures=prev.consecutive_failures + 1, polls=prev.polls + 1)
 
 
-def with_entries(state: FeedState, n: int) -> FeedState:
-    return state.replace(entries=n)
+def with_entries(state: FeedState, n: int, encoding: str | None) -> FeedState:
+    return state.replace(entries=n, encoding=encoding)
 
 
 def load_feed_states(output: str) -> dict[str, FeedState]:

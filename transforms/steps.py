@@ -159,7 +159,7 @@ class PollFeed(HttpStep):
             yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None))
             yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
             return
-        yield pvalue.TaggedOutput(FEED_STATE, with_entries(new_state, len(parsed.candidates)))
+        yield pvalue.TaggedOutput(FEED_STATE, with_entries(new_state, len(parsed.candidates), parsed.encoding))
         for problem in parsed.problems:
             yield self.dead(url=problem.link, source_id=source.id, reason=problem.reason,
                             message=problem.message, feed_url=feed_url)
