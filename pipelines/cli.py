@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="serve the bundled Arabic news site on 127.0.0.1 and ingest it")
     sample.add_argument("--output", default="akhbar-sample-output", help="output directory (default ./akhbar-sample-output)")
     sample.add_argument("--port", type=int, default=8765, help="port for the sample site (0 = any free port)")
+    compact = sub.add_parser("compact", help="merge small Parquet files per partition; readers keep reading")
+    compact.add_argument("path", help="output directory of earlier runs (local)")
+    compact.add_argument("--partition", action="append", default=None, metavar="KEY=VALUE[/KEY=VALUE]",
+                         help="only partitions with these values, e.g. dt=2026-11-24/source=bbc_arabic or "
+                              "dt=2026-11-24 (repeatable; default: all)")
+    compact.add_argument("--min-files", type=int, default=2,
+                         help="compact a partition when it has at least this many small files (default 2)")
+    compact.add_argument("--target-rows", type=int, default=100_000,
+                         help="rows per merged file; files this big already are left alone (default 100000)")
     return ap
 
 
@@ -173,6 +182,42 @@ def cmd_sample(args, beam_args: list[str]) -> int:
         site.__exit__(None, None, None)
 
 
+def cmd_compact(args) -> int:
+    from akhbar.transforms import store
+    from akhbar.transforms.compact import CompactionUnsupported, compact
+
+    if args.min_files < 1 or args.target_rows < 1:
+        print("akhbar: --min-files and --target-rows must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        selectors = [store.parse_partition(p) for p in args.partition] if args.partition else None
+    except store.UnsafePartition as e:
+        print(f"akhbar: --partition: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if store.is_local(args.path) and not os.path.isdir(store.join(args.path)):
+        print(f"akhbar: {args.path} is not a directory", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        reports = compact(args.path, selectors, min_files=args.min_files, target_rows=args.target_rows)
+    except CompactionUnsupported as e:
+        print(f"akhbar: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as e:  # noqa: BLE001 - report and exit non-zero; partitions done so far stay done
+        logging.exception("compaction failed")
+        print(f"akhbar: compaction failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    done = [r for r in reports if r.status == "compacted"]
+    for r in done:
+        print(f"{r.dataset}/{r.partition}: {r.inputs} files, {r.rows} rows -> {len(r.outputs)} file(s) "
+              f"in {r.seconds} s")
+    for r in reports:
+        if r.status != "compacted" and not r.why.endswith(f"fewer than {args.min_files}"):
+            print(f"{r.dataset}/{r.partition}: skipped: {r.why}")
+    cleaned = sum(r.stale_temporaries_removed + r.placeholders_removed for r in reports)
+    print(f"akhbar: compacted {len(done)} of {len(reports)} partitions; removed {cleaned} leftover file(s)")
+    return EXIT_OK
+
+
 class _QuietBeamImports(logging.Filter):
     """Beam warns at import that optional Google API clients are missing; irrelevant here."""
 
@@ -188,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("htmldate").setLevel(logging.ERROR)
     ap = _parser()
     args, rest = ap.parse_known_args(argv)
+    if args.cmd == "compact" and not rest:
+        return cmd_compact(args)
     if args.cmd not in ("run", "sample") and rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.cmd == "run":

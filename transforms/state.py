@@ -9,8 +9,8 @@ URL and content hash covers all history.
 
 A compaction may swap a partition's files while the state is read (see
 :mod:`akhbar.transforms.compact`); a read that straddled the swap could miss ids and make the run
-fetch and write those articles again. So the read is repeated until the set of committed files
-(names, inodes, sizes, times) is the same before and after it.
+fetch and write those articles again. So the read is repeated until no file it read (name,
+inode, size, time) was replaced or removed while it was reading.
 """
 from __future__ import annotations
 
@@ -52,8 +52,9 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
             if attempt + 1 == CONSISTENT_READ_ATTEMPTS:
                 raise
             continue
-        if store.snapshot(root) == before:
-            break
+        after = store.snapshot(root)
+        if all(after.get(path) == ident for path, ident in before.items()):
+            break  # nothing read was replaced or removed meanwhile (files added since are new)
     return state
 
 
@@ -66,13 +67,14 @@ def _read_prior(root: str, paths: list[str], *, now: datetime | None, window_day
     hashes: set[str] = set()
     recent = []
     for path in sorted(paths):
-        t = store.read_table(path, ["article_id", "content_hash", "fetched_at", "duplicate_of"])
-        ids.update(t.column("article_id").to_pylist())
-        hashes.update(t.column("content_hash").to_pylist())
-        in_window = pc.greater_equal(t.column("fetched_at"), cutoff)
-        if not pc.any(in_window).as_py():
-            continue
-        full = store.read_table(path, ["article_id", "fetched_at", "duplicate_of", "body"]).filter(in_window)
+        with store.open_parquet(path) as f:  # one open: both reads see the same file
+            t = f.read(["article_id", "content_hash", "fetched_at", "duplicate_of"])
+            ids.update(t.column("article_id").to_pylist())
+            hashes.update(t.column("content_hash").to_pylist())
+            in_window = pc.greater_equal(t.column("fetched_at"), cutoff)
+            if not pc.any(in_window).as_py():
+                continue
+            full = f.read(["article_id", "fetched_at", "duplicate_of", "body"]).filter(in_window)
         for aid, fetched, dup, body in zip(*(full.column(c).to_pylist() for c in
                                                ("article_id", "fetched_at", "duplicate_of", "body"))):
             sig, size = hasher.signature(body)

@@ -8,6 +8,8 @@ with ``.`` or ``_`` (pyarrow's default) and only read ``*.parquet``.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 import posixpath
@@ -46,15 +48,22 @@ def write_atomic(path: str, data: bytes) -> None:
         folder = os.path.dirname(path) or "."
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.inprogress")
+        # A shared lock on the folder while the temporary file exists: compaction takes it
+        # exclusively to swap the folder, so it never swaps one away under a writer.
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            fcntl.flock(folder_fd, fcntl.LOCK_SH)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            os.close(folder_fd)
         return
     with FileSystems.create(path, mime_type="application/octet-stream",
                             compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -103,6 +112,18 @@ def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
     if is_local(path):
         return pq.read_table(_local(path), columns=columns)
     return pq.read_table(io.BytesIO(read_bytes(path)), columns=columns)
+
+
+@contextlib.contextmanager
+def open_parquet(path: str) -> Iterator[pq.ParquetFile]:
+    """One open Parquet file: every read from it sees the same bytes, even if the name is
+    replaced meanwhile."""
+    with (open(_local(path), "rb") if is_local(path) else io.BytesIO(read_bytes(path))) as raw:
+        f = pq.ParquetFile(raw)
+        try:
+            yield f
+        finally:
+            f.close()
 
 
 def iter_tables(root: str, columns: list[str] | None = None) -> Iterator[tuple[str, pa.Table]]:
@@ -171,7 +192,7 @@ def partition_path(root: str, parts: list[tuple[str, object]]) -> str:
         if os.path.commonpath([base, real]) != base or real == base:
             raise UnsafePartition(f"partition folder {folder!r} is outside {root!r}")
     else:
-        scheme, _, rest = folder.partition("://")
+        rest = folder.partition("://")[2]
         base = root.partition("://")[2].rstrip("/")
         if not posixpath.normpath(rest).startswith(base + "/"):
             raise UnsafePartition(f"partition folder {folder!r} is outside {root!r}")
