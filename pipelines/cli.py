@@ -19,6 +19,9 @@ from datetime import datetime, timezone
 from akhbar.schemas.sources import SourcesError, load_sources
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# `akhbar run` options that set the FetchConfig field of the same name
+FETCH_OPTIONS = ("user_agent", "host_interval", "host_concurrency", "connect_timeout", "read_timeout",
+                 "total_timeout", "max_bytes", "retries")
 
 
 def _add_run_args(ap: argparse.ArgumentParser) -> None:
@@ -34,6 +37,17 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--min-words", type=int, default=None, help="bodies shorter than this are dead letters (default 25)")
     ap.add_argument("--lexicon", default=None, help="classifier lexicon YAML (default: the bundled one)")
     ap.add_argument("--user-agent", default=None, help="User-Agent header for every request")
+    ap.add_argument("--host-interval", type=float, default=None,
+                    help="seconds between requests to one host, per worker (default 1; a source's min_interval wins)")
+    ap.add_argument("--host-concurrency", type=int, default=None,
+                    help="requests in flight to one host, per worker (default 2; a source's max_connections wins)")
+    ap.add_argument("--connect-timeout", type=float, default=None, help="seconds (default 10)")
+    ap.add_argument("--read-timeout", type=float, default=None, help="seconds without data (default 20)")
+    ap.add_argument("--total-timeout", type=float, default=None, help="seconds for a whole response (default 60)")
+    ap.add_argument("--max-bytes", type=int, default=None, help="largest page or feed accepted (default 8 MiB)")
+    ap.add_argument("--retries", type=int, default=None, help="retries of a transient failure (default 2)")
+    ap.add_argument("--ignore-feed-backoff", action="store_true",
+                    help="poll feeds that are backed off after repeated failures")
     ap.add_argument("--quiet", action="store_true", help="print only the output path")
 
 
@@ -51,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     ssub = src.add_subparsers(dest="sources_cmd", required=True)
     val = ssub.add_parser("validate", help="validate a sources file; report every problem")
     val.add_argument("file")
+    health = ssub.add_parser("health", help="per-feed state of an output: last success, failures, backoff")
+    health.add_argument("output", help="output directory or gs://bucket/prefix of earlier runs")
+    health.add_argument("--json", action="store_true", help="print the state as JSON")
     probe = ssub.add_parser("probe", help="fetch a feed and a few articles; show what would be extracted")
     probe.add_argument("url")
     probe.add_argument("--articles", type=int, default=3, help="how many articles to fetch (default 3)")
@@ -99,7 +116,9 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     bad = [f"--{name.replace('_', '-')} must be at least {low}" for name, low in
-           (("fetch_concurrency", 1), ("dedup_window_days", 0), ("min_words", 1))
+           (("fetch_concurrency", 1), ("dedup_window_days", 0), ("min_words", 1), ("host_interval", 0),
+            ("host_concurrency", 1), ("connect_timeout", 0.1), ("read_timeout", 0.1), ("total_timeout", 0.1),
+            ("max_bytes", 1024), ("retries", 0))
            if getattr(args, name) is not None and getattr(args, name) < low]
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
@@ -115,14 +134,15 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         print("akhbar: --mode streaming is not available in this version yet; use --mode batch "
               "from a scheduler (cron, Airflow, Cloud Scheduler)", file=sys.stderr)
         return EXIT_CONFIG
-    fetch = FetchConfig(user_agent=args.user_agent) if args.user_agent else FetchConfig()
+    fetch = FetchConfig(**{name: getattr(args, name) for name in FETCH_OPTIONS if getattr(args, name) is not None})
     cfg_kwargs = {}
     if args.min_words is not None:
         cfg_kwargs["min_words"] = args.min_words
     cfg = RunConfig(
         sources=tuple(sources), output=args.output, run_id=new_run_id(),
         allow_private_hosts=args.allow_private_hosts, fetch=fetch, fetch_concurrency=args.fetch_concurrency,
-        dedup_window_days=args.dedup_window_days, lexicon=args.lexicon, **cfg_kwargs,
+        dedup_window_days=args.dedup_window_days, lexicon=args.lexicon,
+        ignore_feed_backoff=args.ignore_feed_backoff, **cfg_kwargs,
     )
     started = datetime.now(timezone.utc)
     if not args.quiet:
@@ -157,6 +177,18 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def cmd_health(args) -> int:
+    from akhbar.pipelines.summary import render_feed_health
+    from akhbar.transforms.feedstate import load_feed_states
+
+    states = load_feed_states(args.output)
+    if not states:
+        print(f"akhbar: no feed state under {args.output} (no run has finished there yet)", file=sys.stderr)
+        return EXIT_CONFIG
+    print(render_feed_health(list(states.values()), datetime.now(timezone.utc), as_json=args.json))
+    return EXIT_OK
+
+
 def cmd_probe(args) -> int:
     from akhbar.pipelines.probe import probe
 
@@ -176,7 +208,9 @@ def cmd_sample(args, beam_args: list[str]) -> int:
             path = os.path.join(tmp, "sources.yaml")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(sources_yaml(site.base_url))
-            ns = _parser().parse_args(["run", "--sources", path, "--output", args.output, "--allow-private-hosts"])
+            # our own server on loopback: no politeness delay needed
+            ns = _parser().parse_args(["run", "--sources", path, "--output", args.output, "--allow-private-hosts",
+                                       "--host-interval", "0"])
             return cmd_run(ns, beam_args, sources_path=path)
     finally:
         site.__exit__(None, None, None)
@@ -241,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args, rest)
     if args.cmd == "sample":
         return cmd_sample(args, rest)
+    if args.sources_cmd == "health":
+        return cmd_health(args)
     if args.sources_cmd == "validate":
         return cmd_validate(args)
     return cmd_probe(args)
