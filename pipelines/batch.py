@@ -40,6 +40,8 @@ class RunConfig:
     thresholds: dict[str, float] | None = None
     max_rows_per_file: int = DEFAULT_MAX_ROWS
     ignore_feed_backoff: bool = False
+    # akhbar replay: start from these candidates (rebuilt from dead letters) instead of polling
+    replay: tuple[Candidate, ...] | None = None
 
 
 def _earliest(candidates) -> Candidate:
@@ -50,7 +52,7 @@ def _earliest(candidates) -> Candidate:
 
 def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollection]:
     """Add the batch graph to ``p``; return its main PCollections (for tests)."""
-    feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds]
+    feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds] if cfg.replay is None else []
     prior = AsSingleton(
         p
         | "Output" >> beam.Create([cfg.output])
@@ -69,8 +71,11 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
                                feed_states)
         .with_outputs(steps.DEAD, steps.FEED_STATE, main="candidates")
     )
+    found = polled.candidates
+    if cfg.replay is not None:
+        found = (found, p | "Replay" >> beam.Create(list(cfg.replay))) | "WithReplay" >> beam.Flatten()
     candidates = (
-        polled.candidates
+        found
         | "NotStored" >> beam.ParDo(steps.SkipStored(cfg.run_id), prior)
         | "ByArticle" >> beam.Map(lambda c: (c.article_id, c))
         | "OnePerURL" >> beam.CombinePerKey(_earliest)

@@ -75,6 +75,21 @@ def _parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="serve the bundled Arabic news site on 127.0.0.1 and ingest it")
     sample.add_argument("--output", default="akhbar-sample-output", help="output directory (default ./akhbar-sample-output)")
     sample.add_argument("--port", type=int, default=8765, help="port for the sample site (0 = any free port)")
+    replay = sub.add_parser("replay", help="run failed article items from dead_letter/ through the pipeline again")
+    replay.add_argument("path", help="output directory or gs://bucket/prefix of earlier runs")
+    replay.add_argument("--sources", required=True, help="sources YAML file (items of other sources are skipped)")
+    replay.add_argument("--reason", action="append", default=None, metavar="CODE",
+                        help="only dead letters with this reason code, e.g. http_404 (repeatable; default: all)")
+    replay.add_argument("--stage", choices=["fetch", "extract"], default=None,
+                        help="only dead letters of this stage (default: fetch and extract)")
+    replay.add_argument("--since", type=_day, default=None, metavar="YYYY-MM-DD",
+                        help="only failures recorded on or after this UTC day")
+    replay.add_argument("--until", type=_day, default=None, metavar="YYYY-MM-DD",
+                        help="only failures recorded on or before this UTC day")
+    replay.add_argument("--allow-private-hosts", action="store_true",
+                        help="permit fetching private, loopback and link-local addresses (local fixture sites)")
+    replay.add_argument("--fetch-concurrency", type=int, default=8, help="pages fetched at once per worker (default 8)")
+    replay.add_argument("--quiet", action="store_true", help="print only the output path")
     compact = sub.add_parser("compact", help="merge small Parquet files per partition; readers keep reading")
     compact.add_argument("path", help="output directory of earlier runs (local)")
     compact.add_argument("--partition", action="append", default=None, metavar="KEY=VALUE[/KEY=VALUE]",
@@ -216,6 +231,51 @@ def cmd_sample(args, beam_args: list[str]) -> int:
         site.__exit__(None, None, None)
 
 
+def _day(text: str):
+    """A YYYY-MM-DD command-line value as a date."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+def cmd_replay(args, beam_args: list[str]) -> int:
+    from akhbar.pipelines.batch import RunConfig, new_run_id, run
+    from akhbar.pipelines.replay import REPLAYABLE_STAGES, plan_replay
+    from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
+
+    try:
+        sources = load_sources(args.sources)
+    except SourcesError as e:
+        print(f"akhbar: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    problem = _check_output(args.path)
+    if problem or args.fetch_concurrency < 1:
+        print(f"akhbar: {problem or '--fetch-concurrency must be at least 1'}", file=sys.stderr)
+        return EXIT_CONFIG
+    stages = (args.stage,) if args.stage else REPLAYABLE_STAGES
+    plan = plan_replay(args.path, sources, stages=stages, reasons=args.reason, since=args.since, until=args.until)
+    cfg = RunConfig(sources=tuple(sources), output=args.path, run_id=new_run_id(),
+                    allow_private_hosts=args.allow_private_hosts, fetch_concurrency=args.fetch_concurrency,
+                    replay=tuple(plan.candidates))
+    if not args.quiet:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(plan.skipped.items())) or "none"
+        print(f"akhbar: replay {cfg.run_id}: {len(plan.candidates)} URLs from {plan.dead_letters_read} matching "
+              f"dead letters (not replayed: {skipped}) -> {args.path}", flush=True)
+    started = datetime.now(timezone.utc)
+    try:
+        result = run(cfg, beam_args)
+    except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
+        logging.exception("replay failed")
+        print(f"akhbar: replay {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = summarize(args.path, cfg.run_id, beam_counters(result), started)
+    summary["replayed_urls"] = len(plan.candidates)
+    report = write_report(args.path, summary)
+    print(args.path if args.quiet else f"{render(summary)}\n\n  report: {report}")
+    return EXIT_OK
+
+
 def cmd_compact(args) -> int:
     from akhbar.transforms import store
     from akhbar.transforms.compact import CompactionUnsupported, compact
@@ -269,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = ap.parse_known_args(argv)
     if args.cmd == "compact" and not rest:
         return cmd_compact(args)
+    if args.cmd == "replay":
+        return cmd_replay(args, rest)
     if args.cmd not in ("run", "sample") and rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.cmd == "run":
