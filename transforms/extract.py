@@ -15,6 +15,7 @@ import trafilatura
 from lxml import html as lxml_html
 
 from akhbar.transforms.arabic import tokens
+from akhbar.transforms.credits import credit_line, split_credits
 from akhbar.transforms.dates import choose_published, parse_arabic_date, parse_feed_date
 from akhbar.transforms.language import detect_language, normalize_lang_tag
 
@@ -49,6 +50,8 @@ class Extracted:
     published_source: str | None
     language: str
     declared_language: str | None
+    credit: tuple[str, ...] = ()
+    dateline: str | None = None
 
 
 def _headline_like(line: str) -> bool:
@@ -86,26 +89,51 @@ def _table_row(line: str) -> str | None:
     return " ".join(keep) if keep else None
 
 
-def clean_body(text: str, title: str | None = None) -> str:
+def _leading_site_names(lines: list[str]) -> set[str]:
+    """Short header lines that come back as the dash-ended prefix of a line just below them
+    ("اخبار هنا العالم" … "أخبار هنا العالم - روته يتوقع …"): the site's name, in token form."""
+    names = set()
+    head = lines[:8]
+    for i, line in enumerate(head):
+        toks = tokens(line)
+        if not 1 <= len(toks) <= 4 or _SENTENCE_END.search(line):
+            continue
+        for later in head[i + 1:]:
+            m = re.match(r"^(.{1,60}?)\s+[-–—]\s+", later)
+            if m and tokens(m.group(1)) == toks:
+                names.add(" ".join(toks))
+    return names
+
+
+def clean_body(text: str, title: str | None = None, site_names: set[str] | None = None) -> str:
     """Remove in-body boilerplate from extracted text, keeping every real paragraph.
 
     A "read also" / "related articles" marker line is dropped with the run of headline-like
-    lines that follows it (the linked titles); the text after that run is kept. Share,
-    follow, newsletter and "please wait" lines are dropped wherever they stand, and so is a
-    first line that repeats the headline. Rows of layout tables keep only their prose cells.
+    lines that follows it (the linked titles); the text after that run is kept, except when
+    the marker comes after a credit line ("المصدر: …", "(أ ف ب)"): the article has ended
+    there, and what follows is another story, so the rest is dropped. Share, follow,
+    newsletter and "please wait" lines are dropped wherever they stand. Before the first
+    paragraph of prose, lines repeating the headline or the site's name are dropped too.
+    Rows of layout tables keep only their prose cells.
     """
     lines = [ln.strip() for ln in text.split("\n")]
+    names = set(site_names or ()) | _leading_site_names([ln for ln in lines if ln])
     out: list[str] = []
     skipping = False
+    credited = False
     norm_title = " ".join(tokens(title)) if title else None
     for line in lines:
         if line.startswith("|") and line.endswith("|"):
             line = _table_row(line) or ""
         if not line:
             continue
-        if not out and norm_title and " ".join(tokens(line)) == norm_title:
-            continue
+        if not any(_is_prose(x) for x in out):
+            norm = " ".join(tokens(line))
+            if norm and (norm == norm_title or norm in names):
+                continue
         if _READ_ALSO.match(line):
+            if credited:
+                break
             skipping = True
             continue
         if skipping:
@@ -114,10 +142,16 @@ def clean_body(text: str, title: str | None = None) -> str:
             skipping = False
         if _FURNITURE.match(line):
             continue
+        if credit_line(line) is not None:
+            credited = True
         out.append(line)
     # a dateline ("19 فبراير 2018 - 14:03 بتوقيت غرينتش") opening or closing the text
     edges = {0, 1, len(out) - 1} if len(out) > 2 else set()
     return "\n".join(line for i, line in enumerate(out) if i not in edges or not _is_dateline(line))
+
+
+def _is_prose(line: str) -> bool:
+    return len(line.split()) > 12 or bool(_SENTENCE_END.search(line)) and len(line.split()) > 4
 
 
 def _is_dateline(line: str) -> bool:
@@ -171,6 +205,24 @@ def metadata_date(tree) -> datetime | None:
     return None
 
 
+def site_names(tree, title: str | None = None) -> set[str]:
+    """Names the page gives its site (``og:site_name``, ``application-name``, the part of
+    ``<title>`` beside the headline), in token form."""
+    names = set()
+    for m in tree.iter("meta"):
+        key = (m.get("property") or m.get("name") or "").strip().lower()
+        if key in ("og:site_name", "application-name", "twitter:site") and m.get("content"):
+            names.add(" ".join(tokens(m.get("content"))))
+    t = tree.find(".//title")
+    if t is not None and t.text and title:
+        parts = re.split(r"\s+[-–—|]\s+", t.text.strip())
+        norm_title = " ".join(tokens(title))
+        if len(parts) > 1 and any(" ".join(tokens(p)) == norm_title for p in parts):
+            names |= {" ".join(tokens(p)) for p in parts if " ".join(tokens(p)) != norm_title and len(p.split()) <= 5}
+    names.discard("")
+    return names
+
+
 def _visible_text(tree) -> str:
     body = tree.find(".//body")
     node = body if body is not None else tree
@@ -202,7 +254,8 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
     )
     raw = (doc.text if doc is not None else "") or ""
     title = ((doc.title if doc is not None else None) or feed_title or "").strip()
-    body = clean_body(raw, title)
+    names = site_names(tree, title)
+    body, credit, dateline = split_credits(clean_body(raw, title, names), tuple(names))
     n_words = len(tokens(body, normalized=True))
     if n_words < min_words:
         raise ExtractError("empty_body", f"extracted {n_words} words (< {min_words}) from {url}")
@@ -224,4 +277,6 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
         published_source=published_source,
         language=detect_language(body, declared),
         declared_language=declared,
+        credit=credit,
+        dateline=dateline,
     )
