@@ -83,3 +83,115 @@ def test_jaccard_estimate_within_tolerance(a, b):
     true = len(sa & sb) / len(sa | sb)
     est = jaccard(h.signature(ta)[0], h.signature(tb)[0])
     assert abs(est - true) < 0.15
+
+
+# --- verification with shingle hashes, boilerplate, time gap, persisted entries ----------------
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from akhbar.transforms.dedup import (  # noqa: E402
+    DocFrequency,
+    NearItem,
+    exact_containment,
+    index_entries_from_arrow,
+    index_entries_to_arrow,
+    index_from_entries,
+    remove_boilerplate,
+    shingle_hashes,
+)
+
+T0 = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
+# Teasers of other stories that one site appends to every article (invented text, same shape as
+# the "read also" blocks seen on real Arabic news sites).
+TEASERS = ("اقرأ أيضا: ارتفاع أسعار النفط في الأسواق العالمية بعد قرار أوبك بخفض الإنتاج للشهر الثالث على التوالي. "
+           "اقرأ أيضا: منتخب مصر يتأهل إلى الدور النهائي من بطولة كأس الأمم الأفريقية بعد فوز صعب على نيجيريا. "
+           "اقرأ أيضا: الأمم المتحدة تحذر من موجة جفاف جديدة تهدد ملايين السكان في منطقة القرن الأفريقي هذا العام.")
+
+
+def item(aid, text, source="s", when=T0, order=None):
+    h = MinHasher()
+    sh = shingle_hashes(text)
+    return NearItem(order if order is not None else when, aid, h.signature_of(sh), len(sh), sh, source, when)
+
+
+def test_shingle_hashes_are_sorted_unique_and_feed_the_same_signature():
+    sh = shingle_hashes(WIRE)
+    assert sh.dtype == np.uint32 and np.all(np.diff(sh.astype(np.int64)) > 0)
+    assert MinHasher().signature(WIRE) == (MinHasher().signature_of(sh), len(sh))
+    assert len(shingle_hashes("")) == 0 and exact_containment(sh, shingle_hashes("")) == 0.0
+    assert exact_containment(sh, sh) == 1.0
+
+
+def test_verified_copy_matches_rewritten_half_does_not_match_unrelated():
+    first_half = ". ".join(WIRE.split(". ")[:3])
+    items = [item("orig", WIRE), item("trim", first_half + " المصدر: وكالات", when=T0 + timedelta(hours=2)),
+             item("other", OTHER, when=T0 + timedelta(hours=3))]
+    assert assign_near_duplicates(NearDupIndex(), items) == {"trim": "orig"}
+
+
+def test_shared_teaser_block_alone_is_not_a_duplicate_once_counted_as_boilerplate():
+    # two different short stories, same site, same appended teasers: the teasers are half the text
+    a = OTHER + " " + TEASERS
+    b = ("قررت الحكومة زيادة أسعار الوقود اعتبارا من الأحد استجابة لتوصيات صندوق النقد الدولي بخفض العجز. "
+         "وقال بيان رسمي إن الزيادة هي الرابعة منذ بداية العام بسبب ارتفاع أسعار النفط. ") + TEASERS
+    fillers = [item(f"f{i}", f"خبر رقم {i} عن موضوع مختلف تماما في يوم مختلف. " + TEASERS,
+                    when=T0 - timedelta(days=i + 1)) for i in range(5)]
+    pair = [item("a", a), item("b", b, when=T0 + timedelta(hours=1))]
+    assert exact_containment(pair[0].shingles, pair[1].shingles) >= NearDupConfig().containment  # looks alike
+    out = assign_near_duplicates(NearDupIndex(), fillers + pair)
+    assert "b" not in out
+    # without the other pages of that site the teasers are not known as boilerplate
+    assert assign_near_duplicates(NearDupIndex(), pair) == {"b": "a"}
+
+
+def test_boilerplate_is_per_source_and_needs_enough_other_documents():
+    sh = shingle_hashes(TEASERS)
+    df = DocFrequency()
+    for _ in range(5):
+        df.add("cnn", sh)
+    df.add("bbc", sh)
+    other = DocFrequency().add("cnn", sh)
+    b = df.boilerplate(5)
+    assert len(b["cnn"]) == 0 and len(b["bbc"]) == 0  # 5 documents = 4 others: not yet
+    b = df.merge(other).boilerplate(5)
+    assert np.array_equal(b["cnn"], sh) and len(b["bbc"]) == 0
+    kept = remove_boilerplate(shingle_hashes(WIRE + " " + TEASERS), b["cnn"])
+    assert np.isin(shingle_hashes(WIRE), kept).all() and not np.isin(sh, kept).any()
+
+
+def test_publication_gap_limit():
+    later = item("later", WIRE, when=T0 + timedelta(days=45))
+    assert assign_near_duplicates(NearDupIndex(), [item("orig", WIRE), later]) == {}
+    cfg = NearDupConfig(max_gap_days=None)
+    assert assign_near_duplicates(NearDupIndex(cfg), [item("orig", WIRE), later]) == {"later": "orig"}
+
+
+def test_config_rejects_nonsense():
+    import pytest
+
+    with pytest.raises(ValueError):
+        NearDupConfig(containment=0)
+    with pytest.raises(ValueError):
+        NearDupConfig(boiler_docs=0)
+
+
+def test_index_entries_round_trip_through_arrow_and_age_out(tmp_path):
+    import pyarrow.parquet as pq
+
+    idx = NearDupIndex()
+    assign_near_duplicates(idx, [item("orig", WIRE), item("copy", WIRE + " تحديث", when=T0 + timedelta(hours=1)),
+                                 item("other", OTHER, source="t")])
+    fetched = {"orig": T0 - timedelta(days=40), "copy": T0, "other": T0 + timedelta(minutes=5)}
+    table = index_entries_to_arrow((e, fetched[e.article_id]) for e in idx.entries)
+    pq.write_table(table, tmp_path / "n.parquet")
+    back = index_entries_from_arrow(pq.read_table(tmp_path / "n.parquet"))
+    assert [(e.article_id, e.root, e.source_id) for e, _ in back] == [
+        ("orig", "orig", "s"), ("copy", "orig", "s"), ("other", "other", "t")]
+    for (e, _), o in zip(back, sorted(idx.entries, key=lambda e: fetched[e.article_id])):
+        assert e.signature == o.signature and e.size == o.size and np.array_equal(e.shingles, o.shingles)
+    recent = index_entries_from_arrow(table, now=T0 + timedelta(days=1), window_days=30)
+    assert [e.article_id for e, _ in recent] == ["copy", "other"]
+    # a new run matches against the persisted entries exactly as against the live index
+    again = index_from_entries(recent)
+    assert assign_near_duplicates(again, [item("new", WIRE, when=T0 + timedelta(hours=5))]) == {"new": "orig"}

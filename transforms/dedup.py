@@ -1,18 +1,29 @@
 """Exact and near-duplicate detection on normalized Arabic text.
 
 - Exact: SHA-256 of the normalized body (:func:`content_hash`).
-- Near: MinHash signatures of word shingles (:class:`MinHasher`), banded LSH
-  (:class:`NearDupIndex`) and a verification step that accepts either a high Jaccard estimate
-  or high containment of the shorter text (a trimmed copy of a wire story).
+- Near (see ``docs/dedup.md`` for the method and the figures behind every parameter):
 
-Everything here is deterministic across processes and runs: shingles are hashed with a keyed
-BLAKE2 digest, never Python's salted ``hash()``, and the permutations come from a fixed seed.
+  1. every article is a set of word 3-shingles of its normalized text, hashed to 32 bits
+     (:func:`shingle_hashes`);
+  2. *candidates* come from a MinHash signature of that set (:class:`MinHasher`, 128 values)
+     cut into 64 LSH bands of 2 rows (:class:`NearDupIndex`): cheap, scales to 100k+ articles;
+  3. *boilerplate* is removed before verifying: a shingle that occurs in at least
+     ``boiler_docs`` other articles of the same source (the batch plus the stored window) is a
+     template line, a teaser of another story, a credit line — :class:`DocFrequency`;
+  4. a candidate is *verified* when at least ``containment`` of the shorter article's remaining
+     shingles occur in the other one, and both were published within ``max_gap_days``.
+
+Everything here is deterministic across processes and runs: shingles are hashed with BLAKE2,
+never Python's salted ``hash()``, and the permutations come from a fixed seed.
 """
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +31,7 @@ from akhbar.transforms.arabic import tokens
 
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64(0xFFFFFFFF)
+_EMPTY = np.zeros(0, dtype=np.uint32)
 
 
 def content_hash(body: str) -> str:
@@ -31,14 +43,23 @@ def content_hash(body: str) -> str:
 class NearDupConfig:
     num_perm: int = 128
     shingle: int = 3  # words per shingle
-    bands: int = 64  # LSH bands of num_perm // bands rows (2): candidates from Jaccard ~0.15 up
-    jaccard: float = 0.5  # accept when the estimated Jaccard is at least this ...
-    containment: float = 0.7  # ... or the shorter text is at least this much contained
+    bands: int = 64  # LSH bands of num_perm // bands rows (2): 128 of 130 labelled dups are candidates
+    containment: float = 0.42  # share of the shorter text's non-boilerplate shingles found in the other
+    boiler_docs: int = 5  # a shingle in >= this many OTHER articles of the same source is boilerplate
+    max_gap_days: float | None = 30.0  # publication times further apart are never near-duplicates
+    # used only for index entries without shingle hashes (a state written before they existed):
+    # MinHash estimates, as before — estimated Jaccard >= jaccard or estimated containment >= legacy
+    jaccard: float = 0.5
+    legacy_containment: float = 0.7
     seed: int = 20240601
 
     def __post_init__(self):
         if self.num_perm % self.bands:
             raise ValueError(f"num_perm ({self.num_perm}) must be a multiple of bands ({self.bands})")
+        if not 0 < self.containment <= 1:
+            raise ValueError(f"containment must be in (0, 1], got {self.containment}")
+        if self.boiler_docs < 1:
+            raise ValueError(f"boiler_docs must be at least 1, got {self.boiler_docs}")
 
 
 def shingles(text: str, k: int) -> set[bytes]:
@@ -46,6 +67,16 @@ def shingles(text: str, k: int) -> set[bytes]:
     if len(toks) < k:
         return {" ".join(toks).encode("utf-8")} if toks else set()
     return {" ".join(toks[i:i + k]).encode("utf-8") for i in range(len(toks) - k + 1)}
+
+
+def shingle_hashes(text: str, k: int = 3) -> np.ndarray:
+    """Sorted, unique 32-bit hashes (uint32) of the word ``k``-shingles of ``text``."""
+    sh = shingles(text, k)
+    if not sh:
+        return _EMPTY
+    hv = np.fromiter((int.from_bytes(hashlib.blake2b(s, digest_size=4).digest(), "little") for s in sh),
+                     dtype=np.uint32, count=len(sh))
+    return np.unique(hv)
 
 
 class MinHasher:
@@ -61,16 +92,17 @@ class MinHasher:
         """``(signature, number of shingles)``. The signature is ``num_perm`` little-endian
         uint32 values as bytes (512 bytes by default: compact to ship between workers); the
         empty text has an all-max signature."""
-        sh = shingles(text, self.config.shingle)
-        if not sh:
-            return np.full(self.config.num_perm, 0xFFFFFFFF, dtype="<u4").tobytes(), 0
-        hv = np.fromiter(
-            (int.from_bytes(hashlib.blake2b(s, digest_size=4).digest(), "little") for s in sh),
-            dtype=np.uint64, count=len(sh),
-        )
+        hv = shingle_hashes(text, self.config.shingle)
+        return self.signature_of(hv), len(hv)
+
+    def signature_of(self, hashes: np.ndarray) -> bytes:
+        """The signature of a set of shingle hashes (as from :func:`shingle_hashes`)."""
+        if len(hashes) == 0:
+            return np.full(self.config.num_perm, 0xFFFFFFFF, dtype="<u4").tobytes()
+        hv = hashes.astype(np.uint64)
         # (a*x + b) fits in uint64 because a, b, x < 2^32; then reduce mod the Mersenne prime.
         phv = (np.outer(hv, self._a) + self._b) % _MERSENNE & _MAX32
-        return phv.min(axis=0).astype("<u4").tobytes(), len(sh)
+        return phv.min(axis=0).astype("<u4").tobytes()
 
 
 def jaccard(sig_a: bytes, sig_b: bytes) -> float:
@@ -86,67 +118,262 @@ def containment(j: float, size_a: int, size_b: int) -> float:
     return min(1.0, inter / min(size_a, size_b))
 
 
+def exact_containment(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller of two sorted unique hash arrays that occurs in the other."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0.0
+    return len(np.intersect1d(a, b, assume_unique=True)) / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Boilerplate: document frequency of shingles per source
+# ---------------------------------------------------------------------------------------------
+
+
 @dataclass
-class _Entry:
+class DocFrequency:
+    """How many articles of each source contain each shingle hash.
+
+    A mergeable accumulator, so the count is a combine in Beam (``add`` per article, ``merge``
+    partial counts from workers, ``boilerplate`` at the end); see ``docs/dedup.md`` for the
+    streaming variant.
+    """
+
+    counts: dict[str, Counter] = field(default_factory=dict)
+
+    def add(self, source_id: str, hashes: np.ndarray) -> "DocFrequency":
+        self.counts.setdefault(source_id or "", Counter()).update(hashes.tolist())
+        return self
+
+    def merge(self, other: "DocFrequency") -> "DocFrequency":
+        for src, c in other.counts.items():
+            self.counts.setdefault(src, Counter()).update(c)
+        return self
+
+    def boilerplate(self, min_other_docs: int) -> dict[str, np.ndarray]:
+        """Per source, the sorted hashes found in at least ``min_other_docs`` + 1 articles."""
+        return {src: np.array(sorted(h for h, n in c.items() if n > min_other_docs), dtype=np.uint32)
+                for src, c in self.counts.items()}
+
+
+def remove_boilerplate(hashes: np.ndarray, boiler: np.ndarray | None) -> np.ndarray:
+    if boiler is None or len(boiler) == 0 or len(hashes) == 0:
+        return hashes
+    return hashes[~np.isin(hashes, boiler, assume_unique=True)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Index
+# ---------------------------------------------------------------------------------------------
+
+
+class NearItem(NamedTuple):
+    """An article as the near-duplicate pass sees it."""
+
+    order: object  # sort key of "first seen"
+    article_id: str
+    signature: bytes
+    size: int
+    shingles: np.ndarray | None = None  # sorted unique uint32 (None: a legacy entry, MinHash only)
+    source_id: str = ""
+    when: datetime | None = None  # publication (else fetch) time, for max_gap_days
+
+
+@dataclass
+class IndexEntry:
     article_id: str
     root: str  # article_id of the first-seen copy of its cluster
     signature: bytes
     size: int
+    shingles: np.ndarray | None = None
+    source_id: str = ""
+    when: datetime | None = None
+    kept: np.ndarray | None = None  # shingles without the source's boilerplate
 
 
 @dataclass
 class NearDupIndex:
-    """Banded LSH over MinHash signatures; ``add`` in first-seen order."""
+    """Banded LSH over MinHash signatures with a verification step; ``add`` in first-seen order."""
 
     config: NearDupConfig = field(default_factory=NearDupConfig)
+    boilerplate: dict[str, np.ndarray] = field(default_factory=dict)
     _buckets: dict[tuple[int, bytes], list[int]] = field(default_factory=dict)
-    _entries: list[_Entry] = field(default_factory=list)
+    _entries: list[IndexEntry] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def entries(self) -> list[IndexEntry]:
+        return self._entries
+
+    def set_boilerplate(self, boilerplate: dict[str, np.ndarray]) -> None:
+        """Use these per-source boilerplate shingles from now on (re-filters stored entries)."""
+        self.boilerplate = boilerplate
+        for e in self._entries:
+            e.kept = self._kept(e.shingles, e.source_id)
+
+    def _kept(self, shingles: np.ndarray | None, source_id: str) -> np.ndarray | None:
+        return None if shingles is None else remove_boilerplate(shingles, self.boilerplate.get(source_id or ""))
 
     def _band_keys(self, signature: bytes) -> list[tuple[int, bytes]]:
         width = 4 * self.config.num_perm // self.config.bands
         return [(i, signature[i * width:(i + 1) * width]) for i in range(self.config.bands)]
 
-    def query(self, signature: bytes, size: int) -> str | None:
+    def candidates(self, signature: bytes) -> list[int]:
+        seen: dict[int, None] = {}
+        for key in self._band_keys(signature):
+            for idx in self._buckets.get(key, ()):
+                seen.setdefault(idx)
+        return list(seen)
+
+    def score(self, e: IndexEntry, signature: bytes, size: int, kept: np.ndarray | None,
+              when: datetime | None) -> float | None:
+        """Similarity of a query to entry ``e`` if it is a verified near-duplicate, else None."""
+        cfg = self.config
+        if cfg.max_gap_days is not None and when is not None and e.when is not None:
+            if abs((when - e.when).total_seconds()) > cfg.max_gap_days * 86400:
+                return None
+        if kept is not None and e.kept is not None:
+            c = exact_containment(kept, e.kept)
+            return c if c >= cfg.containment else None
+        j = jaccard(signature, e.signature)  # legacy entry: MinHash estimates only
+        c = containment(j, size, e.size)
+        return c if (j >= cfg.jaccard or c >= cfg.legacy_containment) else None
+
+    def query(self, signature: bytes, size: int, *, shingles: np.ndarray | None = None,
+              source_id: str = "", when: datetime | None = None) -> str | None:
         """The root id of the best verified near-duplicate already in the index, if any."""
         if size == 0:
             return None
-        seen: set[int] = set()
+        kept = self._kept(shingles, source_id)
         best: tuple[float, int] | None = None
-        for key in self._band_keys(signature):
-            for idx in self._buckets.get(key, ()):
-                if idx in seen:
-                    continue
-                seen.add(idx)
-                e = self._entries[idx]
-                j = jaccard(signature, e.signature)
-                if j >= self.config.jaccard or containment(j, size, e.size) >= self.config.containment:
-                    if best is None or j > best[0]:
-                        best = (j, idx)
+        for idx in self.candidates(signature):
+            s = self.score(self._entries[idx], signature, size, kept, when)
+            if s is not None and (best is None or s > best[0]):
+                best = (s, idx)
         return self._entries[best[1]].root if best else None
 
-    def add(self, article_id: str, signature: bytes, size: int, root: str | None = None) -> None:
+    def add(self, article_id: str, signature: bytes, size: int, root: str | None = None, *,
+            shingles: np.ndarray | None = None, source_id: str = "", when: datetime | None = None) -> None:
         idx = len(self._entries)
-        self._entries.append(_Entry(article_id, root or article_id, signature, size))
+        self._entries.append(IndexEntry(article_id, root or article_id, signature, size, shingles, source_id or "",
+                                        when, self._kept(shingles, source_id)))
         if size == 0:
             return
         for key in self._band_keys(signature):
             self._buckets.setdefault(key, []).append(idx)
 
 
-def assign_near_duplicates(index: NearDupIndex, items: Iterable[tuple[object, str, bytes, int]]) -> dict[str, str]:
-    """Walk ``items`` = (order key, article_id, signature, size) in first-seen order.
+def boilerplate_of(index: NearDupIndex, items: Iterable[NearItem]) -> dict[str, np.ndarray]:
+    """Per-source boilerplate shingles over the stored entries of ``index`` and ``items``."""
+    df = DocFrequency()
+    for e in index.entries:
+        if e.shingles is not None:
+            df.add(e.source_id, e.shingles)
+    for it in items:
+        if it.shingles is not None:
+            df.add(it.source_id, it.shingles)
+    return df.boilerplate(index.config.boiler_docs)
+
+
+def assign_near_duplicates(index: NearDupIndex, items: Iterable[tuple], *,
+                           boilerplate: dict[str, np.ndarray] | None = None) -> dict[str, str]:
+    """Walk ``items`` (:class:`NearItem` or ``(order, article_id, signature, size)``) in first-
+    seen order.
 
     Returns ``{article_id: duplicate_of}`` for every item that is a near-duplicate of an
     earlier one (already in ``index`` or earlier in ``items``); ``duplicate_of`` is the first-
-    seen copy of the cluster. Every item is added to ``index``.
+    seen copy of the cluster. Every item is added to ``index``. Boilerplate is counted over the
+    index and the items unless given.
     """
+    items = [it if isinstance(it, NearItem) else NearItem(*it) for it in items]
+    index.set_boilerplate(boilerplate if boilerplate is not None else boilerplate_of(index, items))
     out: dict[str, str] = {}
-    for _, aid, sig, size in sorted(items, key=lambda t: (t[0], t[1])):
-        root = index.query(sig, size)
-        if root is not None and root != aid:
-            out[aid] = root
-        index.add(aid, sig, size, root=out.get(aid))
+    for it in sorted(items, key=lambda t: (t.order, t.article_id)):
+        root = index.query(it.signature, it.size, shingles=it.shingles, source_id=it.source_id, when=it.when)
+        if root is not None and root != it.article_id:
+            out[it.article_id] = root
+        index.add(it.article_id, it.signature, it.size, root=out.get(it.article_id), shingles=it.shingles,
+                  source_id=it.source_id, when=it.when)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Persisted index entries (a sidecar table written next to each articles file; docs/dedup.md)
+# ---------------------------------------------------------------------------------------------
+
+NEARDUP_STATE_VERSION = 1
+
+
+def neardup_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("article_id", pa.string(), nullable=False),
+        pa.field("root", pa.string(), nullable=False),  # duplicate_of, or article_id itself
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("when", pa.timestamp("us", tz="UTC"), nullable=True),  # published_at or fetched_at
+        pa.field("signature", pa.binary(), nullable=False),  # num_perm little-endian uint32
+        pa.field("size", pa.int32(), nullable=False),
+        pa.field("shingles", pa.binary(), nullable=True),  # sorted unique little-endian uint32
+        pa.field("state_version", pa.int16(), nullable=False),
+    ], metadata={b"akhbar.neardup.shingle": b"word-3", b"akhbar.neardup.hash": b"blake2b-32"})
+
+
+def index_entries_to_arrow(rows: Iterable[tuple[IndexEntry, datetime]]):
+    """``(entry, fetched_at)`` pairs → an Arrow table in :func:`neardup_schema`."""
+    import pyarrow as pa
+
+    rows = list(rows)
+    cols = {
+        "article_id": [e.article_id for e, _ in rows],
+        "root": [e.root for e, _ in rows],
+        "source_id": [e.source_id or "" for e, _ in rows],
+        "fetched_at": [f for _, f in rows],
+        "when": [e.when for e, _ in rows],
+        "signature": [e.signature for e, _ in rows],
+        "size": [e.size for e, _ in rows],
+        "shingles": [None if e.shingles is None else e.shingles.astype("<u4").tobytes() for e, _ in rows],
+        "state_version": [NEARDUP_STATE_VERSION] * len(rows),
+    }
+    return pa.table(cols, schema=neardup_schema())
+
+
+def index_entries_from_arrow(table, *, now: datetime | None = None, window_days: float | None = None
+                             ) -> list[tuple[IndexEntry, datetime]]:
+    """The entries of a sidecar table, oldest ``fetched_at`` first, without those fetched more
+    than ``window_days`` before ``now`` (all of them when ``window_days`` is None)."""
+    if window_days is not None:
+        import pyarrow.compute as pc
+
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=window_days)
+        table = table.filter(pc.greater_equal(table.column("fetched_at"), pa_scalar(cutoff)))
+    out = []
+    d = table.to_pydict()
+    for i in range(table.num_rows):
+        sh = d["shingles"][i]
+        e = IndexEntry(d["article_id"][i], d["root"][i], d["signature"][i], d["size"][i],
+                       None if sh is None else np.frombuffer(sh, dtype="<u4").astype(np.uint32),
+                       d["source_id"][i], d["when"][i])
+        out.append((e, d["fetched_at"][i]))
+    out.sort(key=lambda r: (r[1], r[0].article_id))
+    return out
+
+
+def pa_scalar(t: datetime):
+    import pyarrow as pa
+
+    return pa.scalar(t, type=pa.timestamp("us", tz="UTC"))
+
+
+def index_from_entries(entries: Iterable[tuple[IndexEntry, datetime]], config: NearDupConfig | None = None
+                       ) -> NearDupIndex:
+    """A :class:`NearDupIndex` holding ``entries`` (from :func:`index_entries_from_arrow`)."""
+    idx = NearDupIndex(config or NearDupConfig())
+    for e, _ in entries:
+        idx.add(e.article_id, e.signature, e.size, root=e.root, shingles=e.shingles, source_id=e.source_id,
+                when=e.when)
+    return idx

@@ -18,7 +18,14 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from akhbar.schemas.records import Article, Candidate, DeadLetter, Page, Source
 from akhbar.transforms.classify import classify, load_lexicon
-from akhbar.transforms.dedup import MinHasher, NearDupConfig, assign_near_duplicates, content_hash
+from akhbar.transforms.dedup import (
+    MinHasher,
+    NearDupConfig,
+    NearItem,
+    assign_near_duplicates,
+    content_hash,
+    shingle_hashes,
+)
 from akhbar.transforms.extract import ExtractError, extract
 from akhbar.transforms.feeds import FeedError, parse_feed
 from akhbar.transforms.feedstate import (
@@ -328,9 +335,12 @@ class DropExactDuplicates(Step):
         yield articles[0]
 
 
-def near_duplicate_key(a: Article) -> tuple:
-    """What the global near-duplicate pass needs of an article: (order, id, signature, size)."""
-    return (first_seen_key(a), a.article_id, a.signature, a.shingle_count)
+def near_duplicate_key(a: Article, config: NearDupConfig | None = None) -> NearItem:
+    """What the global near-duplicate pass needs of an article: order, id, MinHash signature and
+    size (candidates), the shingle hashes, source and time (verification, boilerplate)."""
+    k = (config or NearDupConfig()).shingle
+    return NearItem(first_seen_key(a), a.article_id, a.signature, a.shingle_count,
+                    shingle_hashes(a.body, k), a.source_id, a.published_at or a.fetched_at)
 
 
 def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: NearDupConfig) -> dict[str, str]:
