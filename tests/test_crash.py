@@ -146,7 +146,7 @@ def test_a_writer_killed_mid_file_leaves_only_an_ignored_hidden_file(tmp_path):
     """SIGKILL a process while write_atomic is writing a large file."""
     target = tmp_path / "articles" / "dt=2026-11-24" / "source=ex" / "part-big.parquet"
     script = (f"from akhbar.transforms import store\n"
-              f"store.write_atomic({str(target)!r}, b'PAR1' + b'x' * (400 << 20))\n")
+              f"store.write_atomic({str(target)!r}, b'PAR1' + b'x' * (160 << 20))\n")
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     assert kill_when(proc, lambda: any(store.is_temporary(n) for n in os.listdir(target.parent))
                      if target.parent.exists() else False) == "killed"

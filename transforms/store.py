@@ -9,7 +9,6 @@ with ``.`` or ``_`` (pyarrow's default) and only read ``*.parquet``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import os
 import posixpath
@@ -23,6 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no folder locks (and no compaction, which needs them)
+    fcntl = None
 
 ROW_GROUP_SIZE = 50_000
 
@@ -41,6 +45,17 @@ def join(base: str, *parts: str) -> str:
     return posixpath.join(base, *parts)
 
 
+def _lock_folder_shared(folder: str) -> int:
+    """An open descriptor of ``folder`` holding a shared lock; retried if the folder was swapped
+    (by a compaction) between opening and locking it, so the lock is on the live folder."""
+    while True:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if os.fstat(fd).st_ino == os.stat(folder).st_ino:
+            return fd
+        os.close(fd)
+
+
 def write_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either nothing or the whole file."""
     if is_local(path):
@@ -50,9 +65,8 @@ def write_atomic(path: str, data: bytes) -> None:
         tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.inprogress")
         # A shared lock on the folder while the temporary file exists: compaction takes it
         # exclusively to swap the folder, so it never swaps one away under a writer.
-        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        folder_fd = _lock_folder_shared(folder) if fcntl is not None else None
         try:
-            fcntl.flock(folder_fd, fcntl.LOCK_SH)
             try:
                 with open(tmp, "wb") as f:
                     f.write(data)
@@ -63,7 +77,8 @@ def write_atomic(path: str, data: bytes) -> None:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         finally:
-            os.close(folder_fd)
+            if folder_fd is not None:
+                os.close(folder_fd)
         return
     with FileSystems.create(path, mime_type="application/octet-stream",
                             compression_type=CompressionTypes.UNCOMPRESSED) as f:
