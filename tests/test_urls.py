@@ -57,3 +57,56 @@ def test_canonical_url_is_idempotent(host, path, query, frag, scheme):
         return
     assert canonical_url(once) == once
     assert "#" not in once and "utm_source" not in once and "fbclid" not in once
+
+
+@pytest.mark.parametrize("variant", [
+    "https://m.example.com/news/2024/story-1",
+    "https://mobile.example.com/news/2024/story-1",
+    "https://amp.example.com/news/2024/story-1",
+    "https://example.com/amp/news/2024/story-1",
+    "https://example.com/news/amp/2024/story-1",
+    "https://example.com/news/2024/story-1/amp",
+    "https://example.com/news/2024/story-1?amp=1",
+    "https://example.com/news/2024/story-1?amp",
+    "https://example.com/news/2024/story-1?outputType=amp",
+    "https://example.com/news/2024/story-1.amp",
+    "https://M.Example.com/news/2024/story-1?outputType=AMP&utm_source=x#top",
+])
+def test_amp_and_mobile_variants_are_the_main_url(variant):
+    assert canonical_url(variant) == "https://example.com/news/2024/story-1"
+
+
+def test_amp_html_suffix_and_meaningful_parameters():
+    assert canonical_url("https://ex.com/a/b.amp.html") == "https://ex.com/a/b.html"
+    assert canonical_url("https://ex.com/a?amp=1&id=7") == "https://ex.com/a?id=7"
+    # a value other than "amp" is content selection, kept; words that merely start with amp too
+    assert canonical_url("https://ex.com/a?outputType=json") == "https://ex.com/a?outputType=json"
+    assert canonical_url("https://ex.com/ampere/amplifier.html") == "https://ex.com/ampere/amplifier.html"
+    # a two-label host keeps its first label (m.co is a domain, not a mobile edition)
+    assert canonical_url("https://m.co/x") == "https://m.co/x"
+    assert canonical_url("https://www.ex.com/amp/") == "https://www.ex.com/"
+    assert canonical_url("https://m.ex.com:8443/x") == "https://ex.com:8443/x"
+
+
+labels = st.lists(st.sampled_from(["m", "mobile", "amp", "www", "news", "ex"]), max_size=3)
+amp_paths = st.lists(st.sampled_from(["amp", "AMP", "a", "story.amp", "x.amp.html", "", "ب", "amp.html"]),
+                     max_size=5)
+amp_queries = st.lists(st.tuples(st.sampled_from(["amp", "outputType", "output", "id", "usqp", "utm_source"]),
+                                 st.sampled_from(["", "1", "amp", "AMP", "json", "ب"])), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(labels=labels, base=st.sampled_from(["example.com", "ex.co.uk", "m.co"]), path=amp_paths,
+       query=amp_queries, slash=st.booleans())
+def test_canonical_url_is_idempotent_on_amp_and_mobile_variants(labels, base, path, query, slash):
+    q = "&".join(f"{k}={v}" if v else k for k, v in query)
+    raw = f"https://{'.'.join(labels + [base])}/{'/'.join(path)}" + ("/" if slash else "") + (f"?{q}" if q else "")
+    try:
+        once = canonical_url(raw)
+    except BadURL:
+        return
+    assert canonical_url(once) == once
+    host = once.split("/")[2]
+    assert not host.startswith(("m.", "mobile.", "amp.")) or host.count(".") == 1
+    assert "/amp/" not in once.lower() and not once.lower().endswith(("/amp", ".amp"))
+    assert "amp=" not in once.split("?", 1)[-1].lower().replace("amp=amp", "") or "?" not in once

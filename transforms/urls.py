@@ -20,6 +20,14 @@ TRACKING_PARAMS = frozenset(
 
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 
+# Leading host labels of mobile and AMP editions: ``m.example.com`` → ``example.com``.
+MOBILE_HOST_LABELS = frozenset({"m", "mobile", "amp"})
+# Query parameters that only ask for the AMP rendering (dropped whatever their value), and
+# parameters dropped only with the value ``amp`` (``outputType=amp``, ``output=amp``).
+AMP_PARAMS = frozenset({"amp", "amp_js_v", "amp_gsa", "usqp", "_gsa"})
+AMP_VALUE_PARAMS = frozenset({"outputtype", "output", "format", "view"})
+_AMP_SUFFIX = re.compile(r"(?:\.amp)+(\.html?)?$|(?:\.amp)+$", re.IGNORECASE)
+
 
 class BadURL(ValueError):
     """A link that cannot be turned into a fetchable http(s) URL."""
@@ -43,9 +51,37 @@ def canonical_url(link: str, base: str | None = None) -> str:
     except Exception as e:  # courlan raises ValueError and friends on malformed netlocs
         raise BadURL(f"malformed URL {link!r}: {e}") from e
     p = urlsplit(norm)
-    path = _ESCAPE.sub(lambda m: m.group(0).upper(), p.path or "/")
-    query = [(k, v) for k, v in parse_qsl(p.query, keep_blank_values=True) if k.lower() not in TRACKING_PARAMS]
-    return urlunsplit((p.scheme, p.netloc, path, urlencode(sorted(query)), ""))
+    path = _main_path(_ESCAPE.sub(lambda m: m.group(0).upper(), p.path or "/"))
+    query = [(k, v) for k, v in parse_qsl(p.query, keep_blank_values=True)
+             if k.lower() not in TRACKING_PARAMS and not _amp_param(k, v)]
+    return urlunsplit((p.scheme, _main_host(p.netloc), path, urlencode(sorted(query)), ""))
+
+
+def _main_host(netloc: str) -> str:
+    """``m.``/``mobile.``/``amp.`` labels removed from the front while two labels remain."""
+    host, sep, port = netloc.rpartition(":") if netloc.count(":") == 1 else (netloc, "", "")
+    labels = host.split(".")
+    while len(labels) > 2 and labels[0] in MOBILE_HOST_LABELS:
+        labels = labels[1:]
+    return ".".join(labels) + (sep + port if sep else "")
+
+
+def _main_path(path: str) -> str:
+    """AMP path variants to the article's path: ``amp`` segments dropped (``/news/amp/1`` →
+    ``/news/1``, ``/a/amp/`` → ``/a/``, ``/a/amp`` → ``/a``), ``x.amp.html`` → ``x.html``, a trailing ``.amp`` dropped."""
+    segs = path.split("/")[1:]
+    trailing = bool(segs) and segs[-1] == ""
+    kept = [s for s in segs if s.lower() != "amp"]
+    if kept and kept[-1] == "":
+        kept.pop()
+    if kept:
+        kept[-1] = _AMP_SUFFIX.sub(lambda m: m.group(1) or "", kept[-1])
+    return "/" + "/".join(kept) + ("/" if trailing and kept else "")
+
+
+def _amp_param(key: str, value: str) -> bool:
+    k = key.lower()
+    return k in AMP_PARAMS or (k in AMP_VALUE_PARAMS and value.lower() == "amp")
 
 
 def article_id(url: str) -> str:
