@@ -320,3 +320,61 @@ def test_bad_file_structure(tmp_path, text, expected):
 def test_missing_file(tmp_path):
     with pytest.raises(ValueError, match="cannot read"):
         load_lexicon(str(tmp_path / "nope.yaml"))
+
+
+# ------------------------------------------------------------------ the no-term guarantee
+
+
+_RUSSIA_STORY = (
+    "بوتين يستقبل أردوغان في الكرملين",
+    "استقبل الرئيس الروسي فلاديمير بوتين نظيره التركي في موسكو لبحث ملف سوريا والطاقة.\n"
+    "وقال الكرملين إن الجانبين ناقشا العقوبات الغربية على روسيا والحرب والصراع في المنطقة.\n"
+    "وأكد الطرفان توسيع التعاون العسكري وصفقة منظومة إس 400 والانضمام إلى مشاريع الغاز.",
+)
+
+
+@pytest.mark.parametrize("title,body", [_RUSSIA_STORY, ("", ""), ("سيناتور", "كييفو الأطلسي")])
+def test_no_term_means_no_topic_whatever_the_threshold(lex, title, body):
+    # support words (sanctions, war, accession, ...) are present but no NATO/Ukraine term is
+    r = classify(title, body, lex, thresholds={"nato": 1e-9, "ukraine": 1e-9})
+    assert r.topics == []
+    assert r.nato_score == 0.0 and r.ukraine_score == 0.0
+    assert r.evidence == {"nato": [], "ukraine": []}
+
+
+def test_no_term_means_no_topic_with_support_boost(lex, tmp_path):
+    from dataclasses import replace
+
+    boosted = replace(lex, scoring={**lex.scoring, "support_boost": 3.0})
+    r = classify(*_RUSSIA_STORY, boosted, thresholds={"nato": 1e-9, "ukraine": 1e-9})
+    assert r.topics == [] and r.nato_score == 0.0 and r.ukraine_score == 0.0
+
+
+def test_support_words_raise_a_matched_topic_only(lex):
+    from dataclasses import replace
+
+    title, body = "اجتماع للوزراء", "وتحدث الوزير عن انضمام السويد إلى الناتو.\nوناقش المجتمعون ملفات أخرى."
+    plain = classify(title, body, lex).nato_score
+    boosted = classify(title, body, replace(lex, scoring={**lex.scoring, "support_boost": 2.0})).nato_score
+    assert boosted > plain > 0
+
+
+def test_match_then_score_is_classify(lex):
+    from akhbar.transforms.classify import match_lexicon, score_matches
+
+    title, body = "الناتو يعد أوكرانيا بالدعم", "قال ستولتنبرغ في كييف إن الحلف يدعم أوكرانيا.\nنص آخر."
+    r = classify(title, body, lex)
+    m = match_lexicon(title, body, lex)
+    assert score_matches(lex.topic("nato"), m["nato"], lex.scoring)[0] == r.nato_score
+    assert score_matches(lex.topic("ukraine"), m["ukraine"], lex.scoring)[2] == r.evidence["ukraine"]
+    assert m["nato"].n_hits >= 2 and m["nato"].title
+
+
+def test_bad_support_list_is_named(tmp_path):
+    from akhbar.transforms.classify import _default_path
+
+    text = _default_path().read_text(encoding="utf-8").replace("    support: [انضمام,", "    support: [7, انضمام,", 1)
+    p = tmp_path / "lex.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"topics\.nato\.support"):
+        load_lexicon(str(p))

@@ -10,6 +10,7 @@ per call: :func:`load_lexicon` builds dictionaries once, and :func:`classify` do
 Scoring, per topic::
 
     e(segment)  = min(paragraph_cap, strongest match + repeat_weight * the other matches' weights)
+    e(segment) *= support_boost       if a support word of the topic occurs in that segment
     body        = sum over body paragraphs of e(p) * (lead_weight if p is in the lead else body_weight)
     coverage    = paragraphs with a match / paragraphs
     g           = coverage_floor + (1 - coverage_floor) * min(1, coverage / coverage_full)
@@ -19,7 +20,11 @@ Scoring, per topic::
 
 so a single background mention deep in a long story (low coverage, body weight) stays low, while a
 title hit or a topic running through the paragraphs scores high. A topic is assigned when its
-score reaches the threshold (per topic in the lexicon, 0.5 by default).
+score reaches the threshold (per topic in the lexicon, 0.5 by default) — and never without at least
+one match of its terms: an article that names neither NATO nor Ukraine gets no topic and scores 0.
+
+Matching (:func:`match_lexicon`) and scoring (:func:`score_matches`) are separate so that tuning
+(:mod:`akhbar.transforms.evaluate`) can rescore the same matches under many settings.
 """
 from __future__ import annotations
 
@@ -54,7 +59,7 @@ _ENTRY_FIELDS = {"term", "kind", "weight", "inflect", "note"}
 _NEGATIVE_FIELDS = {"pattern", "factor", "note"}
 _DAMPEN_FIELDS = {"terms", "factor", "min_hits", "note"}
 TERM_SLOT = "{term}"
-_TOPIC_FIELDS = {"threshold", "entries", "negative", "dampen"}
+_TOPIC_FIELDS = {"threshold", "entries", "negative", "dampen", "support"}
 
 DEFAULT_SCORING: dict[str, float] = {
     "title_weight": 3.0,
@@ -66,6 +71,7 @@ DEFAULT_SCORING: dict[str, float] = {
     "coverage_floor": 0.25,
     "coverage_full": 0.3,
     "k": 0.35,
+    "support_boost": 1.0,
 }
 
 
@@ -232,6 +238,7 @@ class _Topic:
     overlap_factors: tuple[float, ...]
     context_negatives: tuple[_Context, ...]
     dampen_terms: _Index | None
+    support_terms: _Index | None
     dampen_factor: float
     dampen_min_hits: int
 
@@ -257,7 +264,7 @@ class Lexicon:
         if cached is None:
             forms: set[str] = set()
             for t in self.topics:
-                for index in (t.terms, t.overlap_negatives, t.dampen_terms):
+                for index in (t.terms, t.overlap_negatives, t.dampen_terms, t.support_terms):
                     if index is not None:
                         forms.update(index.first)
             cached = frozenset(forms)
@@ -473,6 +480,16 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
             raise fail(f"{dlabel}.terms[{j}] ({t!r})", "no letters or digits")
         dcompiled.append((seq, j))
 
+    raw_support = raw.get("support") or []
+    if not isinstance(raw_support, list) or not all(isinstance(t, str) and t.strip() for t in raw_support):
+        raise fail(f"{where}.support", "expected a list of non-empty strings")
+    scompiled = []
+    for j, t in enumerate(raw_support):
+        seq = _compile_term(t, inflect=True)
+        if not seq:
+            raise fail(f"{where}.support[{j}] ({t!r})", "no letters or digits")
+        scompiled.append((seq, j))
+
     return _Topic(
         name=name,
         threshold=float(threshold),
@@ -483,6 +500,7 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
         overlap_factors=tuple(overlap_factors),
         context_negatives=tuple(contexts),
         dampen_terms=_Index(dcompiled) if dcompiled else None,
+        support_terms=_Index(scompiled) if scompiled else None,
         dampen_factor=float(dfactor),
         dampen_min_hits=dmin,
     )
@@ -537,57 +555,97 @@ def _matches(topic: _Topic, seg: _Segment) -> list[tuple[int, float]]:
     return out
 
 
-def _score_topic(
-    topic: _Topic,
-    title: _Segment,
-    paras: list[_Segment],
-    s: Mapping[str, float],
-) -> tuple[float, list[str]]:
+@dataclass(frozen=True)
+class TopicMatches:
+    """What the lexicon found for one topic in one article, before any scoring setting applies.
+
+    ``title`` and each entry of ``paras`` list (entry id, weight after look-alikes) per match;
+    ``support`` marks the segments (title first, then paragraphs) where the topic's support
+    vocabulary occurs; ``off`` counts the dampen vocabulary. Kept apart from scoring so that
+    tuning can score the same matches under many settings without matching again.
+    """
+
+    title: tuple[tuple[int, float], ...]
+    paras: tuple[tuple[tuple[int, float], ...], ...]
+    support: tuple[bool, ...]
+    off: int
+
+    @property
+    def n_hits(self) -> int:
+        return len(self.title) + sum(len(p) for p in self.paras)
+
+
+def _collect(topic: _Topic, title: _Segment, paras: list[_Segment]) -> TopicMatches:
+    found_title = tuple(_matches(topic, title))
+    found_paras = tuple(tuple(_matches(topic, seg)) for seg in paras)
+    any_hit = bool(found_title) or any(found_paras)
+    support: tuple[bool, ...] = ()
+    off = 0
+    if any_hit and topic.support_terms is not None:
+        support = tuple(
+            bool(found) and bool(h) and bool(topic.support_terms.spans(f, h))
+            for found, (f, h) in zip((found_title, *found_paras), (title, *paras))
+        )
+    if any_hit and topic.dampen_terms is not None:
+        off = sum(len(topic.dampen_terms.spans(f, h)) for f, h in (title, *paras) if h)
+    return TopicMatches(found_title, found_paras, support, off)
+
+
+def score_matches(
+    topic: _Topic, m: TopicMatches, s: Mapping[str, float]
+) -> tuple[float, float, list[str]]:
+    """(score, evidence, terms by credit) for one topic's matches under scoring settings ``s``."""
+    if not m.n_hits:
+        return 0.0, 0.0, []
     cap = s["paragraph_cap"]
     repeat = s["repeat_weight"]
+    boost = s["support_boost"]
     credit: dict[int, float] = {}
-    n_hits = 0
 
-    def segment(seg: _Segment, mult: float) -> float:
-        nonlocal n_hits
-        found = _matches(topic, seg)
+    def segment(found, mult: float, supported: bool) -> float:
         if not found:
             return 0.0
-        n_hits += len(found)
         total = sum(w for _, w in found)
         strongest = max(w for _, w in found)
         e = min(cap, strongest + repeat * (total - strongest))
+        if supported:
+            e *= boost
         scale = e / total
         for ident, w in found:
             credit[ident] = credit.get(ident, 0.0) + w * mult * scale
         return e * mult
 
-    title_ev = segment(title, s["title_weight"])
+    sup = m.support or (False,) * (1 + len(m.paras))
+    title_ev = segment(m.title, s["title_weight"], sup[0])
     body_ev = 0.0
     hit_paras = 0
     lead_n = s["lead_paragraphs"]
-    for idx, seg in enumerate(paras):
+    for idx, found in enumerate(m.paras):
         mult = s["lead_weight"] if idx < lead_n else s["body_weight"]
-        e = segment(seg, mult)
+        e = segment(found, mult, sup[idx + 1])
         if e > 0:
             hit_paras += 1
             body_ev += e
-    if paras:
-        coverage = hit_paras / len(paras)
+    if m.paras:
+        coverage = hit_paras / len(m.paras)
         g = s["coverage_floor"] + (1 - s["coverage_floor"]) * min(1.0, coverage / s["coverage_full"])
     else:
         g = 1.0
     evidence = title_ev + g * body_ev
-    if topic.dampen_terms is not None and evidence > 0:
-        # Off-topic context (e.g. a football match in Kyiv): when its vocabulary is at least as
-        # frequent as the topic's own terms, the topic is likely only the setting.
-        off = sum(len(topic.dampen_terms.spans(f, h)) for f, h in (title, *paras) if h)
-        if off >= topic.dampen_min_hits and off >= n_hits:
-            evidence *= topic.dampen_factor
+    # Off-topic context (e.g. a football match in Kyiv): when its vocabulary is at least as
+    # frequent as the topic's own terms, the topic is likely only the setting.
+    if m.off and m.off >= topic.dampen_min_hits and m.off >= m.n_hits:
+        evidence *= topic.dampen_factor
     score = 1.0 - math.exp(-s["k"] * evidence)
     order = sorted(credit, key=lambda i: (-credit[i], -topic.entries[i].weight, i))
     terms = [topic.entries[i].term for i in order]
-    return min(1.0, max(0.0, score)), terms
+    return min(1.0, max(0.0, score)), evidence, terms
+
+
+def match_lexicon(title: str, body: str, lexicon: Lexicon) -> dict[str, TopicMatches]:
+    """Every topic's matches in ``title`` + ``body`` (paragraphs separated by newlines)."""
+    title_seg, paras = _segments(title, body, lexicon.trigger)
+    return {topic.name: _collect(topic, title_seg, paras) for topic in lexicon.topics}
 
 
 def classify(
@@ -604,14 +662,15 @@ def classify(
         if unknown:
             raise ValueError(f"unknown topic(s) in thresholds: {sorted(unknown)}")
         limits.update(thresholds)
-    title_seg, paras = _segments(title, body, lexicon.trigger)
+    matches = match_lexicon(title, body, lexicon)
     scores: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
     for topic in lexicon.topics:
-        scores[topic.name], evidence[topic.name] = _score_topic(
-            topic, title_seg, paras, lexicon.scoring
+        scores[topic.name], _, evidence[topic.name] = score_matches(
+            topic, matches[topic.name], lexicon.scoring
         )
-    chosen = [name for name in TOPICS if scores[name] >= limits[name]]
+    # A topic needs at least one lexicon match: no term, no topic, whatever the thresholds.
+    chosen = [name for name in TOPICS if evidence[name] and scores[name] >= limits[name]]
     return TopicResult(
         topics=chosen,
         nato_score=scores["nato"],
@@ -620,4 +679,7 @@ def classify(
     )
 
 
-__all__ = ["Entry", "Lexicon", "TopicResult", "classify", "load_lexicon", "PREFIXES", "TOPICS"]
+__all__ = [
+    "Entry", "Lexicon", "TopicMatches", "TopicResult", "classify", "load_lexicon", "match_lexicon",
+    "score_matches", "PREFIXES", "TOPICS",
+]
