@@ -15,6 +15,7 @@ from akhbar.transforms.dedup import NearDupConfig
 from akhbar.transforms.extract import MIN_BODY_WORDS
 from akhbar.transforms.feedstate import load_feed_states
 from akhbar.transforms.http import FetchConfig
+from akhbar.transforms.model import ApplyTopicModel
 from akhbar.transforms.sink import DEFAULT_MAX_ROWS, WriteArticles, WriteDeadLetters
 from akhbar.transforms.state import load_prior
 
@@ -37,6 +38,7 @@ class RunConfig:
     dedup_window_days: int = 30
     min_words: int = MIN_BODY_WORDS
     lexicon: str | None = None
+    classifier: str | None = None  # a model file from `akhbar classify train`; None = the lexicon decides
     thresholds: dict[str, float] | None = None
     max_rows_per_file: int = DEFAULT_MAX_ROWS
     ignore_feed_backoff: bool = False
@@ -92,8 +94,12 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
     classified = extracted.articles | "Classify" >> beam.ParDo(
         steps.Classify(cfg.lexicon, cfg.thresholds, cfg.run_id)
     ).with_outputs(steps.DEAD, main="articles")
+    decided, model_dead = classified.articles, []
+    if cfg.classifier:
+        decided, failed = classified.articles | "ClassifyModel" >> ApplyTopicModel(cfg.classifier)
+        model_dead = [failed | "ModelDead" >> beam.ParDo(steps.Classify.Failed(cfg.run_id))]
     unique = (
-        classified.articles
+        decided
         | "ByContent" >> beam.Map(lambda a: (a.content_hash, a))
         | "GroupContent" >> beam.GroupByKey()
         | "DropExact" >> beam.ParDo(steps.DropExactDuplicates(cfg.run_id), prior)
@@ -107,7 +113,7 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
     articles = unique | "MarkNear" >> beam.Map(steps.mark_near_duplicate, assignments)
     written = articles | "WriteArticles" >> WriteArticles(cfg.output, cfg.run_id, cfg.max_rows_per_file)
     dead = (
-        (polled[steps.DEAD], pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD])
+        (polled[steps.DEAD], pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD], *model_dead)
         | "AllDead" >> beam.Flatten()
     )
     dead_written = dead | "WriteDeadLetters" >> WriteDeadLetters(cfg.output, cfg.run_id, cfg.max_rows_per_file)

@@ -36,6 +36,9 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
                     help="how far back near-duplicates are looked for, by fetch time (default 30)")
     ap.add_argument("--min-words", type=int, default=None, help="bodies shorter than this are dead letters (default 25)")
     ap.add_argument("--lexicon", default=None, help="classifier lexicon YAML (default: the bundled one)")
+    ap.add_argument("--classifier", default=None, metavar="MODEL",
+                    help="a model from `akhbar classify train` decides topics and scores (needs akhbar[ml]); "
+                         "the lexicon still gives the evidence and gates every topic")
     ap.add_argument("--user-agent", default=None, help="User-Agent header for every request")
     ap.add_argument("--host-interval", type=float, default=None,
                     help="seconds between requests to one host, per worker (default 1; a source's min_interval wins)")
@@ -99,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
                          help="compact a partition when it has at least this many small files (default 2)")
     compact.add_argument("--target-rows", type=int, default=100_000,
                          help="rows per merged file; files this big already are left alone (default 100000)")
+    cls = sub.add_parser("classify", help="the optional learned topic classifier")
+    csub = cls.add_subparsers(dest="classify_cmd", required=True)
+    train = csub.add_parser("train", help="train a topic model on your labelled articles (needs akhbar[ml])")
+    train.add_argument("--labels", required=True, help="TSV or JSONL: id (or docno), nato, ukraine (0/1)")
+    train.add_argument("--articles", default=None,
+                       help="JSONL(.gz): id (or docno), title, body (or text); optional source (groups folds)")
+    train.add_argument("--out", required=True, help="model file to write (joblib)")
+    train.add_argument("--lexicon", default=None, help="lexicon YAML for the gate and features (default: bundled)")
+    train.add_argument("--c", type=float, default=4.0, help="inverse regularization strength (default 4)")
+    train.add_argument("--folds", type=int, default=5,
+                       help="folds for choosing the thresholds out of fold (default 5; <2: threshold 0.5)")
     return ap
 
 
@@ -145,6 +159,14 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"akhbar: lexicon: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.classifier:
+        try:
+            from akhbar.transforms.model import load_model
+
+            load_model(args.classifier)  # fail before running: missing file, not a model, no scikit-learn
+        except (RuntimeError, ValueError) as e:
+            print(f"akhbar: classifier: {e}", file=sys.stderr)
+            return EXIT_CONFIG
     if args.mode == "streaming":
         print("akhbar: --mode streaming is not available in this version yet; use --mode batch "
               "from a scheduler (cron, Airflow, Cloud Scheduler)", file=sys.stderr)
@@ -156,7 +178,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     cfg = RunConfig(
         sources=tuple(sources), output=args.output, run_id=new_run_id(),
         allow_private_hosts=args.allow_private_hosts, fetch=fetch, fetch_concurrency=args.fetch_concurrency,
-        dedup_window_days=args.dedup_window_days, lexicon=args.lexicon,
+        dedup_window_days=args.dedup_window_days, lexicon=args.lexicon, classifier=args.classifier,
         ignore_feed_backoff=args.ignore_feed_backoff, **cfg_kwargs,
     )
     started = datetime.now(timezone.utc)
@@ -333,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_replay(args, rest)
     if args.cmd not in ("run", "sample") and rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.cmd == "classify":
+        from akhbar.pipelines.train import train_command
+
+        return train_command(args)
     if args.cmd == "run":
         return cmd_run(args, rest)
     if args.cmd == "sample":

@@ -301,6 +301,16 @@ class Classify(Step):
         yield a.replace(topics=tuple(r.topics), nato_score=r.nato_score, ukraine_score=r.ukraine_score,
                         evidence=tuple(f"{topic}:{term}" for topic, terms in r.evidence.items() for term in terms))
 
+    class Failed(Step):
+        """(article, message, detail) from the learned model's RunInference → a classify dead letter."""
+
+        stage = "classify"
+
+        def process(self, element):
+            a, message, detail = element
+            yield self.dead(url=a.url, source_id=a.source_id, reason="internal_error",
+                            message=f"topic model: {message}", detail=detail or None, feed_url=a.feed_url).value
+
 
 def first_seen_key(a: Article) -> tuple:
     """Order of 'first seen' among new articles: earliest publication, then fetch, then id."""
