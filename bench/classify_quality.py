@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Quality and speed of the NATO/Ukraine classifier on the labelled dev set.
 
-    python bench/classify_quality.py --eval-dir ../shared/eval [--lexicon PATH] [--show 5]
+    python bench/classify_quality.py --eval-dir ../shared/eval [--lexicon PATH] [--show 5] [--cv] [--model]
 
 Reads ``topics/dev.tsv`` (docno, source, section, nato, ukraine, unsure, kind), joins it to
 ``articles/ant_multisource_v2.1.jsonl.gz`` by docno (title + text, paragraphs split by newlines),
@@ -9,6 +9,13 @@ and adds the five files in ``seeds/`` as positives for both topics (they have no
 the whole file is the body, boilerplate included). Prints precision / recall / F1 per topic, on
 all rows and on the rows not marked ``unsure``, a few false positives / negatives with their
 evidence, and the classification time per article.
+
+``--cv`` adds grouped cross-validation on the dev rows (seeds left out: they are checked on their
+own): 5 folds by outlet and 5 contiguous date blocks. For the lexicon, two figures: the shipped
+settings and thresholds applied per fold (optimistic: they were chosen on all of dev), and the
+tuning procedure nested (settings from LEXICON_GRID and thresholds chosen on the training folds
+only — the honest estimate). ``--model`` adds the learned model (needs scikit-learn) trained on
+each fold's training rows, side by side; out-of-fold errors are listed for both.
 """
 from __future__ import annotations
 
@@ -16,12 +23,14 @@ import argparse
 import csv
 import gzip
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
-from akhbar.transforms.classify import TOPICS, classify, load_lexicon
+from akhbar.transforms import evaluate as ev
+from akhbar.transforms.classify import TOPICS, classify, load_lexicon, match_lexicon, score_matches
 
 
 def load_dev(eval_dir: Path) -> list[dict]:
@@ -45,6 +54,7 @@ def load_dev(eval_dir: Path) -> list[dict]:
                     "ukraine": lab["ukraine"] == "1",
                     "unsure": lab.get("unsure") == "1",
                     "kind": lab.get("kind", ""),
+                    "source": lab.get("source", ""),
                 }
             )
     missing = len(labels) - len(rows)
@@ -60,6 +70,7 @@ def load_dev(eval_dir: Path) -> list[dict]:
                 "ukraine": True,
                 "unsure": False,
                 "kind": "seed",
+                "source": "seed",
             }
         )
     return rows
@@ -80,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-dir", default=os.path.join("..", "shared", "eval"), type=Path)
     ap.add_argument("--lexicon", default=None, help="lexicon YAML (default: the packaged one)")
     ap.add_argument("--show", type=int, default=5, help="errors to list per topic and kind")
+    ap.add_argument("--cv", action="store_true", help="add grouped cross-validation of the lexicon")
+    ap.add_argument("--model", action="store_true", help="with --cv: also cross-validate the learned model")
     args = ap.parse_args(argv)
 
     lexicon = load_lexicon(args.lexicon)
@@ -130,7 +143,86 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {getattr(res, score_attr):.2f} {row['id']}{flag} | {row['title'][:70]}"
                     f" | evidence {res.evidence[topic][:4]}"
                 )
+    if args.cv:
+        cross_validation(lexicon, rows, args)
     return 0
+
+
+def _line(name: str, res: ev.CVResult, topic: str) -> str:
+    c = res.pooled(topic)
+    m, sd = res.f1_mean_sd(topic)
+    return (f"  {name:26} {topic:8} {c.precision:6.3f} {c.recall:6.3f} {c.f1:6.3f}   {m:.3f} ± {sd:.3f}"
+            f"  {c.tp:3d}{c.fp:4d}{c.fn:4d}")
+
+
+def _errors(name: str, res: ev.CVResult, rows: list[dict], show: int) -> None:
+    for topic in TOPICS:
+        fps = [r for r, p in zip(rows, res.predictions[topic]) if p and not r[topic]]
+        fns = [r for r, p in zip(rows, res.predictions[topic]) if r[topic] and not p]
+        print(f"\n{name}, {res.scheme} folds, {topic}: {len(fps)} false positives, {len(fns)} false negatives")
+        for label, errs in (("FP", fps), ("FN", fns)):
+            for r in errs[:show]:
+                flag = " [unsure]" if r["unsure"] else ""
+                print(f"  {label} {r['id']}{flag} | {r['title'][:70]}")
+
+
+def cross_validation(lexicon, all_rows: list[dict], args) -> None:
+    rows = [r for r in all_rows if r["kind"] != "seed"]
+    seeds = [r for r in all_rows if r["kind"] == "seed"]
+    gold = {t: [r[t] for r in rows] for t in TOPICS}
+    t0 = time.perf_counter()
+    matches = [match_lexicon(r["title"], r["body"], lexicon) for r in rows]
+    settings = ev.grid_settings(lexicon.scoring, ev.LEXICON_GRID)
+    table = ev.evidence_table(lexicon, matches, settings)
+    shipped = {t: [score_matches(lexicon.topic(t), m[t], lexicon.scoring)[1] for m in matches] for t in TOPICS}
+    k = lexicon.scoring["k"]
+    cuts = {t: -math.log(1 - lexicon.thresholds[t]) / k for t in TOPICS}
+    print(f"\ncross-validation on {len(rows)} dev rows ({len(settings)} lexicon settings searched, "
+          f"{time.perf_counter() - t0:.1f} s to score them all)")
+    schemes = {
+        "outlet": ev.folds_by_group([r["source"] for r in rows]),
+        "date": ev.folds_by_date([r["id"] for r in rows], 5),
+    }
+    prepared = None
+    if args.model:
+        from akhbar.transforms.model import prepare, train_model
+
+        prepared = prepare([(r["title"], r["body"]) for r in rows])
+    results = []
+    for scheme, folds in schemes.items():
+        print(f"\n{scheme} folds ({len(set(folds))}): pooled P R F1, per-fold F1 mean ± sd, tp fp fn")
+        fixed = ev.evaluate_fixed(shipped, cuts, gold, folds, scheme)
+        nested = ev.cross_validate_lexicon(table, settings, gold, folds, scheme)
+        entries = [("lexicon, shipped settings", fixed), ("lexicon, tuned in each fold", nested)]
+        if prepared is not None:
+            t1 = time.perf_counter()
+            model_res = ev.CVResult(scheme)
+            preds = {t: [False] * len(rows) for t in TOPICS}
+            for f in sorted(set(folds)):
+                train = [i for i in range(len(rows)) if folds[i] != f]
+                test = [i for i in range(len(rows)) if folds[i] == f]
+                model = train_model(prepared.subset(train), {t: [gold[t][i] for i in train] for t in TOPICS},
+                                    groups=[rows[i]["source"] for i in train])
+                decided = [model.decide(p) for p in model.predict_proba(prepared.subset(test))]
+                for i, d in zip(test, decided):
+                    for t in TOPICS:
+                        preds[t][i] = t in d
+                model_res.folds.append({t: ev.prf([gold[t][i] for i in test], [preds[t][i] for i in test])
+                                        for t in TOPICS})
+            model_res.predictions = preds
+            entries.append((f"model ({time.perf_counter() - t1:.0f} s)", model_res))
+        for topic in TOPICS:
+            for name, res in entries:
+                print(_line(name, res, topic))
+        for c in nested.chosen:
+            print(f"  fold {c['fold']} chose {c['setting']} evidence cuts "
+                  f"{ {t: round(v, 2) for t, v in c['cuts'].items()} }")
+        results += [(n, r) for n, r in entries[1:]]
+    for name, res in results:
+        _errors(name, res, rows, args.show)
+    got = [classify(r["title"], r["body"], lexicon).topics for r in seeds]
+    print(f"\nseeds (2022-2025, not in any fold): {sum(g == list(TOPICS) for g in got)}/{len(seeds)} get both "
+          f"topics with the shipped lexicon")
 
 
 if __name__ == "__main__":
