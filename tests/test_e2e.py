@@ -9,6 +9,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from akhbar.pipelines.cli import main
+from akhbar.schemas.arrow import SCHEMA_VERSION
 from akhbar.sample.site import expected, sources_yaml
 
 
@@ -39,7 +40,7 @@ def test_run_twice(sample_site, sources_file, tmp_path, capsys):
     seeds = [r for r in rows if "/seed-" in r["url"]]
     assert len(seeds) == 5 and all(set(r["topics"]) == {"nato", "ukraine"} for r in seeds)
     for r in rows:
-        assert r["body"] and r["title"] and r["fetched_at"] and r["language"] == "ar" and r["schema_version"] == "1.0"
+        assert r["body"] and r["title"] and r["fetched_at"] and r["language"] == "ar" and r["schema_version"] == SCHEMA_VERSION
         assert 0 <= r["nato_score"] <= 1 and 0 <= r["ukraine_score"] <= 1 and r["source"] == r["source_id"]
         assert r["published_at"] is not None
     con = duckdb.connect()

@@ -93,7 +93,7 @@ def test_prior_state_comes_from_committed_files_only(tmp_path):
     (tmp_path / "articles" / "dt=2026-11-24" / "source=ex" / ".part-z.parquet.1.inprogress").write_bytes(b"x")
     prior = load_prior(str(tmp_path), now=NOW, window_days=30)
     assert prior.article_ids == {f"{1:032x}", f"{2:032x}"} and prior.content_hashes == {"h1", "h2"}
-    assert [r[1] for r in prior.recent] == [f"{1:032x}"]  # the 2020 row is outside the window
+    assert [e.article_id for e, _ in prior.recent] == [f"{1:032x}"]  # the 2020 row is outside the window
     assert load_prior(str(tmp_path / "empty"), now=NOW).article_ids == frozenset()
 
 
@@ -101,3 +101,20 @@ def test_data_dictionary_is_current():
     doc = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
     assert doc.read_text(encoding="utf-8") == data_dictionary_markdown(), \
         "docs/schema.md is stale: python -m akhbar.schemas.arrow > docs/schema.md"
+
+
+def test_near_duplicate_cache_is_derived_and_pruned(tmp_path):
+    write(tmp_path, [article(1), article(2)])
+    first = load_prior(str(tmp_path), now=NOW, window_days=30)
+    cache = tmp_path / "_state" / "neardup"
+    (cached,) = list(cache.iterdir())
+    assert len(first.recent) == 2 and first.recent[0][0].shingles is not None
+    again = load_prior(str(tmp_path), now=NOW, window_days=30)  # read from the cache this time
+    assert [(e.article_id, e.signature, e.root) for e, _ in again.recent] == \
+        [(e.article_id, e.signature, e.root) for e, _ in first.recent]
+    assert list(cache.iterdir()) == [cached]
+    later = load_prior(str(tmp_path), now=NOW.replace(year=2027), window_days=30)  # out of the window
+    assert later.recent == () and list(cache.iterdir()) == [] and later.article_ids == first.article_ids
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    (cache / "junk.parquet").write_bytes(b"not parquet")
+    assert len(load_prior(str(tmp_path), now=NOW, window_days=30).recent) == 2  # unreadable cache: recomputed

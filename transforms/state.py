@@ -14,27 +14,38 @@ inode, size, time) was replaced or removed while it was reading.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from akhbar.transforms import store
-from akhbar.transforms.dedup import MinHasher, NearDupConfig, NearDupIndex
+from akhbar.transforms.dedup import (
+    IndexEntry,
+    MinHasher,
+    NearDupConfig,
+    NearDupIndex,
+    index_entries_from_arrow,
+    index_entries_to_arrow,
+    index_from_entries,
+    shingle_hashes,
+)
+
+NEARDUP_CACHE = ("_state", "neardup")
 
 
 @dataclass(frozen=True)
 class PriorState:
     article_ids: frozenset[str] = frozenset()
     content_hashes: frozenset[str] = frozenset()
-    # (order key, article_id, root, signature, size) of recent articles, first-seen order
-    recent: tuple[tuple[object, str, str, bytes, int], ...] = field(default=())
+    # near-duplicate index entries of the articles fetched within the window, with fetched_at
+    recent: tuple[tuple[IndexEntry, datetime], ...] = field(default=())
 
     def index(self, config: NearDupConfig) -> NearDupIndex:
-        idx = NearDupIndex(config)
-        for _, aid, root, sig, size in self.recent:
-            idx.add(aid, sig, size, root=root)
-        return idx
+        return index_from_entries(self.recent, config)
 
 
 CONSISTENT_READ_ATTEMPTS = 5
@@ -44,10 +55,11 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
                config: NearDupConfig | None = None) -> PriorState:
     """Read the dedup state of ``output`` (a local folder or ``gs://`` prefix)."""
     root = store.join(output, "articles")
+    cache = store.join(output, *NEARDUP_CACHE)
     for attempt in range(CONSISTENT_READ_ATTEMPTS):
         before = store.snapshot(root)
         try:
-            state = _read_prior(root, list(before), now=now, window_days=window_days, config=config)
+            state = _read_prior(root, before, cache, now=now, window_days=window_days, config=config)
         except FileNotFoundError:  # removed after it was listed (an old compaction placeholder)
             if attempt + 1 == CONSISTENT_READ_ATTEMPTS:
                 raise
@@ -58,26 +70,70 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
     return state
 
 
-def _read_prior(root: str, paths: list[str], *, now: datetime | None, window_days: int,
+def _cache_key(root: str, path: str, ident: tuple) -> str:
+    rel = path[len(root):].lstrip("/\\")
+    return hashlib.sha256(f"{rel}|{ident}".encode()).hexdigest()[:32]
+
+
+def _entries_of_file(f, config: NearDupConfig) -> list[tuple[IndexEntry, datetime]]:
+    """Index entries of every row of one articles file, computed from the stored bodies."""
+    hasher = MinHasher(config)
+    t = f.read(["article_id", "source_id", "fetched_at", "published_at", "duplicate_of", "body"])
+    out = []
+    for aid, source, fetched, published, dup, body in zip(*(t.column(c).to_pylist() for c in t.column_names)):
+        hashes = shingle_hashes(body, config.shingle)
+        out.append((IndexEntry(aid, dup or aid, hasher.signature_of(hashes), len(hashes), hashes, source,
+                               published or fetched), fetched))
+    return out
+
+
+def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime | None, window_days: int,
                 config: NearDupConfig | None) -> PriorState:
+    """Ids and hashes of every committed file; near-duplicate entries of the rows fetched within
+    the window. Entries are computed once per file and kept in a cache under ``_state/neardup/``
+    keyed by the file's name and identity: derived from committed files only, so it can never
+    claim an article that is not stored; a compacted (renamed) file is simply computed again,
+    and cache entries of files no longer in the window are deleted."""
+    config = config or NearDupConfig()
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=window_days)
-    hasher = MinHasher(config)
     ids: set[str] = set()
     hashes: set[str] = set()
-    recent = []
-    for path in sorted(paths):
-        with store.open_parquet(path) as f:  # one open: both reads see the same file
-            t = f.read(["article_id", "content_hash", "fetched_at", "duplicate_of"])
+    recent: list[tuple[IndexEntry, datetime]] = []
+    used: set[str] = set()
+    for path in sorted(files):
+        with store.open_parquet(path) as f:  # one open: every read sees the same file
+            t = f.read(["article_id", "content_hash", "fetched_at"])
             ids.update(t.column("article_id").to_pylist())
             hashes.update(t.column("content_hash").to_pylist())
-            in_window = pc.greater_equal(t.column("fetched_at"), cutoff)
-            if not pc.any(in_window).as_py():
+            if not pc.any(pc.greater_equal(t.column("fetched_at"), cutoff)).as_py():
                 continue
-            full = f.read(["article_id", "fetched_at", "duplicate_of", "body"]).filter(in_window)
-        for aid, fetched, dup, body in zip(*(full.column(c).to_pylist() for c in
-                                               ("article_id", "fetched_at", "duplicate_of", "body"))):
-            sig, size = hasher.signature(body)
-            recent.append(((fetched, aid), aid, dup or aid, sig, size))
-    recent.sort(key=lambda r: r[0])
+            key = _cache_key(root, path, files[path])
+            used.add(key)
+            cached = store.join(cache, f"{key}.parquet")
+            try:
+                entries = index_entries_from_arrow(store.read_table(cached), now=now, window_days=window_days)
+            except (OSError, ValueError, KeyError, pa.ArrowException):  # absent or unreadable: compute it
+                rows = _entries_of_file(f, config)
+                _write_cache(cached, rows)
+                entries = [(e, fetched) for e, fetched in rows if fetched >= cutoff]
+        recent.extend(entries)
+    _prune_cache(cache, used)
+    recent.sort(key=lambda r: (r[1], r[0].article_id))
     return PriorState(frozenset(ids), frozenset(hashes), tuple(recent))
+
+
+def _write_cache(path: str, rows) -> None:
+    try:
+        store.write_atomic(path, store.table_bytes(index_entries_to_arrow(rows)))
+    except OSError:  # a cache: the run goes on without it
+        pass
+
+
+def _prune_cache(cache: str, used: set[str]) -> None:
+    for path in store.list_files(cache):
+        if os.path.basename(path).removesuffix(".parquet") not in used:
+            try:
+                store.delete(path)
+            except OSError:
+                pass

@@ -85,6 +85,13 @@ def write_atomic(path: str, data: bytes) -> None:
         f.write(data)
 
 
+def delete(path: str) -> None:
+    if is_local(path):
+        os.unlink(_local(path))
+    else:
+        FileSystems.delete([path])
+
+
 def read_bytes(path: str) -> bytes:
     if is_local(path):
         with open(_local(path), "rb") as f:
