@@ -117,3 +117,35 @@ def test_sample_command_as_a_user_runs_it(tmp_path):
     assert "madina" in shown.stdout and "near_dups" in shown.stdout
     assert duckdb.connect().execute(
         f"SELECT count(*) FROM read_parquet('{tmp_path}/s/articles/**/*.parquet', hive_partitioning=true)").fetchone()[0] == 15
+
+
+def test_copies_met_in_a_later_run_point_to_the_stored_article(server, tmp_path):
+    from akhbar.sample.site import load_records
+    from tests.servers import Reply
+
+    rec = next(r for r in load_records() if r["id"] == "seed-002")
+    paras = rec["body"].split("\n")
+    edited = paras[:-3] + ["وقال مسؤول في الحلف إن الاجتماع سيستمر يومين."]  # trimmed, with a line added
+
+    def page(ps):
+        return ("<html lang='ar'><body><article><h1>" + rec["title"] + "</h1>" +
+                "".join(f"<p>{p}</p>" for p in ps) + "</article></body></html>").encode()
+
+    def feed(path):
+        return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title><item><title>t</title>'
+                f'<link>{server.url(path)}</link><pubDate>Tue, 29 Nov 2022 08:00:00 GMT</pubDate></item></channel></rss>').encode()
+
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    server.route("/a/original.html", Reply(200, page(paras), html))
+    server.route("/b/copy.html", Reply(200, page(edited), html))
+    server.route("/a.xml", Reply(200, feed("/a/original.html"), {"Content-Type": "application/rss+xml"}))
+    server.route("/b.xml", Reply(200, feed("/b/copy.html"), {"Content-Type": "application/rss+xml"}))
+    out = tmp_path / "out"
+    for source, path in (("outlet_a", "/a.xml"), ("outlet_b", "/b.xml")):
+        sources = tmp_path / f"{source}.yaml"
+        sources.write_text(f"sources:\n  - id: {source}\n    feeds: [{server.url(path)}]\n", encoding="utf-8")
+        assert main(["run", "--sources", str(sources), "--output", str(out), "--allow-private-hosts",
+                     "--host-interval", "0"]) == 0
+    rows = {r["source_id"]: r for r in read_articles(out)}
+    assert rows["outlet_a"]["duplicate_of"] is None
+    assert rows["outlet_b"]["duplicate_of"] == rows["outlet_a"]["article_id"]
