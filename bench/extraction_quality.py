@@ -66,7 +66,7 @@ def run_akhbar(html: str, url: str) -> dict:
     # credits taken from the dateline ("(CNN) --") are already in it
     credit = [c for c in ex.credit if not (ex.dateline and c in ex.dateline)]
     text = "\n".join(x for x in (ex.dateline, ex.body, *credit) if x)
-    return {"text": text, "body": ex.body, "date": ex.published_at.date().isoformat() if ex.published_at else None,
+    return {"text": text, "body": ex.body, "date": ex.published_local.date().isoformat() if ex.published_local else None,
             "source": ex.published_source, "language": ex.language, "credit": ex.credit, "dateline": ex.dateline,
             "title": ex.title, "secs": time.perf_counter() - t0}
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from akhbar.schemas.records import Article, DeadLetter
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 _TS = pa.timestamp("us", tz="UTC")
 
 # (name, type, nullable, meaning)
@@ -35,11 +35,16 @@ ARTICLES_COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("ukraine_score", pa.float32(), False, "Classifier score for Ukraine in 0..1."),
     ("schema_version", pa.string(), False, "Version of this schema the row was written with."),
     ("feed_url", pa.string(), True, "Feed the article was found in."),
-    ("published_source", pa.string(), True, "Where published_at came from: feed, metadata or visible_text."),
+    ("published_source", pa.string(), True, "Where published_at came from: feed, metadata, url (a date in the URL path), visible_text or hijri "
+     "(a Hijri date in the text, converted)."),
     ("declared_language", pa.string(), True, "Language the page declares (html lang), if any."),
     ("encoding", pa.string(), True, "Character encoding the page was decoded with."),
     ("evidence", pa.list_(pa.string()), False, "Classifier evidence: 'topic:term' for each matched lexicon term."),
     ("run_id", pa.string(), True, "Id of the run that wrote the row."),
+    ("credit", pa.list_(pa.string()), True, "Agencies and sources the article credits (\"أ ف ب\", \"رويترز\", "
+     "\"موزاييك أف.أم\"), one item each, as written; taken out of the body (since 1.1; null when none)."),
+    ("dateline", pa.string(), True, "Dateline that opened the article (\"دمشق، سوريا (CNN) --\"), taken out of "
+     "the body (since 1.1)."),
 ]
 ARTICLES_SCHEMA = pa.schema(
     [pa.field(n, t, nullable=nl) for n, t, nl, _ in ARTICLES_COLUMNS],
@@ -87,6 +92,8 @@ def article_row(a: Article) -> dict:
         "encoding": a.encoding,
         "evidence": list(a.evidence),
         "run_id": a.run_id,
+        "credit": list(a.credit) or None,
+        "dateline": a.dateline,
     }
 
 

@@ -32,6 +32,9 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "hostile_xml": ("poll", "The feed declares XML entities (billion laughs, external entities); refused unparsed.", "no"),
     "entry_without_link": ("poll", "A feed entry with no usable link.", "no"),
     "unparsable_html": ("extract", "The page cannot be parsed as HTML.", "no"),
+    "too_complex": ("extract", "The page is too big to extract in bounded time (more than 30,000 elements or "
+                    "4,000,000 characters); refused before trafilatura runs.", "no"),
+    "extract_timeout": ("extract", "Extraction ran over its time limit (10 s, checked between its steps).", "no"),
     "empty_body": ("extract", "The extracted body is shorter than --min-words (no article on the page).", "no"),
     "bad_partition": ("write", "A partition value taken from the data (source id, date) is not safe to use in a path; "
                       "the article was not written.", "no"),

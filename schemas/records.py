@@ -81,6 +81,8 @@ class Article:
     encoding: str | None = None
     evidence: tuple[str, ...] = ()
     run_id: str | None = None
+    credit: tuple[str, ...] = ()  # agencies / sources credited ("أ ف ب", "رويترز"), as written
+    dateline: str | None = None  # the dateline that opened the text ("دمشق، سوريا (CNN) --")
     # matching keys, not written to the articles table: MinHash signature and shingle count
     signature: bytes = field(default=b"", repr=False, compare=False)
     shingle_count: int = field(default=0, repr=False, compare=False)

@@ -231,3 +231,44 @@ def test_parse_feed_date(value, expected):
                                    "2025-99-99", b"2025-10-15"])
 def test_parse_feed_date_bad(value):
     assert parse_feed_date(value) is None
+
+
+# --- URL and Hijri dates ------------------------------------------------------------------
+from akhbar.transforms.dates import date_from_url, parse_hijri_date  # noqa: E402
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://www.youm7.com/story/2020/8/24/%D9%88%D8%B2%D9%8A%D8%B1/4943459", (2020, 8, 24)),
+    ("https://www.albayan.ae/across-the-uae/news-and-reports/2020-06-03-1.3874341", (2020, 6, 3)),
+    ("https://arabic.example.com/arab_world/202003171044893040-story/", (2020, 3, 17)),
+    ("https://ex.com/2024/05/12/story.html", (2024, 5, 12)),
+    ("https://ex.com/news/2024_05_12/story", (2024, 5, 12)),
+    ("https://www.beirutobserver.com/2020/11/2338761/", None),  # year and month only
+    ("https://ex.com/a?date=2020-01-01", None),  # query strings are not read
+    ("https://2020-01-01.ex.com/a", None),  # nor host names
+    ("https://ex.com/2023/02/30/x", None),  # no such day
+    ("http://www.aryanews.com/News/120200622120908039/x", None),  # an id, not a date
+    ("", None),
+])
+def test_date_from_url(url, expected):
+    got = date_from_url(url)
+    assert (got and (got.year, got.month, got.day)) == expected or (got is None and expected is None)
+    if got is not None:
+        assert got.tzinfo is not None and (got.hour, got.minute) == (0, 0)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("الثلاثاء 5 جمادى الأولى 1444 هـ الموافق", (2022, 11, 29)),
+    ("15 رمضان 1445هـ", (2024, 3, 25)),
+    ("1 ذو الحجة 1443", (2022, 6, 30)),
+    ("١ ذي الحجة ١٤٤٣ هـ", (2022, 6, 30)),
+    ("3 شوال، 1441 هجري", (2020, 5, 26)),
+    ("10 ربيع الآخر 1446", (2024, 10, 13)),
+    ("صفر 12 1444", None),  # not day month year
+    ("31 رجب 1445", None),  # Hijri months have 29 or 30 days
+    ("5 جمادى الأولى 1200", None),  # outside the Umm al-Qura table
+    ("ارتفع عدد الإصابات إلى 1444 في شهر رمضان", None),
+])
+def test_parse_hijri_date(text, expected):
+    got = parse_hijri_date(text)
+    assert (got and (got.year, got.month, got.day)) == expected or (got is None and expected is None)

@@ -11,6 +11,7 @@ from akhbar.transforms.http import decode_document
 BASE = "http://127.0.0.1:1"
 NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
 PARA = "قال الأمين العام لحلف شمال الأطلسي إن الحلف سيواصل دعم أوكرانيا طالما استغرق الأمر ذلك."
+PARA2 = "وأضاف أن وزراء دفاع الدول الأعضاء سيبحثون في بروكسل زيادة الإنتاج الصناعي الدفاعي."
 
 
 def test_clean_body_drops_read_also_block_share_and_header_lines_keeps_paragraphs():
@@ -103,3 +104,73 @@ def test_unparsable_html():
     with pytest.raises(ExtractError) as e:
         extract("", "https://ex.com/a", now=NOW)
     assert e.value.reason in ("unparsable_html", "empty_body")
+
+
+def _page(*paras: str, head: str = "", title: str = "") -> str:
+    return (f"<html lang='ar'><head><meta charset='utf-8'><title>{title}</title>{head}</head><body><article>"
+            + "".join(f"<p>{p}</p>" for p in paras) + "</article></body></html>")
+
+
+def test_credits_and_dateline_go_to_their_own_fields():
+    html = _page("دمشق، سوريا (CNN) -- " + PARA, PARA.replace("قال", "وأضاف"), "فرانس24/ أ ف ب")
+    ex = extract(html, "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.dateline == "دمشق، سوريا (CNN) --"
+    assert ex.credit == ("CNN", "فرانس24", "أ ف ب")
+    assert ex.body.split("\n") == [PARA, PARA.replace("قال", "وأضاف")]
+
+
+def test_read_also_after_a_credit_ends_the_article():
+    other = "بمناسبة مرور 75 عامًا على تأسيس حلف شمال الأطلسي، تستعد واشنطن لاستقبال قمة الحلف المرتقبة هذا الصيف."
+    html = _page(PARA, PARA.replace("قال", "وأضاف"), "المصدر: موزاييك أف.أم", "إقرأ أيضاً:",
+                 "تهديدات الحلف ومدى لياقة بايدن", other, other, "مقالات مشابهة", "عنوان أول", "عنوان ثان")
+    ex = extract(html, "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.body.split("\n") == [PARA, PARA.replace("قال", "وأضاف")]
+    assert ex.credit == ("موزاييك أف.أم",)
+
+
+def test_header_lines_site_name_and_headline_are_dropped():
+    title = "الناتو يبحث تعزيز الدعم العسكري لأوكرانيا"
+    html = _page("الرجاء الانتظار...", "Main Logo", "اخبار هنا العالم", title, "الأربعاء 15:59 15/10/2025",
+                 "Article Image", "أخبار هنا العالم - روته يتوقع انضمام دول جديدة لمبادرة الناتو", PARA, PARA2,
+                 "مشاركة عبر:", title=title)
+    ex = extract(html, "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.body.split("\n") == ["روته يتوقع انضمام دول جديدة لمبادرة الناتو", PARA, PARA2]
+    assert ex.dateline == "أخبار هنا العالم"
+
+
+def test_url_and_hijri_dates_and_their_sources():
+    ex = extract(_page(PARA, PARA2), "https://ex.com/news/2024/05/12/story.html", now=NOW, min_words=5)
+    assert (ex.published_at, ex.published_source) == (datetime(2024, 5, 12, tzinfo=timezone.utc), "url")
+    ex = extract(_page("الثلاثاء 5 جمادى الأولى 1444 هـ", PARA, PARA2), "https://ex.com/a", now=NOW, min_words=5)
+    assert (ex.published_at, ex.published_source) == (datetime(2022, 11, 29, tzinfo=timezone.utc), "hijri")
+    # a Gregorian date in the text is preferred to the Hijri one
+    ex = extract(_page("5 جمادى الأولى 1444 هـ - 30 نوفمبر 2022", PARA, PARA2), "https://ex.com/a", now=NOW,
+                 min_words=5)
+    assert (ex.published_at.date().isoformat(), ex.published_source) == ("2022-11-30", "visible_text")
+
+
+def test_published_local_keeps_the_pages_offset():
+    head = ('<meta property="article:published_time" content="2020-12-24T23:59:50+00:00">'
+            '<script type="application/ld+json">{"datePublished": "2020-12-25T01:59:50+02:00"}</script>')
+    ex = extract(_page(PARA, PARA2, head=head), "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.published_at == datetime(2020, 12, 24, 23, 59, 50, tzinfo=timezone.utc)
+    assert ex.published_local == ex.published_at and ex.published_local.date().isoformat() == "2020-12-25"
+
+
+def test_too_complex_pages_are_refused_before_trafilatura():
+    html = "<html><body>" + "<div>نص قصير</div>" * 40_000 + f"<p>{PARA}</p></body></html>"
+    t0 = __import__("time").perf_counter()
+    with pytest.raises(ExtractError) as e:
+        extract(html, "https://ex.com/a", now=NOW, min_words=5)
+    assert e.value.reason == "too_complex" and __import__("time").perf_counter() - t0 < 2
+    with pytest.raises(ExtractError) as e:
+        extract(_page(PARA) + " " * 50, "https://ex.com/a", now=NOW, min_words=5, max_chars=100)
+    assert e.value.reason == "too_complex"
+    # the same page passes with a higher limit
+    assert extract(html, "https://ex.com/a", now=NOW, min_words=5, max_elements=50_000).body
+
+
+def test_time_limit_gives_extract_timeout():
+    with pytest.raises(ExtractError) as e:
+        extract(_page(PARA, PARA2), "https://ex.com/a", now=NOW, min_words=5, time_limit=0.0)
+    assert e.value.reason == "extract_timeout" and "took" in str(e.value)

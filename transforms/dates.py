@@ -28,7 +28,9 @@ __all__ = [
     "EARLIEST",
     "MONTHS",
     "choose_published",
+    "date_from_url",
     "parse_arabic_date",
+    "parse_hijri_date",
     "parse_feed_date",
     "plausible",
 ]
@@ -285,6 +287,86 @@ def parse_arabic_date(text: str) -> datetime | None:
                 best = (m.start(), -(m.end() - m.start()), dt)
                 break
     return best[2] if best else None
+
+
+# ---------------------------------------------------------------------------------------
+# Hijri dates
+# ---------------------------------------------------------------------------------------
+# Month names of the Islamic calendar, folded as above. Both readings of months 4 and 6
+# (الآخر / الثاني, الآخرة / الثانية) and the ذو / ذي forms are listed.
+HIJRI_MONTHS: dict[int, tuple[str, ...]] = {
+    1: ("محرم", "المحرم"),
+    2: ("صفر",),
+    3: ("ربيع الاول", "ربيع اول"),
+    4: ("ربيع الاخر", "ربيع الثاني", "ربيع ثاني", "ربيع اخر"),
+    5: ("جمادي الاولي", "جمادي الاول", "جمادي اولي"),
+    6: ("جمادي الاخره", "جمادي الاخر", "جمادي الثانيه", "جمادي الثاني", "جمادي اخره"),
+    7: ("رجب",),
+    8: ("شعبان",),
+    9: ("رمضان",),
+    10: ("شوال",),
+    11: ("ذو القعده", "ذي القعده"),
+    12: ("ذو الحجه", "ذي الحجه"),
+}
+_HIJRI_BY_NAME = {name: num for num, names in HIJRI_MONTHS.items() for name in names}
+_HIJRI_RE = re.compile(
+    rf"(?<![\d{_L}])(?P<d>[0-3]?\d)\s+(?P<m>"
+    + "|".join(r"\s+".join(map(re.escape, n.split())) for n in sorted(_HIJRI_BY_NAME, key=len, reverse=True))
+    + rf")(?![{_L}])\s*[،,]?\s*(?P<y>1[34]\d\d)(?!\d)\s*(?:ه(?:ـ|\b)|هجري|للهجره)?"
+)
+
+
+def parse_hijri_date(text: str) -> datetime | None:
+    """The first Hijri date in ``text`` ("5 جمادى الأولى 1444 هـ"), converted to the Gregorian
+    day (Umm al-Qura calendar, via ``hijridate``), as midnight UTC; ``None`` if there is none.
+
+    Umm al-Qura is the official calendar of Saudi Arabia; countries that start months on a
+    sighting of the moon may be a day apart from it. Years outside the converter's range
+    (1343-1500 AH, 1924-2077 CE) give ``None``.
+    """
+    if not text or not isinstance(text, str):
+        return None
+    from hijridate import Hijri  # imported here: only pages that spell a Hijri date need it
+
+    for m in _HIJRI_RE.finditer(_fold(text)):
+        try:
+            g = Hijri(int(m.group("y")), _HIJRI_BY_NAME[" ".join(m.group("m").split())], int(m.group("d"))).to_gregorian()
+        except (ValueError, OverflowError):
+            continue
+        return datetime(g.year, g.month, g.day, tzinfo=UTC)
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Dates in URLs
+# ---------------------------------------------------------------------------------------
+# /2024/05/12/, /2020/8/24/, -2020-06-03-, /2024-05-12/ in the path: year, month, day with
+# one separator; or a path segment opening with yyyymmdd followed by an id (202003171044…).
+_URL_YMD = re.compile(r"(?<![\d])((?:19|20)\d{2})([/_.-])(0?[1-9]|1[0-2])\2(0?[1-9]|[12]\d|3[01])(?!\d)")
+_URL_COMPACT = re.compile(r"/((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?:\d{6,})?(?=[/\-_.]|$)")
+
+
+def date_from_url(url: str) -> datetime | None:
+    """The publication day written in an article URL's path, as midnight UTC, or ``None``.
+
+    Only the path is read (never the host or the query string, where dates are often
+    search or archive parameters).
+    """
+    if not url or not isinstance(url, str):
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        path = unquote(urlsplit(url).path)
+    except ValueError:
+        return None
+    for rx in (_URL_YMD, _URL_COMPACT):
+        for m in rx.finditer(path):
+            y, mo, d = int(m.group(1)), int(m.group(3) if rx is _URL_YMD else m.group(2)), \
+                int(m.group(4) if rx is _URL_YMD else m.group(3))
+            if d <= calendar.monthrange(y, mo)[1]:
+                return datetime(y, mo, d, tzinfo=UTC)
+    return None
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -16,10 +17,22 @@ from lxml import html as lxml_html
 
 from akhbar.transforms.arabic import tokens
 from akhbar.transforms.credits import credit_line, split_credits
-from akhbar.transforms.dates import choose_published, parse_arabic_date, parse_feed_date
+from akhbar.transforms.dates import (choose_published, date_from_url, parse_arabic_date, parse_feed_date,
+                                     parse_hijri_date)
 from akhbar.transforms.language import detect_language, normalize_lang_tag
 
 MIN_BODY_WORDS = 25
+# Bounded work per document. Extraction time grows with the number of elements (about 0.1 ms
+# each, measured on flat, tabular and paragraph-only pages); real article pages have a few
+# hundred to a few thousand (largest seen: 2,533). Above these limits a page is refused
+# unparsed by trafilatura as ``too_complex``; at the limit, extraction takes about 3 s.
+MAX_ELEMENTS = 30_000
+MAX_HTML_CHARS = 4_000_000
+# Checked between the steps of an extraction (parse, trafilatura, cleanup, dates): a page
+# that still runs over it is ``extract_timeout``. A running step cannot be interrupted from
+# inside the process, so the element limit above is what bounds the time; this catches the
+# rest and keeps a slow page from being written.
+TIME_LIMIT_S = 10.0
 
 # A line that opens an in-body block of links to other stories; the block is dropped.
 _READ_ALSO = re.compile(
@@ -52,6 +65,9 @@ class Extracted:
     declared_language: str | None
     credit: tuple[str, ...] = ()
     dateline: str | None = None
+    # published_at in the UTC offset the page wrote it with (same instant), for reading the
+    # publication day as the site's readers saw it; equal to published_at when no offset was given
+    published_local: datetime | None = None
 
 
 def _headline_like(line: str) -> bool:
@@ -121,13 +137,14 @@ def clean_body(text: str, title: str | None = None, site_names: set[str] | None 
     out: list[str] = []
     skipping = False
     credited = False
+    prose_seen = False
     norm_title = " ".join(tokens(title)) if title else None
     for line in lines:
         if line.startswith("|") and line.endswith("|"):
             line = _table_row(line) or ""
         if not line:
             continue
-        if not any(_is_prose(x) for x in out):
+        if not prose_seen:
             norm = " ".join(tokens(line))
             if norm and (norm == norm_title or norm in names):
                 continue
@@ -144,6 +161,7 @@ def clean_body(text: str, title: str | None = None, site_names: set[str] | None 
             continue
         if credit_line(line) is not None:
             credited = True
+        prose_seen = prose_seen or _is_prose(line)
         out.append(line)
     # a dateline ("19 فبراير 2018 - 14:03 بتوقيت غرينتش") opening or closing the text
     edges = {0, 1, len(out) - 1} if len(out) > 2 else set()
@@ -205,6 +223,35 @@ def metadata_date(tree) -> datetime | None:
     return None
 
 
+def _declared_date_strings(tree) -> list[str]:
+    out = [m.get("content") for m in tree.iter("meta")
+           if (m.get("property") or m.get("name") or m.get("itemprop") or "").strip().lower() in _META_DATE_KEYS
+           and m.get("content")]
+    for script in tree.iter("script"):
+        if (script.get("type") or "").strip().lower() == "application/ld+json" and script.text:
+            try:
+                out += _json_ld_dates(json.loads(script.text))
+            except ValueError:
+                continue
+    return out + [t.get("datetime") for t in tree.iter("time") if t.get("datetime")]
+
+
+def local_time(tree, instant: datetime | None) -> datetime | None:
+    """``instant`` in the UTC offset the page declares it with, if any declaration of the same
+    instant carries a non-zero offset ("2020-12-25T01:59:50+02:00" beside
+    "2020-12-24T23:59:50+00:00"); otherwise ``instant`` itself."""
+    if instant is None:
+        return None
+    for value in _declared_date_strings(tree):
+        try:
+            dt = datetime.fromisoformat(value.strip())
+        except (ValueError, AttributeError):
+            continue
+        if dt.tzinfo is not None and dt.utcoffset() and dt == instant:
+            return dt
+    return instant
+
+
 def site_names(tree, title: str | None = None) -> set[str]:
     """Names the page gives its site (``og:site_name``, ``application-name``, the part of
     ``<title>`` beside the headline), in token form."""
@@ -229,17 +276,48 @@ def _visible_text(tree) -> str:
     return " ".join(node.itertext())[:20000]
 
 
-def extract(html: str, url: str, *, feed_title: str | None = None, feed_published: datetime | None = None,
-            now: datetime | None = None, min_words: int = MIN_BODY_WORDS) -> Extracted:
-    """Extract title, clean body, publication date and language from a page.
+class _Deadline:
+    def __init__(self, limit: float | None, url: str):
+        self.limit, self.url = limit, url
+        self.start = time.perf_counter()
 
-    Raises :class:`ExtractError` with reason ``unparsable_html`` or ``empty_body``.
+    def check(self, step: str) -> None:
+        spent = time.perf_counter() - self.start
+        if self.limit is not None and spent > self.limit:
+            raise ExtractError("extract_timeout", f"extraction of {self.url} took {spent:.1f} s (> {self.limit} s) "
+                                                  f"by the end of {step}")
+
+
+def check_complexity(html: str, tree=None, *, max_elements: int = MAX_ELEMENTS,
+                     max_chars: int = MAX_HTML_CHARS) -> None:
+    """Raise ``too_complex`` for a page too big to extract in bounded time."""
+    if max_chars is not None and len(html) > max_chars:
+        raise ExtractError("too_complex", f"page has {len(html):,} characters (> {max_chars:,})")
+    if tree is not None and max_elements is not None:
+        n = 0
+        for _ in tree.iter():
+            n += 1
+            if n > max_elements:
+                raise ExtractError("too_complex", f"page has more than {max_elements:,} elements")
+
+
+def extract(html: str, url: str, *, feed_title: str | None = None, feed_published: datetime | None = None,
+            now: datetime | None = None, min_words: int = MIN_BODY_WORDS, max_elements: int | None = MAX_ELEMENTS,
+            max_chars: int | None = MAX_HTML_CHARS, time_limit: float | None = TIME_LIMIT_S) -> Extracted:
+    """Extract title, clean body, credits, dateline, publication date and language from a page.
+
+    Raises :class:`ExtractError` with reason ``unparsable_html``, ``too_complex`` (more than
+    ``max_elements`` elements or ``max_chars`` characters), ``extract_timeout`` (over
+    ``time_limit`` seconds) or ``empty_body``.
     """
     now = now or datetime.now(timezone.utc)
+    deadline = _Deadline(time_limit, url)
+    check_complexity(html, max_chars=max_chars, max_elements=None)
     try:
         tree = lxml_html.document_fromstring(html)
     except (ValueError, lxml_html.etree.ParserError) as e:
         raise ExtractError("unparsable_html", f"cannot parse HTML: {e}") from e
+    check_complexity(html, tree, max_chars=None, max_elements=max_elements)
     declared = normalize_lang_tag(tree.get("lang") or tree.get("xml:lang"))
     visible = _visible_text(tree)
     declared_date = metadata_date(tree)
@@ -252,13 +330,15 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
         # no extensive search: it picks dates out of links to other stories
         date_extraction_params={"extensive_search": False, "original_date": True},
     )
+    deadline.check("trafilatura")
     raw = (doc.text if doc is not None else "") or ""
     title = ((doc.title if doc is not None else None) or feed_title or "").strip()
-    names = site_names(tree, title)
+    names = site_names(tree, title) | _leading_site_names([ln.strip() for ln in raw.split("\n") if ln.strip()])
     body, credit, dateline = split_credits(clean_body(raw, title, names), tuple(names))
     n_words = len(tokens(body, normalized=True))
     if n_words < min_words:
         raise ExtractError("empty_body", f"extracted {n_words} words (< {min_words}) from {url}")
+    deadline.check("cleanup")
     meta_date = None
     if doc is not None and doc.date:
         try:
@@ -266,17 +346,20 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
         except ValueError:
             meta_date = None
     published, published_source = choose_published(
-        [("feed", feed_published), ("metadata", declared_date), ("metadata", meta_date),
-         ("visible_text", parse_arabic_date(visible))],
+        [("feed", feed_published), ("metadata", declared_date), ("url", date_from_url(url)), ("metadata", meta_date),
+         ("visible_text", parse_arabic_date(visible)), ("hijri", parse_hijri_date(visible))],
         now=now,
     )
+    language = detect_language(body, declared)
+    deadline.check("dates and language")
     return Extracted(
         title=title,
         body=body,
         published_at=published,
         published_source=published_source,
-        language=detect_language(body, declared),
+        language=language,
         declared_language=declared,
         credit=credit,
         dateline=dateline,
+        published_local=local_time(tree, published) if published_source == "metadata" else published,
     )

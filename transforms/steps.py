@@ -273,7 +273,7 @@ class ExtractArticles(Step):
             body=ex.body, published_at=ex.published_at, fetched_at=page.fetched_at, language=ex.language,
             content_hash=content_hash(ex.body), feed_url=c.feed_url, published_source=ex.published_source,
             declared_language=ex.declared_language, encoding=page.encoding, run_id=self.run_id,
-            signature=sig, shingle_count=size,
+            credit=ex.credit, dateline=ex.dateline, signature=sig, shingle_count=size,
         )
 
 
