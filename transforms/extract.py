@@ -252,6 +252,21 @@ def local_time(tree, instant: datetime | None) -> datetime | None:
     return instant
 
 
+def _headline(tree, title: str) -> str:
+    """``title``, unless it is the short (site-name) side of a "Site - Headline" ``<title>``:
+    then the headline side."""
+    t = tree.find(".//title")
+    if not title or t is None or not t.text:
+        return title
+    parts = [p.strip() for p in re.split(r"\s+[-–—|]\s+", t.text.strip()) if p.strip()]
+    norm = tokens(title)
+    if len(parts) == 2 and norm in (tokens(parts[0]), tokens(parts[1])):
+        other = parts[1] if tokens(parts[0]) == norm else parts[0]
+        if len(norm) <= 3 and len(other.split()) >= 2 * len(norm):
+            return other
+    return title
+
+
 def site_names(tree, title: str | None = None) -> set[str]:
     """Names the page gives its site (``og:site_name``, ``application-name``, the part of
     ``<title>`` beside the headline), in token form."""
@@ -332,7 +347,7 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
     )
     deadline.check("trafilatura")
     raw = (doc.text if doc is not None else "") or ""
-    title = ((doc.title if doc is not None else None) or feed_title or "").strip()
+    title = _headline(tree, ((doc.title if doc is not None else None) or feed_title or "").strip())
     names = site_names(tree, title) | _leading_site_names([ln.strip() for ln in raw.split("\n") if ln.strip()])
     body, credit, dateline = split_credits(clean_body(raw, title, names), tuple(names))
     n_words = len(tokens(body, normalized=True))
