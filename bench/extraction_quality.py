@@ -200,7 +200,7 @@ def score_real(page: dict, res: dict) -> dict:
 # Lines of each seed that are page furniture rather than the article (1-based, inclusive
 # ranges of the seed file), judged by reading the seeds. Everything else is article text.
 SEED_BOILERPLATE = {
-    "001": [(24, 60)],   # "إقرأ أيضاً:" + the next story, then the "مقالات مشابهة" list
+    "001": [(24, 61)],   # "إقرأ أيضاً:" + the next story, then the "مقالات مشابهة" list
     "004": [(1, 10), (33, 33)],  # please wait, logo, site name, headline, date line, image; share line
 }
 SEED_TITLE = {"004": 6}  # the headline line, given to the page as its <title>
