@@ -18,6 +18,8 @@ never Python's salted ``hash()``, and the permutations come from a fixed seed.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
@@ -190,6 +192,17 @@ class IndexEntry:
     source_id: str = ""
     when: datetime | None = None
     kept: np.ndarray | None = None  # shingles without the source's boilerplate
+
+    def __eq__(self, other) -> bool:  # by value; numpy arrays compared element-wise
+        if not isinstance(other, IndexEntry):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is not None and b is not None and np.array_equal(a, b)
+    return a == b
 
 
 @dataclass
