@@ -1,9 +1,13 @@
 """The ``akhbar`` command line.
 
-    akhbar run --sources FILE --output PATH [--mode batch] [--allow-private-hosts] [Beam options…]
+    akhbar run --sources FILE --output PATH [--mode batch] [--allow-private-hosts] [options] [Beam options…]
     akhbar sources validate FILE
     akhbar sources probe URL [--allow-private-hosts] [--articles N]
-    akhbar sample [--output DIR]
+    akhbar sources health OUTPUT [--json]
+    akhbar replay OUTPUT --sources FILE [--reason CODE …] [--stage STAGE] [--since DAY] [--until DAY]
+    akhbar compact OUTPUT [--partition dt=…[/source=…]] [--min-files N] [--target-rows N]
+    akhbar classify train --labels FILE --articles FILE --out MODEL
+    akhbar sample [--output DIR] [--port N]
 
 Exit codes: 0 success, 1 the run failed, 2 bad configuration or usage.
 """
@@ -64,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sources", required=True, help="sources YAML file")
     run.add_argument("--output", required=True, help="local directory or gs://bucket/prefix")
     _add_run_args(run)
-    src = sub.add_parser("sources", help="validate or probe sources")
+    src = sub.add_parser("sources", help="validate or probe sources; show feed health")
     ssub = src.add_subparsers(dest="sources_cmd", required=True)
     val = ssub.add_parser("validate", help="validate a sources file; report every problem")
     val.add_argument("file")
