@@ -47,8 +47,6 @@ from akhbar.transforms.dedup import (
     NearDupConfig,
     NearDupIndex,
     content_hash,
-    exact_containment,
-    remove_boilerplate,
     shingle_hashes,
 )
 

@@ -21,8 +21,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
-
 from akhbar.transforms.dedup import DocFrequency, MinHasher, NearDupConfig, NearDupIndex, shingle_hashes
 
 

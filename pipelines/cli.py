@@ -134,8 +134,8 @@ def _check_output(output: str) -> str | None:
 
 
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
-    from akhbar.pipelines.batch import RunConfig, new_run_id, run
-    from akhbar.pipelines.summary import beam_counters, duckdb_command, duckdb_sql, render, summarize, write_report
+    from akhbar.pipelines.batch import RunConfig, new_run_id
+    from akhbar.pipelines.summary import duckdb_command, duckdb_sql
     from akhbar.transforms.http import FetchConfig
 
     sources_path = sources_path or args.sources
@@ -185,26 +185,37 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         dedup_window_days=args.dedup_window_days, lexicon=args.lexicon, classifier=args.classifier,
         ignore_feed_backoff=args.ignore_feed_backoff, **cfg_kwargs,
     )
-    started = datetime.now(timezone.utc)
     if not args.quiet:
         n_feeds = sum(len(s.feeds) for s in sources if s.enabled)
         print(f"akhbar: run {cfg.run_id}: {len(sources)} sources, {n_feeds} feeds -> {args.output}", flush=True)
-    try:
-        result = run(cfg, beam_args)
-    except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
-        logging.exception("pipeline failed")
-        print(f"akhbar: run {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
+    summary = _run_and_report(cfg, beam_args, "run")
+    if summary is None:
         return EXIT_FAILED
-    summary = summarize(args.output, cfg.run_id, beam_counters(result), started)
-    report = write_report(args.output, summary)
     if args.quiet:
         print(args.output)
     else:
-        print(render(summary))
-        print(f"\n  report: {report}")
         print(f"\nQuery it with DuckDB (SQL, for the duckdb CLI or any DuckDB client):\n  {duckdb_sql(args.output)};")
         print(f"or paste this (duckdb is installed with akhbar):\n  {duckdb_command(args.output, sys.executable)}")
     return EXIT_OK
+
+
+def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, **extra) -> dict | None:
+    """Run the pipeline, write the run's JSON report and print its summary; ``None`` if it failed."""
+    from akhbar.pipelines.batch import run
+    from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
+
+    started = datetime.now(timezone.utc)
+    try:
+        result = run(cfg, beam_args)
+    except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
+        logging.exception("%s failed", what)
+        print(f"akhbar: {what} {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+    summary = {**summarize(cfg.output, cfg.run_id, beam_counters(result), started), **extra}
+    report = write_report(cfg.output, summary)
+    if not quiet:
+        print(f"{render(summary)}\n\n  report: {report}")
+    return summary
 
 
 def cmd_validate(args) -> int:
@@ -266,9 +277,8 @@ def _day(text: str):
 
 
 def cmd_replay(args, beam_args: list[str]) -> int:
-    from akhbar.pipelines.batch import RunConfig, new_run_id, run
+    from akhbar.pipelines.batch import RunConfig, new_run_id
     from akhbar.pipelines.replay import REPLAYABLE_STAGES, plan_replay
-    from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
 
     try:
         sources = load_sources(args.sources)
@@ -288,17 +298,10 @@ def cmd_replay(args, beam_args: list[str]) -> int:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(plan.skipped.items())) or "none"
         print(f"akhbar: replay {cfg.run_id}: {len(plan.candidates)} URLs from {plan.dead_letters_read} matching "
               f"dead letters (not replayed: {skipped}) -> {args.path}", flush=True)
-    started = datetime.now(timezone.utc)
-    try:
-        result = run(cfg, beam_args)
-    except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
-        logging.exception("replay failed")
-        print(f"akhbar: replay {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
+    if _run_and_report(cfg, beam_args, "replay", args.quiet, replayed_urls=len(plan.candidates)) is None:
         return EXIT_FAILED
-    summary = summarize(args.path, cfg.run_id, beam_counters(result), started)
-    summary["replayed_urls"] = len(plan.candidates)
-    report = write_report(args.path, summary)
-    print(args.path if args.quiet else f"{render(summary)}\n\n  report: {report}")
+    if args.quiet:
+        print(args.path)
     return EXIT_OK
 
 
