@@ -3,7 +3,7 @@
 Each page has a hand-written reference (body, dateline, credits, publication day, language);
 ``floors.json`` pins the body token F1 measured when the floors were last set. A change that
 lowers any page below its floor, or the mean below the pinned mean, fails and says by how much.
-Rebuild pages with ``python tests/fixtures/pages/regenerate.py --eval-dir ../shared/eval``; re-pin
+Rebuild pages with ``python tests/fixtures/pages/regenerate.py --eval-dir PATH/TO/shared/eval``; re-pin
 (only on purpose) with ``--pin``.
 """
 from __future__ import annotations
