@@ -118,6 +118,7 @@ def test_hostile_site_end_to_end(hostile, tmp_path):
     out = tmp_path / "out"
     rc, rss_mb, stdout = run(sources, out)
     assert rc == 0, stdout
+    print(f"hostile-site run: peak RSS {rss_mb:.0f} MiB")
     assert rss_mb < 1024, f"peak RSS {rss_mb:.0f} MiB"
     con = duckdb.connect()
     rows = con.execute(f"SELECT url, encoding, body FROM read_parquet('{out}/articles/**/*.parquet', hive_partitioning=true)").fetchall()
