@@ -123,10 +123,13 @@ def _parser() -> argparse.ArgumentParser:
 def _check_output(output: str) -> str | None:
     if output.startswith("gs://"):
         try:
-            from apache_beam.io.gcp import gcsfilesystem  # noqa: F401
-            from apache_beam.io.gcp import gcsio  # noqa: F401
+            from google.cloud import storage  # noqa: F401 - what transforms/store.py uses for gs://
         except ImportError:
-            return "gs:// output needs the GCS extra: pip install 'apache-beam[gcp]'"
+            from akhbar.transforms.store import GCS_NEEDS
+
+            return GCS_NEEDS
+        if not output[len("gs://"):].partition("/")[0]:
+            return f"gs:// output needs a bucket: gs://BUCKET/PREFIX, not {output!r}"
         return None
     if "://" in output and not output.startswith("file://"):
         return f"unsupported output {output!r}: use a local directory or gs://bucket/prefix"
