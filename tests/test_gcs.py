@@ -125,6 +125,20 @@ def test_run_to_gcs_twice(gcs, sample_site, tmp_path, capsys):
     assert not [n for n in names if n.startswith(".") or store.TEMP_SUFFIX in n or "tmp" in n.lower()]
     assert len([n for n in after if n.startswith("runs/out/_reports/")]) == 2
 
+    # feed health and replay read the gs:// output through the same store
+    assert main(["sources", "health", output]) == 0
+    assert sample_site.base_url in capsys.readouterr().out
+    assert main(["replay", output, "--sources", str(sources), "--allow-private-hosts", "--reason", "http_404"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 URLs from 1 matching dead letters" in printed and "wrote 0 article rows" in printed
+    dead_before = _rows(gcs, [n for n in after if n.startswith("runs/out/dead_letter/")])
+    dead_after = _rows(gcs, list(_objects(gcs, "runs/out/dead_letter/")))
+    assert len(dead_after) == len(dead_before) + 1  # the still-missing page failed again
+    def n404(rows):
+        return sum(r["reason"] == "http_404" for r in rows)
+
+    assert n404(dead_after) == n404(dead_before) + 1
+
 
 def test_gs_output_needs_a_bucket(tmp_path, sample_site, capsys):
     sources = tmp_path / "sources.yaml"
