@@ -8,6 +8,7 @@
     akhbar compact OUTPUT [--partition dt=…[/source=…]] [--min-files N] [--target-rows N]
     akhbar classify train --labels FILE --articles FILE --out MODEL
     akhbar sample [--output DIR] [--port N]
+    akhbar report OUTPUT [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out report.html]
 
 Exit codes: 0 success, 1 the run failed, 2 bad configuration or usage.
 """
@@ -106,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="compact a partition when it has at least this many small files (default 2)")
     compact.add_argument("--target-rows", type=int, default=100_000,
                          help="rows per merged file; files this big already are left alone (default 100000)")
+    report = sub.add_parser("report", help="write a self-contained HTML report about an output folder")
+    report.add_argument("output", help="output directory or gs://bucket/prefix of earlier runs")
+    report.add_argument("--since", type=_day, default=None, metavar="YYYY-MM-DD", help="first day (inclusive)")
+    report.add_argument("--until", type=_day, default=None, metavar="YYYY-MM-DD", help="last day (inclusive)")
+    report.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     cls = sub.add_parser("classify", help="the optional learned topic classifier")
     csub = cls.add_subparsers(dest="classify_cmd", required=True)
     train = csub.add_parser("train", help="train a topic model on your labelled articles (needs akhbar[ml])")
@@ -373,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args, rest)
     if args.cmd == "sample":
         return cmd_sample(args, rest)
+    if args.cmd == "report":
+        from akhbar.pipelines.report import cmd_report
+
+        return cmd_report(args)
     if args.sources_cmd == "health":
         return cmd_health(args)
     if args.sources_cmd == "validate":

@@ -1,0 +1,227 @@
+"""``akhbar report``: the sample site ingested on 127.0.0.1, then the HTML report read back.
+
+The figures in the report's tables are checked against the Parquet files read independently
+with pyarrow. A headless-Chromium screenshot check runs when ``chromium`` is installed.
+"""
+import os
+import shutil
+import subprocess
+from collections import Counter
+from datetime import timezone
+from html.parser import HTMLParser
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from akhbar.pipelines.cli import main
+from akhbar.sample.site import expected, sources_yaml
+
+
+class Tables(HTMLParser):
+    """Every <table id=…> as a list of rows of cell texts; also counts tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.tags: Counter = Counter()
+        self.attrs: list[tuple[str, dict]] = []
+        self._table = None
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] += 1
+        self.attrs.append((tag, dict(attrs)))
+        if tag == "table":
+            self._table = dict(attrs).get("id")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(path) -> Tables:
+    t = Tables()
+    t.feed(path.read_text(encoding="utf-8"))
+    return t
+
+
+def as_dicts(table):
+    header, *rows = table
+    return [dict(zip(header, r)) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def ingested(sample_site, tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    src = d / "sources.yaml"
+    src.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    out = d / "out"
+    assert main(["run", "--sources", str(src), "--output", str(out), "--allow-private-hosts",
+                 "--host-interval", "0", "--quiet"]) == 0
+    return out, expected(sample_site.base_url)
+
+
+def day_of(r):
+    t = r["published_at"] or r["fetched_at"]
+    return t.astimezone(timezone.utc).date()
+
+
+def test_report_figures_match_the_parquet(ingested, tmp_path):
+    out, truth = ingested
+    html_file = tmp_path / "r.html"
+    assert main(["report", str(out), "--out", str(html_file)]) == 0
+    text = html_file.read_text(encoding="utf-8")
+    doc = parse(html_file)
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table().to_pylist()
+    assert len(rows) == 15
+
+    # self-contained: SVG charts inline, no script, no external resources
+    assert doc.tags["svg"] == 3  # articles per day, topic share, dead letters
+    for chart in ("chart-per-day", "chart-topic-share", "chart-dead-letters"):
+        assert f'id="{chart}"' in text
+    assert doc.tags["script"] == 0 and doc.tags["link"] == 0 and doc.tags["img"] == 0 and doc.tags["iframe"] == 0
+    assert not [a for tag, a in doc.attrs if "src" in a]
+    assert "@import" not in text and "url(" not in text
+
+    summary = {r[0]: r[1] for r in doc.tables["summary"][1:]}
+    assert summary["articles"] == "15" and summary["sources"] == "3"
+    assert summary["NATO articles"] == str(sum("nato" in r["topics"] for r in rows))
+    assert summary["near-duplicates (duplicate_of set)"] == "1" and summary["dead letters"] == "4"
+
+    # articles per day per source
+    want = Counter((str(day_of(r)), r["source_id"]) for r in rows)
+    got = Counter()
+    per_day = as_dicts(doc.tables["per-day-table"])
+    for r in per_day[:-1]:
+        for s in ("madina", "sahil", "wadi"):
+            if r[s] != "0":
+                got[(r["day"], s)] = int(r[s])
+        assert int(r["total"]) == sum(int(r[s]) for s in ("madina", "sahil", "wadi"))
+    assert got == want
+    assert per_day[-1] == {"day": "total", "madina": "5", "sahil": "5", "wadi": "5", "total": "15"}
+    bars = [a for tag, a in doc.attrs if tag == "rect" and "data-source" in a]
+    assert Counter({(a["data-day"], a["data-source"]): int(a["data-n"]) for a in bars}) == want
+
+    # topic share per day
+    share = as_dicts(doc.tables["topic-share-table"])
+    for r in share:
+        day_rows = [x for x in rows if str(day_of(x)) == r["day"]]
+        n = len(day_rows)
+        nato = sum("nato" in x["topics"] for x in day_rows)
+        ukr = sum("ukraine" in x["topics"] for x in day_rows)
+        assert (int(r["articles"]), int(r["NATO"]), int(r["Ukraine"])) == (n, nato, ukr)
+        assert float(r["NATO %"]) == round(100 * nato / n, 1)
+    assert sum(int(r["articles"]) for r in share) == 15
+
+    # the near-duplicate cluster: who carried the same story
+    (later, first), = truth["near_duplicates"]
+    by_url = {r["url"]: r for r in rows}
+    (cluster,) = as_dicts(doc.tables["clusters-table"])
+    assert cluster["copies"] == "2"
+    assert cluster["sources"] == ", ".join(sorted({by_url[later]["source_id"], by_url[first]["source_id"]}))
+    members = as_dicts(doc.tables["cluster-1"])
+    assert [m["role"] for m in members] == ["first seen", "copy"]
+    assert members[0]["source"] == by_url[first]["source_id"] and members[1]["source"] == by_url[later]["source_id"]
+    assert members[0]["title"] == by_url[first]["title"]
+    assert f'href="{by_url[later]["url"]}"' in text
+
+    # dead letters by reason and source
+    dead = ds.dataset(str(out / "dead_letter"), partitioning="hive").to_table().to_pylist()
+    want_dead = Counter((f"{d['stage']}/{d['reason']}", d["source_id"]) for d in dead)
+    assert sorted(r for _, r in want_dead) and sum(want_dead.values()) == len(truth["dead_letters"]) == 4
+    table = as_dicts(doc.tables["dead-letters-table"])
+    got_dead = Counter()
+    for r in table[:-1]:
+        for s, v in r.items():
+            if s not in ("stage/reason", "total") and v != "0":
+                got_dead[(r["stage/reason"], s)] = int(v)
+    assert got_dead == want_dead
+    assert table[-1]["total"] == "4"
+    assert {r["stage/reason"].split("/")[1] for r in table[:-1]} == set(truth["dead_letters"].values())
+
+    # feed health, from _state/feeds.json
+    feeds = as_dicts(doc.tables["feeds-table"])
+    from akhbar.transforms.feedstate import load_feed_states
+
+    states = load_feed_states(str(out))
+    assert sorted(f["feed"] for f in feeds) == sorted(states)
+    failing = [f for f in feeds if f["state"].startswith("failing")]
+    assert [f["feed"] for f in failing] == [u for u, s in states.items() if s.consecutive_failures]
+    assert failing and all(f["last error"] == "http_500" and f["status"] == "500" for f in failing)
+    assert all(f["state"] == "ok" for f in feeds if f not in failing)
+
+
+def test_report_period_filter(ingested, tmp_path):
+    out, _ = ingested
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table().to_pylist()
+    days = sorted(day_of(r) for r in rows)
+    since = days[len(days) // 2]
+    html_file = tmp_path / "r.html"
+    assert main(["report", str(out), "--since", str(since), "--out", str(html_file)]) == 0
+    summary = {r[0]: r[1] for r in parse(html_file).tables["summary"][1:]}
+    assert summary["articles"] == str(sum(d >= since for d in days))
+    # a period with nothing in it still makes a report, saying so
+    empty = tmp_path / "empty.html"
+    assert main(["report", str(out), "--since", "2100-01-01", "--out", str(empty)]) == 0
+    doc = parse(empty)
+    assert {r[0]: r[1] for r in doc.tables["summary"][1:]}["articles"] == "0"
+    assert "No articles in this period." in empty.read_text(encoding="utf-8")
+    assert "feeds-table" in doc.tables  # feed health is not limited to the period
+    assert main(["report", str(out), "--since", "2020-01-02", "--until", "2020-01-01", "--out", str(empty)]) == 2
+
+
+def test_report_of_nothing_is_refused(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "none"), "--out", str(tmp_path / "r.html")]) == 2
+    assert "nothing to report" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_page_text_is_escaped(ingested, tmp_path):
+    """Titles and URLs come from the web: markup in them is shown as text, never run."""
+    out, _ = ingested
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    hostile = '<script>alert(1)</script><img src=x onerror=alert(2)>'
+    for path in (copy / "articles").rglob("*.parquet"):  # every title, so the cluster shows one
+        t = pq.read_table(path)
+        t = t.set_column(t.schema.get_field_index("title"), "title", [[hostile] * t.num_rows])
+        pq.write_table(t, path)
+    html_file = tmp_path / "r.html"
+    assert main(["report", str(copy), "--out", str(html_file)]) == 0
+    doc = parse(html_file)
+    assert doc.tags["script"] == 0 and doc.tags["img"] == 0
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_file.read_text(encoding="utf-8")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_renders_in_headless_chromium(ingested, tmp_path):
+    """The report opens offline in a real browser: a screenshot is made and is not blank."""
+    out, _ = ingested
+    html_file = tmp_path / "r.html"
+    assert main(["report", str(out), "--out", str(html_file)]) == 0
+    shot = tmp_path / "shot.png"
+    env = dict(os.environ, HOME=str(tmp_path))
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1100,2400",
+                    html_file.as_uri()], env=env, capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 20_000
+    Image = pytest.importorskip("PIL.Image")
+    img = Image.open(shot).convert("RGB").resize((110, 240))
+    colors = img.getcolors(maxcolors=110 * 240)
+    assert len(colors) > 20  # charts and text drawn, not one blank colour
