@@ -3,6 +3,7 @@
     akhbar run --sources FILE --output PATH [--mode batch] [--allow-private-hosts] [options] [Beam options…]
     akhbar sources validate FILE
     akhbar sources probe URL [--allow-private-hosts] [--articles N]
+    akhbar sources probe --source ID --sources FILE [--save-fixture DIR] [--allow-private-hosts] [--articles N]
     akhbar sources health OUTPUT [--json]
     akhbar replay OUTPUT --sources FILE [--reason CODE …] [--stage STAGE] [--since DAY] [--until DAY]
     akhbar compact OUTPUT [--partition dt=…[/source=…]] [--min-files N] [--target-rows N]
@@ -77,9 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("output", help="output directory or gs://bucket/prefix of earlier runs")
     health.add_argument("--json", action="store_true", help="print the state as JSON")
     probe = ssub.add_parser("probe", help="fetch a feed and a few articles; show what would be extracted")
-    probe.add_argument("url")
+    probe.add_argument("url", nargs="?", help="a feed URL (or use --source ID --sources FILE)")
     probe.add_argument("--articles", type=int, default=3, help="how many articles to fetch (default 3)")
     probe.add_argument("--allow-private-hosts", action="store_true")
+    probe.add_argument("--source", default=None, metavar="ID", help="probe every feed of this source of --sources")
+    probe.add_argument("--sources", default=None, metavar="FILE", help="sources YAML file (with --source)")
+    probe.add_argument("--save-fixture", default=None, metavar="DIR",
+                       help="with --source: record every response into DIR (index.json, responses/, probe.txt)")
+    probe.add_argument("--host-interval", type=float, default=None,
+                       help="with --source: seconds between requests to one host (default: the source's min_interval, else 1)")
     sample = sub.add_parser("sample", help="serve the bundled Arabic news site on 127.0.0.1 and ingest it")
     sample.add_argument("--output", default="akhbar-sample-output", help="output directory (default ./akhbar-sample-output)")
     sample.add_argument("--port", type=int, default=8765, help="port for the sample site (0 = any free port)")
@@ -253,6 +260,18 @@ def cmd_health(args) -> int:
 def cmd_probe(args) -> int:
     from akhbar.pipelines.probe import probe
 
+    if args.source or args.sources or args.save_fixture:
+        if not (args.source and args.sources) or args.url:
+            print("akhbar: use either a feed URL or --source ID --sources FILE [--save-fixture DIR]", file=sys.stderr)
+            return EXIT_CONFIG
+        from akhbar.pipelines.fixture import probe_source
+
+        return probe_source(args.sources, args.source, n_articles=args.articles,
+                            allow_private=args.allow_private_hosts, save_to=args.save_fixture,
+                            host_interval=args.host_interval)
+    if not args.url:
+        print("akhbar: sources probe needs a feed URL or --source ID --sources FILE", file=sys.stderr)
+        return EXIT_CONFIG
     return probe(args.url, n_articles=args.articles, allow_private=args.allow_private_hosts)
 
 

@@ -17,8 +17,10 @@ from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.robots import RobotsCache
 
 
-def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys.stdout) -> int:
-    fetcher = Fetcher(guard=HostGuard(allow_private=allow_private))
+def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys.stdout,
+          fetcher: Fetcher | None = None) -> int:
+    """``fetcher``: one to use instead of a new one (e.g. one that records what it fetched)."""
+    fetcher = fetcher or Fetcher(guard=HostGuard(allow_private=allow_private))
     try:
         resp = fetcher.fetch(url, accept=FEED_ACCEPT)
         feed = parse_feed(resp.body, resp.content_type, resp.final_url, "probe")
