@@ -3,7 +3,7 @@
 ``akhbar sources probe --source ID --sources FILE`` probes every feed of one source.
 ``--save-fixture DIR`` also records every response (feeds, robots.txt, articles) into ``DIR``:
 
-    DIR/index.json          {"version": 1, "source": ID, "feeds": [...], "recorded_at": ...,
+    DIR/index.json          {"version": 1, "source": ID, "feeds": [...], "articles": N, "recorded_at": ...,
                              "responses": [{"url", "final_url", "status", "content_type", "file"}]}
     DIR/responses/NNN.EXT   the bodies, byte for byte
     DIR/probe.txt           the probe's output, normalized (no timings, no byte counts)
@@ -80,7 +80,8 @@ def _extension(content_type: str | None) -> str:
     return ".bin"
 
 
-def save_fixture(folder: str, source_id: str, feeds: list[str], recorded: list[Recorded], probe_text: str) -> str:
+def save_fixture(folder: str, source_id: str, feeds: list[str], recorded: list[Recorded], probe_text: str,
+                 n_articles: int = 3) -> str:
     os.makedirs(os.path.join(folder, "responses"), exist_ok=True)
     entries = []
     for i, r in enumerate(recorded, 1):
@@ -91,7 +92,7 @@ def save_fixture(folder: str, source_id: str, feeds: list[str], recorded: list[R
                 f.write(r.body)
         entries.append({"url": r.url, "final_url": r.final_url, "status": r.status,
                         "content_type": r.content_type, "file": name, "error": r.error})
-    index = {"version": FIXTURE_VERSION, "source": source_id, "feeds": feeds,
+    index = {"version": FIXTURE_VERSION, "source": source_id, "feeds": feeds, "articles": n_articles,
              "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "responses": entries}
     path = os.path.join(folder, "index.json")
     with open(path, "w", encoding="utf-8") as f:
@@ -137,7 +138,7 @@ def probe_source(sources_file: str, source_id: str, *, n_articles: int = 3, allo
         text.write(block)
         out.write(block)
     if save_to:
-        path = save_fixture(save_to, src.id, list(src.feeds), fetcher.recorded, text.getvalue())
+        path = save_fixture(save_to, src.id, list(src.feeds), fetcher.recorded, text.getvalue(), n_articles)
         print(f"\nfixture: {len(fetcher.recorded)} responses recorded, index {path}", file=out)
     return worst
 

@@ -29,7 +29,7 @@ def test_record_then_replay_gives_the_same_probe(sample_site, sources_file, tmp_
     assert live.count("\narticle ") >= 3
 
     index = json.loads((fixture / "index.json").read_text(encoding="utf-8"))
-    assert index["version"] == 1 and index["source"] == source and len(index["feeds"]) == 2
+    assert index["version"] == 1 and index["source"] == source and len(index["feeds"]) == 2 and index["articles"] == 3
     urls = [r["url"] for r in index["responses"]]
     assert set(index["feeds"]) <= set(urls) and any(u.endswith("/robots.txt") for u in urls)
     for r in index["responses"]:  # bodies are stored byte for byte
@@ -45,7 +45,7 @@ def test_record_then_replay_gives_the_same_probe(sample_site, sources_file, tmp_
         replay = tmp_path / "replay.yaml"
         replay.write_text(replay_sources_yaml(server), encoding="utf-8")
         before = len(sample_site.requests)
-        rc2 = main(["sources", "probe", "--source", source, "--sources", str(replay), "--articles", "3",
+        rc2 = main(["sources", "probe", "--source", source, "--sources", str(replay), "--articles", str(index["articles"]),
                     "--allow-private-hosts", "--host-interval", "0"])
         again = capsys.readouterr().out
         assert len(sample_site.requests) == before  # the live site was not asked again
