@@ -217,7 +217,10 @@ def test_report_renders_in_headless_chromium(ingested, tmp_path):
     assert main(["report", str(out), "--out", str(html_file)]) == 0
     shot = tmp_path / "shot.png"
     env = dict(os.environ, HOME=str(tmp_path))
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server",
+    # no background networking: Chromium must not try to reach any host but the local file
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-default-apps", "--disable-extensions",
                     f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1100,2400",
                     html_file.as_uri()], env=env, capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 20_000
