@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 # Stages that can emit a dead letter, in pipeline order.
 STAGES = ("config", "poll", "parse_feed", "fetch", "extract", "dedup", "classify", "write")
@@ -83,9 +84,10 @@ class Article:
     run_id: str | None = None
     credit: tuple[str, ...] = ()  # agencies / sources credited ("أ ف ب", "رويترز"), as written
     dateline: str | None = None  # the dateline that opened the text ("دمشق، سوريا (CNN) --")
-    # matching keys, not written to the articles table: MinHash signature and shingle count
+    # matching keys, not written to the articles table: MinHash signature and the sorted unique
+    # uint32 hashes of the body's shingles it was computed from (numpy array; None once used)
     signature: bytes = field(default=b"", repr=False, compare=False)
-    shingle_count: int = field(default=0, repr=False, compare=False)
+    shingles: Any = field(default=None, repr=False, compare=False)
 
     def replace(self, **changes) -> "Article":
         return dataclasses.replace(self, **changes)

@@ -94,7 +94,7 @@ def test_extract_articles_good_empty_and_crash():
     body = "".join(f"<p>قال الأمين العام لحلف شمال الأطلسي في الفقرة رقم {i} إن الحلف سيواصل دعم أوكرانيا.</p>" for i in range(5))
     good, _ = split(fn.process(page(f"<html><body><article><h1>عنوان</h1>{body}</article></body></html>")))
     a = good[0]
-    assert isinstance(a, Article) and a.run_id == "r" and len(a.signature) == 4 * 128 and a.shingle_count > 0
+    assert isinstance(a, Article) and a.run_id == "r" and len(a.signature) == 4 * 128 and len(a.shingles) > 0
     _, dead = split(fn.process(page("<html><body><nav>الرئيسية</nav></body></html>")))
     assert dead[0].reason == "empty_body"
     _, dead = split(fn.process(page(None)))  # not a string: an unexpected error, still a dead letter

@@ -266,14 +266,14 @@ class ExtractArticles(Step):
         except Exception as e:  # noqa: BLE001
             yield self.crashed(url=c.url, source_id=c.source_id, exc=e, feed_url=c.feed_url)
             return
-        sig, size = self.hasher.signature(ex.body)
+        hashes = shingle_hashes(ex.body, self.near_config.shingle)  # computed once, used by dedup too
         self.count("articles")
         yield Article(
             article_id=c.article_id, url=c.url, source_id=c.source_id, title=ex.title or (c.feed_title or ""),
             body=ex.body, published_at=ex.published_at, fetched_at=page.fetched_at, language=ex.language,
             content_hash=content_hash(ex.body), feed_url=c.feed_url, published_source=ex.published_source,
             declared_language=ex.declared_language, encoding=page.encoding, run_id=self.run_id,
-            credit=ex.credit, dateline=ex.dateline, signature=sig, shingle_count=size,
+            credit=ex.credit, dateline=ex.dateline, signature=self.hasher.signature_of(hashes), shingles=hashes,
         )
 
 
@@ -348,9 +348,10 @@ class DropExactDuplicates(Step):
 def near_duplicate_key(a: Article, config: NearDupConfig | None = None) -> NearItem:
     """What the global near-duplicate pass needs of an article: order, id, MinHash signature and
     size (candidates), the shingle hashes, source and time (verification, boilerplate)."""
-    k = (config or NearDupConfig()).shingle
-    return NearItem(first_seen_key(a), a.article_id, a.signature, a.shingle_count,
-                    shingle_hashes(a.body, k), a.source_id, a.published_at or a.fetched_at)
+    hashes = a.shingles if a.shingles is not None else shingle_hashes(a.body, (config or NearDupConfig()).shingle)
+    signature = a.signature or MinHasher(config).signature_of(hashes)
+    return NearItem(first_seen_key(a), a.article_id, signature, len(hashes), hashes, a.source_id,
+                    a.published_at or a.fetched_at)
 
 
 def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: NearDupConfig) -> dict[str, str]:
@@ -362,4 +363,4 @@ def mark_near_duplicate(a: Article, assignments: dict[str, str]) -> Article:
     dup = assignments.get(a.article_id)
     if dup:
         Metrics.counter(NAMESPACE, "dedup.near_duplicates").inc()
-    return a.replace(duplicate_of=dup, signature=b"", shingle_count=0)
+    return a.replace(duplicate_of=dup, signature=b"", shingles=None)
