@@ -365,6 +365,17 @@ def _parse(text: str, source: str) -> Lexicon:
     return Lexicon(source=source, topics=tuple(compiled_topics), scoring=scoring)
 
 
+def _compile_word_list(terms: list[str], label: str, fail) -> list:
+    """``[(compiled term, index)]`` of a list of inflectable terms; an entry without letters fails."""
+    out = []
+    for j, t in enumerate(terms):
+        seq = _compile_term(t, inflect=True)
+        if not seq:
+            raise fail(f"{label}[{j}] ({t!r})", "no letters or digits")
+        out.append((seq, j))
+    return out
+
+
 def _parse_topic(name: str, raw: Any, fail) -> _Topic:
     where = f"topics.{name}"
     if not isinstance(raw, dict):
@@ -473,22 +484,12 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
     dmin = dampen.get("min_hits", 1)
     if not isinstance(dmin, int) or isinstance(dmin, bool) or dmin < 1:
         raise fail(f"{dlabel}.min_hits", f"must be a positive whole number, got {dmin!r}")
-    dcompiled = []
-    for j, t in enumerate(dampen_terms):
-        seq = _compile_term(t, inflect=True)
-        if not seq:
-            raise fail(f"{dlabel}.terms[{j}] ({t!r})", "no letters or digits")
-        dcompiled.append((seq, j))
+    dcompiled = _compile_word_list(dampen_terms, f"{dlabel}.terms", fail)
 
     raw_support = raw.get("support") or []
     if not isinstance(raw_support, list) or not all(isinstance(t, str) and t.strip() for t in raw_support):
         raise fail(f"{where}.support", "expected a list of non-empty strings")
-    scompiled = []
-    for j, t in enumerate(raw_support):
-        seq = _compile_term(t, inflect=True)
-        if not seq:
-            raise fail(f"{where}.support[{j}] ({t!r})", "no letters or digits")
-        scompiled.append((seq, j))
+    scompiled = _compile_word_list(raw_support, f"{where}.support", fail)
 
     return _Topic(
         name=name,
