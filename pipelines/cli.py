@@ -57,7 +57,9 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--retries", type=int, default=None, help="retries of a transient failure (default 2)")
     ap.add_argument("--ignore-feed-backoff", action="store_true",
                     help="poll feeds that are backed off after repeated failures")
-    ap.add_argument("--quiet", action="store_true", help="print only the output path")
+    ap.add_argument("--quiet", action="store_true", help="print only the output path (no progress, no summary)")
+    ap.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
+                    help="seconds between progress lines when stderr is not a terminal (default 10)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--allow-private-hosts", action="store_true",
                         help="permit fetching private, loopback and link-local addresses (local fixture sites)")
     replay.add_argument("--fetch-concurrency", type=int, default=8, help="pages fetched at once per worker (default 8)")
-    replay.add_argument("--quiet", action="store_true", help="print only the output path")
+    replay.add_argument("--quiet", action="store_true", help="print only the output path (no progress, no summary)")
+    replay.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between progress lines when stderr is not a terminal (default 10)")
     compact = sub.add_parser("compact", help="merge small Parquet files per partition; readers keep reading")
     compact.add_argument("path", help="output directory of earlier runs (local)")
     compact.add_argument("--partition", action="append", default=None, metavar="KEY=VALUE[/KEY=VALUE]",
@@ -167,7 +171,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     bad = [f"--{name.replace('_', '-')} must be at least {low}" for name, low in
            (("fetch_concurrency", 1), ("dedup_window_days", 0), ("min_words", 1), ("host_interval", 0),
             ("host_concurrency", 1), ("connect_timeout", 0.1), ("read_timeout", 0.1), ("total_timeout", 0.1),
-            ("max_bytes", 1024), ("retries", 0))
+            ("max_bytes", 1024), ("retries", 0), ("progress_interval", 0.1))
            if getattr(args, name) is not None and getattr(args, name) < low]
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
@@ -204,7 +208,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if not args.quiet:
         n_feeds = sum(len(s.feeds) for s in sources if s.enabled)
         print(f"akhbar: run {cfg.run_id}: {len(sources)} sources, {n_feeds} feeds -> {args.output}", flush=True)
-    summary = _run_and_report(cfg, beam_args, "run")
+    summary = _run_and_report(cfg, beam_args, "run", args.quiet, progress_interval=args.progress_interval)
     if summary is None:
         return EXIT_FAILED
     if args.quiet:
@@ -215,18 +219,28 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     return EXIT_OK
 
 
-def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, **extra) -> dict | None:
-    """Run the pipeline, write the run's JSON report and print its summary; ``None`` if it failed."""
+def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, progress_interval: float = 10.0,
+                    **extra) -> dict | None:
+    """Run the pipeline (with live progress on stderr unless quiet), write the run's JSON report
+    and print its summary; ``None`` if it failed."""
     from akhbar.pipelines.batch import run
+    from akhbar.pipelines.progress import Progress, live_counts_visible
     from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
 
     started = datetime.now(timezone.utc)
+    feeds = 0 if cfg.replay is not None else sum(len(s.feeds) for s in cfg.sources if s.enabled)
+    progress = None if quiet else Progress(feeds, interval=progress_interval,
+                                           live=live_counts_visible(beam_args)).start()
     try:
-        result = run(cfg, beam_args)
+        result = run(cfg, beam_args, on_start=progress.attach if progress else None)
     except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
+        if progress:
+            progress.stop()
         logging.exception("%s failed", what)
         print(f"akhbar: {what} {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
         return None
+    if progress:
+        progress.stop()
     summary = {**summarize(cfg.output, cfg.run_id, beam_counters(result), started), **extra}
     report = write_report(cfg.output, summary)
     if not quiet:
@@ -326,7 +340,8 @@ def cmd_replay(args, beam_args: list[str]) -> int:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(plan.skipped.items())) or "none"
         print(f"akhbar: replay {cfg.run_id}: {len(plan.candidates)} URLs from {plan.dead_letters_read} matching "
               f"dead letters (not replayed: {skipped}) -> {args.path}", flush=True)
-    if _run_and_report(cfg, beam_args, "replay", args.quiet, replayed_urls=len(plan.candidates)) is None:
+    if _run_and_report(cfg, beam_args, "replay", args.quiet, progress_interval=args.progress_interval,
+                       replayed_urls=len(plan.candidates)) is None:
         return EXIT_FAILED
     if args.quiet:
         print(args.path)

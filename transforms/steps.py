@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
 from akhbar.schemas.records import Article, Candidate, DeadLetter, Page, Source
@@ -40,6 +39,7 @@ from akhbar.transforms.feedstate import (
     with_entries,
 )
 from akhbar.transforms.http import FEED_TYPES, FetchConfig, FetchError, Fetcher, HostPolicy, html_of
+from akhbar.transforms import tally
 from akhbar.transforms.robots import RobotsCache
 from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.state import PriorState
@@ -61,7 +61,7 @@ class Step(beam.DoFn):
         self.run_id = run_id
 
     def count(self, name: str, n: int = 1) -> None:
-        Metrics.counter(NAMESPACE, f"{self.stage}.{name}").inc(n)
+        tally.count(f"{self.stage}.{name}", n)  # a Beam counter, also seen by the live progress line
 
     def dead(self, *, url: str | None, source_id: str | None, reason: str, message: str,
              detail: str | None = None, feed_url: str | None = None) -> pvalue.TaggedOutput:
@@ -124,6 +124,7 @@ class PollFeed(HttpStep):
         if until and now < until and not self.ignore_backoff:
             self.count("skipped_backoff")
             return
+        self.count("polled")
         sent = conditional_headers(state)
 
         def failed(reason: str, message: str, status: int | None = None, detail: str | None = None):
@@ -362,5 +363,5 @@ def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: Ne
 def mark_near_duplicate(a: Article, assignments: dict[str, str]) -> Article:
     dup = assignments.get(a.article_id)
     if dup:
-        Metrics.counter(NAMESPACE, "dedup.near_duplicates").inc()
+        tally.count("dedup.near_duplicates")
     return a.replace(duplicate_of=dup, signature=b"", shingles=None)
