@@ -85,7 +85,9 @@ def test_run_prints_progress_lines_with_the_final_numbers(sources_file, tmp_path
     assert (feeds, total) == (8, 8) and rows == summary["articles_written"] == 15
     assert failures == summary["dead_letters"] == 4
     c = summary["counters"]
-    assert (entries, articles) == (c["poll.entries"], c["extract.articles"])
+    # fetch counts happen in the fetch pool's threads: Beam's metrics must have them too
+    assert (entries, pages, articles) == (c["poll.entries"], c["fetch.pages"], c["extract.articles"])
+    assert c["fetch.dead.http_404"] == c["fetch.dead.unsupported_content_type"] == 1
     # every fetched page was extracted or became an extract dead letter
     assert pages == articles + sum(n for k, n in summary["dead_letters_by_reason"].items() if k.startswith("extract/"))
     # figures only grow from line to line

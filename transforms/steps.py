@@ -206,6 +206,11 @@ class FetchPages(HttpStep):
     def start_bundle(self):
         self.buffer: list[tuple[Candidate, object, object]] = []
 
+    def count(self, name: str, n: int = 1) -> None:
+        # fetch_one runs in pool threads, where Beam has no metrics container and a count would be
+        # lost: keep it until _flush, which counts in the bundle's own thread
+        self.__dict__.setdefault("_deferred", []).append((name, n))
+
     def process(self, element: Candidate, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         self.buffer.append((element, timestamp, window))
         if len(self.buffer) >= self.concurrency * 4:
@@ -224,6 +229,9 @@ class FetchPages(HttpStep):
                     yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, ts, [win]))
                 else:
                     yield WindowedValue(out, ts, [win])
+        deferred, self._deferred = self.__dict__.get("_deferred", []), []
+        for name, n in deferred:
+            super().count(name, n)
 
     def fetch_one(self, c: Candidate) -> Iterable:
         source = self.sources.get(c.source_id)
