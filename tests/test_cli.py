@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from akhbar.pipelines import cli
 from akhbar.pipelines.clidoc import _subcommands, cli_reference_markdown
 
@@ -60,7 +59,7 @@ def test_examples_parse():
     for path, examples in cli.EXAMPLES.items():
         for example in examples:
             argv = example.split()[1:]
-            args, rest = cli._parser().parse_known_args(argv)
+            _, rest = cli._parser().parse_known_args(argv)
             assert " ".join(argv[: len(path.split())]) == path
             assert cli._check_beam_args(rest) is None, example
 

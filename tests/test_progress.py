@@ -12,11 +12,11 @@ import sys
 import time
 
 import pytest
-
 from akhbar.pipelines.cli import main
 from akhbar.pipelines.progress import Progress, figures, live_counts_visible, merged
-from akhbar.sample.site import sources_yaml
 from akhbar.transforms import tally
+
+from akhbar.sample.site import sources_yaml
 
 FINAL = re.compile(r"feeds polled (\d+)/(\d+), entries (\d+), pages fetched (\d+), articles (\d+), "
                    r"rows written (\d+), failures (\d+) \(\d+ s\)")

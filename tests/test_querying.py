@@ -7,7 +7,6 @@ checked for structure (statement kind, partition keys of the real layout, real c
 """
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from datetime import date, timedelta, timezone
@@ -16,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-
 from akhbar.pipelines.cli import main
-from akhbar.sample.site import expected, sources_yaml
 from akhbar.schemas.arrow import ARTICLES_COLUMNS, DEAD_LETTER_COLUMNS
+
+from akhbar.sample.site import expected, sources_yaml
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "querying.md"
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)
