@@ -13,7 +13,7 @@ import time
 
 import pytest
 from akhbar.pipelines.cli import main
-from akhbar.pipelines.progress import Progress, figures, live_counts_visible, merged
+from akhbar.pipelines.progress import Progress, figures, live_counts_visible, merged, result_counters
 from akhbar.transforms import tally
 
 from akhbar.sample.site import sources_yaml
@@ -132,3 +132,25 @@ def test_progress_on_a_terminal(sources_file, tmp_path):
     feeds, total, _, _, _, rows, failures = map(int, m.groups())
     assert (feeds, total, rows, failures) == (8, 8, 15, 4)
     assert "akhbar: progress: " not in text  # no plain log lines on a terminal
+
+
+def test_counts_read_from_a_pipeline_result():
+    """What a runner reports in its result (Dataflow while the job runs, any runner at the end)
+    is read too; each figure is the larger of the two readings."""
+    import apache_beam as beam
+
+    class Counting(beam.DoFn):
+        def process(self, x):
+            tally.count("fetch.pages")
+            yield x
+
+    p = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner", "DirectRunner"]))
+    _ = p | beam.Create(range(7)) | beam.ParDo(Counting())
+    out = io.StringIO()
+    progress = Progress(1, stream=out, tty=False, interval=60).start()
+    result = p.run()
+    result.wait_until_finish()
+    tally.reset()  # as if the steps had run in other processes
+    progress.attach(result)
+    assert result_counters(result) == {"fetch.pages": 7}
+    assert progress.stop().pages == 7 and "pages fetched 7" in out.getvalue()
