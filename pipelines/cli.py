@@ -357,6 +357,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         print("akhbar: --mode streaming is not available in this version yet; use --mode batch "
               "from a scheduler (cron, Airflow, Cloud Scheduler)", file=sys.stderr)
         return EXIT_CONFIG
+
     from akhbar.pipelines.batch import RunConfig, new_run_id  # Beam is imported only once the checks pass
 
     fetch = FetchConfig(**{name: getattr(args, name) for name in FETCH_OPTIONS if getattr(args, name) is not None})

@@ -13,7 +13,13 @@ import time
 
 import pytest
 from akhbar.pipelines.cli import main
-from akhbar.pipelines.progress import Progress, figures, live_counts_visible, merged, result_counters
+from akhbar.pipelines.progress import (
+    Progress,
+    figures,
+    live_counts_visible,
+    merged,
+    result_counters,
+)
 from akhbar.transforms import tally
 
 from akhbar.sample.site import sources_yaml
