@@ -127,11 +127,16 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
     return {"articles": articles, "dead_letters": dead, "written": written, "dead_written": dead_written}
 
 
-def run(cfg: RunConfig, beam_args: list[str] | None = None):
-    """Run the batch pipeline to completion; return Beam's result (metrics included)."""
+def run(cfg: RunConfig, beam_args: list[str] | None = None, on_start=None):
+    """Run the batch pipeline to completion; return Beam's result (metrics included).
+
+    ``on_start(result)`` is called as soon as the runner hands back a result, before waiting for
+    the end (runners such as Dataflow return while the job runs; the DirectRunner when done)."""
     options = PipelineOptions(beam_args or [])
     p = beam.Pipeline(options=options)
     build_pipeline(p, cfg)
     result = p.run()
+    if on_start is not None:
+        on_start(result)
     result.wait_until_finish()
     return result

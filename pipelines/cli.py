@@ -11,7 +11,9 @@
     akhbar sample [--output DIR] [--port N]
     akhbar report OUTPUT [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out report.html]
 
-Exit codes: 0 success, 1 the run failed, 2 bad configuration or usage.
+Exit codes: 0 success, 1 the run failed (or a probed feed or article failed), 2 bad configuration
+or usage (nothing was run), 130 interrupted. Full reference: docs/cli.md (generated from this parser
+by ``python -m akhbar.pipelines.clidoc``).
 """
 from __future__ import annotations
 
@@ -20,11 +22,46 @@ import logging
 import os
 import sys
 import tempfile
+import textwrap
 from datetime import datetime, timezone
 
 from akhbar.schemas.sources import SourcesError, load_sources
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+DESCRIPTION = ("akhbar: Arabic news ingestion on Apache Beam. Polls news feeds, extracts and deduplicates "
+               "articles, flags NATO/Ukraine stories and writes hive-partitioned Parquet. Run `akhbar COMMAND "
+               "--help` for a command's options and examples.")
+BEAM_NOTE = ("Any other --option of `run`, `sample` and `replay` is passed to Beam (e.g. --runner, "
+             "--direct_num_workers, --direct_running_mode); an option that neither akhbar nor Beam knows is "
+             "an error.")
+EXIT_CODES = (
+    (EXIT_OK, "success"),
+    (EXIT_FAILED, "the run failed (the summary and the log say why), or `sources probe` found a feed or article "
+                  "that fails"),
+    (EXIT_CONFIG, "bad configuration or usage: unreadable or invalid sources file, bad option value, output "
+                  "that cannot be written, … — nothing was run"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C); files already committed stay, the next run goes on from them"),
+)
+# examples shown by `akhbar COMMAND --help` and in docs/cli.md
+EXAMPLES = {
+    "run": ["akhbar run --sources sources/arabic-news.yaml --output out/",
+            "akhbar run --sources sources.yaml --output gs://BUCKET/news --fetch-concurrency 16",
+            "akhbar run --sources sources.yaml --output out/ --direct_num_workers 2 "
+            "--direct_running_mode multi_threading",
+            "akhbar run --sources local.yaml --output /tmp/out --allow-private-hosts --host-interval 0"],
+    "sources validate": ["akhbar sources validate sources/arabic-news.yaml"],
+    "sources probe": ["akhbar sources probe https://example.com/rss.xml",
+                      "akhbar sources probe --source bbc_arabic --sources sources/arabic-news.yaml",
+                      "akhbar sources probe --source bbc_arabic --sources sources/arabic-news.yaml "
+                      "--save-fixture tests/fixtures/sources/bbc_arabic"],
+    "sources health": ["akhbar sources health out/", "akhbar sources health gs://BUCKET/news --json"],
+    "sample": ["akhbar sample", "akhbar sample --output /tmp/sample --port 0"],
+    "replay": ["akhbar replay out/ --sources sources.yaml",
+               "akhbar replay out/ --sources sources.yaml --reason timeout --reason http_503 --since 2026-11-01"],
+    "compact": ["akhbar compact out/", "akhbar compact out/ --partition dt=2026-11-24/source=bbc_arabic"],
+    "report": ["akhbar report out/", "akhbar report out/ --since 2026-11-01 --until 2026-11-30 --out november.html"],
+    "classify train": ["akhbar classify train --labels labels.tsv --articles articles.jsonl.gz --out model.joblib"],
+}
 # `akhbar run` options that set the FetchConfig field of the same name
 FETCH_OPTIONS = ("user_agent", "host_interval", "host_concurrency", "connect_timeout", "read_timeout",
                  "total_timeout", "max_bytes", "retries")
@@ -33,66 +70,106 @@ FETCH_OPTIONS = ("user_agent", "host_interval", "host_concurrency", "connect_tim
 def _add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--mode", choices=["batch", "streaming"], default="batch",
                     help="batch: poll every source once and exit; streaming: poll on each source's interval")
-    ap.add_argument("--duration", type=float, default=None,
+    ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                     help="streaming: stop cleanly after this many seconds")
     ap.add_argument("--allow-private-hosts", action="store_true",
                     help="permit fetching private, loopback and link-local addresses (local fixture sites)")
-    ap.add_argument("--fetch-concurrency", type=int, default=8, help="pages fetched at once per worker (default 8)")
-    ap.add_argument("--dedup-window-days", type=int, default=30,
+    ap.add_argument("--fetch-concurrency", type=int, default=8, metavar="N",
+                    help="pages fetched at once per worker (default 8)")
+    ap.add_argument("--dedup-window-days", type=int, default=30, metavar="DAYS",
                     help="how far back near-duplicates are looked for, by fetch time (default 30)")
-    ap.add_argument("--min-words", type=int, default=None, help="bodies shorter than this are dead letters (default 25)")
-    ap.add_argument("--lexicon", default=None, help="classifier lexicon YAML (default: the bundled one)")
+    ap.add_argument("--min-words", type=int, default=None, metavar="N",
+                    help="bodies shorter than this are dead letters (default 25)")
+    ap.add_argument("--lexicon", default=None, metavar="FILE", help="classifier lexicon YAML (default: the bundled one)")
     ap.add_argument("--classifier", default=None, metavar="MODEL",
                     help="a model from `akhbar classify train` decides topics and scores (needs akhbar[ml]); "
                          "the lexicon still gives the evidence and gates every topic")
-    ap.add_argument("--user-agent", default=None, help="User-Agent header for every request")
-    ap.add_argument("--host-interval", type=float, default=None,
+    ap.add_argument("--user-agent", default=None, metavar="TEXT", help="User-Agent header for every request")
+    ap.add_argument("--host-interval", type=float, default=None, metavar="SECONDS",
                     help="seconds between requests to one host, per worker (default 1; a source's min_interval wins)")
-    ap.add_argument("--host-concurrency", type=int, default=None,
+    ap.add_argument("--host-concurrency", type=int, default=None, metavar="N",
                     help="requests in flight to one host, per worker (default 2; a source's max_connections wins)")
-    ap.add_argument("--connect-timeout", type=float, default=None, help="seconds (default 10)")
-    ap.add_argument("--read-timeout", type=float, default=None, help="seconds without data (default 20)")
-    ap.add_argument("--total-timeout", type=float, default=None, help="seconds for a whole response (default 60)")
-    ap.add_argument("--max-bytes", type=int, default=None, help="largest page or feed accepted (default 8 MiB)")
-    ap.add_argument("--retries", type=int, default=None, help="retries of a transient failure (default 2)")
+    ap.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                    help="to connect (default 10)")
+    ap.add_argument("--read-timeout", type=float, default=None, metavar="SECONDS",
+                    help="without data arriving (default 20)")
+    ap.add_argument("--total-timeout", type=float, default=None, metavar="SECONDS",
+                    help="for a whole response (default 60)")
+    ap.add_argument("--max-bytes", type=int, default=None, metavar="BYTES",
+                    help="largest page or feed accepted, after decompression (default 8 MiB)")
+    ap.add_argument("--retries", type=int, default=None, metavar="N",
+                    help="retries of a transient failure (default 2)")
     ap.add_argument("--ignore-feed-backoff", action="store_true",
                     help="poll feeds that are backed off after repeated failures")
-    ap.add_argument("--quiet", action="store_true", help="print only the output path")
+    ap.add_argument("--quiet", action="store_true", help="print only the output path (no progress, no summary)")
+    ap.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
+                    help="seconds between progress lines when stderr is not a terminal (default 10)")
+
+
+def _sub(parent, name: str, help: str, description: str, key: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows a description and the examples of :data:`EXAMPLES`."""
+    examples = EXAMPLES.get(key or name, [])
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
+    return parent.add_parser(name, help=help, description=textwrap.fill(description, 90), epilog=epilog,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="akhbar", description="Arabic news ingestion on Apache Beam.",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Any other --option of `run` is passed to Beam (e.g. --runner, "
-                                        "--direct_num_workers, --direct_running_mode).")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="run the pipeline")
-    run.add_argument("--sources", required=True, help="sources YAML file")
-    run.add_argument("--output", required=True, help="local directory or gs://bucket/prefix")
+    codes = "\n".join(textwrap.fill(text, 90, initial_indent=f"  {code:<4}", subsequent_indent=" " * 6)
+                      for code, text in EXIT_CODES)
+    ap = argparse.ArgumentParser(
+        prog="akhbar", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(DESCRIPTION, 90),
+        epilog=textwrap.fill(BEAM_NOTE, 90) + f"\n\nexit codes:\n{codes}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    run = _sub(sub, "run", "run the pipeline once over every source",
+               "Poll every enabled source once, fetch and extract the new articles, deduplicate and classify them "
+               "and write Parquet under OUTPUT; then print a summary and write it to OUTPUT/_reports/. Progress "
+               "is shown on stderr while it runs.")
+    run.add_argument("--sources", required=True, metavar="FILE", help="sources YAML file")
+    run.add_argument("--output", required=True, metavar="PATH", help="local directory or gs://bucket/prefix")
     _add_run_args(run)
-    src = sub.add_parser("sources", help="validate or probe sources; show feed health")
-    ssub = src.add_subparsers(dest="sources_cmd", required=True)
-    val = ssub.add_parser("validate", help="validate a sources file; report every problem")
-    val.add_argument("file")
-    health = ssub.add_parser("health", help="per-feed state of an output: last success, failures, backoff")
-    health.add_argument("output", help="output directory or gs://bucket/prefix of earlier runs")
+    src = sub.add_parser("sources", help="validate or probe sources; show feed health",
+                         description="Work on the sources file and its feeds.")
+    ssub = src.add_subparsers(dest="sources_cmd", required=True, metavar="SUBCOMMAND")
+    val = _sub(ssub, "validate", "check a sources file; report every problem",
+               "Check a sources file against its schema and report every problem with file, line and entry.",
+               "sources validate")
+    val.add_argument("file", metavar="FILE", help="sources YAML file")
+    health = _sub(ssub, "health", "per-feed state of an output: last success, failures, backoff",
+                  "Show each feed's state from earlier runs (OUTPUT/_state/feeds.json): last success, consecutive "
+                  "failures and last error, backoff, and how its server answers conditional requests.",
+                  "sources health")
+    health.add_argument("output", metavar="OUTPUT", help="output directory or gs://bucket/prefix of earlier runs")
     health.add_argument("--json", action="store_true", help="print the state as JSON")
-    probe = ssub.add_parser("probe", help="fetch a feed and a few articles; show what would be extracted")
-    probe.add_argument("url", nargs="?", help="a feed URL (or use --source ID --sources FILE)")
-    probe.add_argument("--articles", type=int, default=3, help="how many articles to fetch (default 3)")
-    probe.add_argument("--allow-private-hosts", action="store_true")
+    probe = _sub(ssub, "probe", "fetch a feed and a few articles; show what would be extracted",
+                 "Fetch a feed and a few of its articles and show what the pipeline would make of them (title, "
+                 "date, language, topics, words, first line) and every problem; writes nothing unless "
+                 "--save-fixture is given.", "sources probe")
+    probe.add_argument("url", nargs="?", metavar="URL", help="a feed URL (or use --source ID --sources FILE)")
+    probe.add_argument("--articles", type=int, default=3, metavar="N", help="how many articles to fetch per feed (default 3)")
+    probe.add_argument("--allow-private-hosts", action="store_true",
+                       help="permit fetching private, loopback and link-local addresses (local fixture sites)")
     probe.add_argument("--source", default=None, metavar="ID", help="probe every feed of this source of --sources")
     probe.add_argument("--sources", default=None, metavar="FILE", help="sources YAML file (with --source)")
     probe.add_argument("--save-fixture", default=None, metavar="DIR",
                        help="with --source: record every response into DIR (index.json, responses/, probe.txt)")
-    probe.add_argument("--host-interval", type=float, default=None,
+    probe.add_argument("--host-interval", type=float, default=None, metavar="SECONDS",
                        help="with --source: seconds between requests to one host (default: the source's min_interval, else 1)")
-    sample = sub.add_parser("sample", help="serve the bundled Arabic news site on 127.0.0.1 and ingest it")
-    sample.add_argument("--output", default="akhbar-sample-output", help="output directory (default ./akhbar-sample-output)")
-    sample.add_argument("--port", type=int, default=8765, help="port for the sample site (0 = any free port)")
-    replay = sub.add_parser("replay", help="run failed article items from dead_letter/ through the pipeline again")
-    replay.add_argument("path", help="output directory or gs://bucket/prefix of earlier runs")
-    replay.add_argument("--sources", required=True, help="sources YAML file (items of other sources are skipped)")
+    sample = _sub(sub, "sample", "serve the bundled Arabic news site on 127.0.0.1 and ingest it",
+                  "Serve the small Arabic news site bundled with akhbar on 127.0.0.1 and run the pipeline over "
+                  "it: a complete run on a laptop, with no network.")
+    sample.add_argument("--output", default="akhbar-sample-output", metavar="DIR",
+                        help="output directory (default ./akhbar-sample-output)")
+    sample.add_argument("--port", type=_port, default=8765, metavar="N",
+                        help="port for the sample site (default 8765; a busy port is replaced by a free one; 0 = any)")
+    replay = _sub(sub, "replay", "run failed article items from dead_letter/ through the pipeline again",
+                  "Run the failed article pages recorded in OUTPUT/dead_letter/ (stages fetch and extract) through "
+                  "fetch, extract, classify, dedup and write again. Feeds are not polled; URLs stored meanwhile "
+                  "are skipped; old dead letters stay as history.")
+    replay.add_argument("path", metavar="OUTPUT", help="output directory or gs://bucket/prefix of earlier runs")
+    replay.add_argument("--sources", required=True, metavar="FILE",
+                        help="sources YAML file (items of other sources are skipped)")
     replay.add_argument("--reason", action="append", default=None, metavar="CODE",
                         help="only dead letters with this reason code, e.g. http_404 (repeatable; default: all)")
     replay.add_argument("--stage", choices=["fetch", "extract"], default=None,
@@ -103,37 +180,50 @@ def _parser() -> argparse.ArgumentParser:
                         help="only failures recorded on or before this UTC day")
     replay.add_argument("--allow-private-hosts", action="store_true",
                         help="permit fetching private, loopback and link-local addresses (local fixture sites)")
-    replay.add_argument("--fetch-concurrency", type=int, default=8, help="pages fetched at once per worker (default 8)")
-    replay.add_argument("--quiet", action="store_true", help="print only the output path")
-    compact = sub.add_parser("compact", help="merge small Parquet files per partition; readers keep reading")
-    compact.add_argument("path", help="output directory of earlier runs (local)")
+    replay.add_argument("--fetch-concurrency", type=int, default=8, metavar="N",
+                        help="pages fetched at once per worker (default 8)")
+    replay.add_argument("--quiet", action="store_true", help="print only the output path (no progress, no summary)")
+    replay.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between progress lines when stderr is not a terminal (default 10)")
+    compact = _sub(sub, "compact", "merge small Parquet files per partition; readers keep reading",
+                   "Merge the small Parquet files of each partition of articles/ and dead_letter/ into fewer "
+                   "files, swapping each partition atomically so readers and running writers are not disturbed. "
+                   "Local output only.")
+    compact.add_argument("path", metavar="OUTPUT", help="output directory of earlier runs (local)")
     compact.add_argument("--partition", action="append", default=None, metavar="KEY=VALUE[/KEY=VALUE]",
                          help="only partitions with these values, e.g. dt=2026-11-24/source=bbc_arabic or "
                               "dt=2026-11-24 (repeatable; default: all)")
-    compact.add_argument("--min-files", type=int, default=2,
+    compact.add_argument("--min-files", type=int, default=2, metavar="N",
                          help="compact a partition when it has at least this many small files (default 2)")
-    compact.add_argument("--target-rows", type=int, default=100_000,
+    compact.add_argument("--target-rows", type=int, default=100_000, metavar="N",
                          help="rows per merged file; files this big already are left alone (default 100000)")
-    report = sub.add_parser("report", help="write a self-contained HTML report about an output folder")
-    report.add_argument("output", help="output directory or gs://bucket/prefix of earlier runs")
+    report = _sub(sub, "report", "write a self-contained HTML report about an output folder",
+                  "Write one HTML file (inline SVG charts, no JavaScript, nothing loaded from the network): articles "
+                  "per day and source, NATO/Ukraine share, near-duplicate clusters, dead letters by reason and "
+                  "source, feed health.")
+    report.add_argument("output", metavar="OUTPUT", help="output directory or gs://bucket/prefix of earlier runs")
     report.add_argument("--since", type=_day, default=None, metavar="YYYY-MM-DD", help="first day (inclusive)")
     report.add_argument("--until", type=_day, default=None, metavar="YYYY-MM-DD", help="last day (inclusive)")
-    report.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
-    cls = sub.add_parser("classify", help="the optional learned topic classifier")
-    csub = cls.add_subparsers(dest="classify_cmd", required=True)
-    train = csub.add_parser("train", help="train a topic model on your labelled articles (needs akhbar[ml])")
-    train.add_argument("--labels", required=True, help="TSV or JSONL: id (or docno), nato, ukraine (0/1)")
-    train.add_argument("--articles", default=None,
+    report.add_argument("--out", default="report.html", metavar="FILE", help="HTML file to write (default report.html)")
+    cls = sub.add_parser("classify", help="the optional learned topic classifier",
+                         description="The optional learned topic classifier (needs akhbar[ml]).")
+    csub = cls.add_subparsers(dest="classify_cmd", required=True, metavar="SUBCOMMAND")
+    train = _sub(csub, "train", "train a topic model on your labelled articles (needs akhbar[ml])",
+                 "Train a NATO/Ukraine model on labelled articles; `akhbar run --classifier MODEL` then uses it "
+                 "(the lexicon still gates every topic and gives the evidence).", "classify train")
+    train.add_argument("--labels", required=True, metavar="FILE", help="TSV or JSONL: id (or docno), nato, ukraine (0/1)")
+    train.add_argument("--articles", default=None, metavar="FILE",
                        help="JSONL(.gz): id (or docno), title, body (or text); optional source (groups folds)")
-    train.add_argument("--out", required=True, help="model file to write (joblib)")
-    train.add_argument("--lexicon", default=None, help="lexicon YAML for the gate and features (default: bundled)")
-    train.add_argument("--c", type=float, default=4.0, help="inverse regularization strength (default 4)")
-    train.add_argument("--folds", type=int, default=5,
+    train.add_argument("--out", required=True, metavar="MODEL", help="model file to write (joblib)")
+    train.add_argument("--lexicon", default=None, metavar="FILE",
+                       help="lexicon YAML for the gate and features (default: bundled)")
+    train.add_argument("--c", type=float, default=4.0, metavar="C", help="inverse regularization strength (default 4)")
+    train.add_argument("--folds", type=int, default=5, metavar="N",
                        help="folds for choosing the thresholds out of fold (default 5; <2: threshold 0.5)")
     return ap
 
 
-def _check_output(output: str) -> str | None:
+def _check_output(output: str, must_exist: bool = False) -> str | None:
     if output.startswith("gs://"):
         try:
             from google.cloud import storage  # noqa: F401 - what transforms/store.py uses for gs://
@@ -146,11 +236,84 @@ def _check_output(output: str) -> str | None:
         return None
     if "://" in output and not output.startswith("file://"):
         return f"unsupported output {output!r}: use a local directory or gs://bucket/prefix"
+    return _check_local_dir(output[len("file://"):] if output.startswith("file://") else output, must_exist)
+
+
+def _check_local_dir(path: str, must_exist: bool = False) -> str | None:
+    """Why ``path`` cannot be (or become) an output folder; ``None`` if it can. Creates nothing."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"{path} exists and is not a directory"
+    if must_exist and not os.path.isdir(path):
+        return f"no output at {path} (no such directory)"
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):  # the folder the run would create it in
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"cannot create directory {path}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{'directory' if existing == os.path.abspath(path) else 'cannot create directory'} {path}: " \
+               f"{existing} is not writable"
+    return None
+
+
+def _check_file_target(path: str, what: str) -> str | None:
+    """Why a local file cannot be written at ``path`` (``None`` if it can)."""
+    if "://" in path:
+        return None
+    if os.path.isdir(path):
+        return f"{what} {path} is a directory; give a file name"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"{what} {path}: folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{what} {path}: folder {folder} is not writable"
+    return None
+
+
+class _BeamWarnings(logging.Handler):
+    """Collects what Beam's option parser discards (it only logs a warning)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.discarded: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Discarding"):
+            self.discarded.append(record.getMessage())
+
+
+def _check_beam_args(beam_args: list[str]) -> str | None:
+    """Why the options passed on to Beam cannot work (``None`` if they can): options neither akhbar
+    nor Beam knows (Beam itself would only warn and drop them, hiding a typo), or an unknown runner."""
+    if not beam_args:
+        return None
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.runners.runner import create_runner
+
+    catch = _BeamWarnings()
+    log = logging.getLogger("apache_beam.options.pipeline_options")
+    log.addHandler(catch)
+    try:
+        options = PipelineOptions(beam_args)
+        options.get_all_options()
+        runner = options.view_as(StandardOptions).runner
+    except SystemExit:  # Beam's parser printed why (e.g. a number that is not one)
+        return "invalid Beam option value (see above)"
+    finally:
+        log.removeHandler(catch)
+    if catch.discarded:
+        flags = [a for a in beam_args if a.startswith("-")]
+        return (f"unknown option(s): {' '.join(flags) if len(flags) < 6 else catch.discarded[0]} — neither akhbar "
+                f"nor Beam knows {'it' if len(flags) == 1 else 'them'} (see `akhbar COMMAND --help`)")
+    if runner:
+        try:
+            create_runner(runner)
+        except (ValueError, ImportError) as e:
+            return f"--runner {runner}: {e}"
     return None
 
 
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
-    from akhbar.pipelines.batch import RunConfig, new_run_id
     from akhbar.pipelines.summary import duckdb_command, duckdb_sql
     from akhbar.transforms.http import FetchConfig
 
@@ -160,14 +323,14 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = _check_output(args.output)
+    problem = _check_output(args.output) or _check_beam_args(beam_args)
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     bad = [f"--{name.replace('_', '-')} must be at least {low}" for name, low in
            (("fetch_concurrency", 1), ("dedup_window_days", 0), ("min_words", 1), ("host_interval", 0),
             ("host_concurrency", 1), ("connect_timeout", 0.1), ("read_timeout", 0.1), ("total_timeout", 0.1),
-            ("max_bytes", 1024), ("retries", 0))
+            ("max_bytes", 1024), ("retries", 0), ("progress_interval", 0.1))
            if getattr(args, name) is not None and getattr(args, name) < low]
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
@@ -178,6 +341,9 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         load_lexicon(args.lexicon)  # fail before running, naming the file and the entry
     except (OSError, ValueError) as e:
         print(f"akhbar: lexicon: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.classifier and not os.path.isfile(args.classifier):
+        print(f"akhbar: classifier: {args.classifier}: no such model file", file=sys.stderr)
         return EXIT_CONFIG
     if args.classifier:
         try:
@@ -191,6 +357,9 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         print("akhbar: --mode streaming is not available in this version yet; use --mode batch "
               "from a scheduler (cron, Airflow, Cloud Scheduler)", file=sys.stderr)
         return EXIT_CONFIG
+
+    from akhbar.pipelines.batch import RunConfig, new_run_id  # Beam is imported only once the checks pass
+
     fetch = FetchConfig(**{name: getattr(args, name) for name in FETCH_OPTIONS if getattr(args, name) is not None})
     cfg_kwargs = {}
     if args.min_words is not None:
@@ -204,7 +373,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if not args.quiet:
         n_feeds = sum(len(s.feeds) for s in sources if s.enabled)
         print(f"akhbar: run {cfg.run_id}: {len(sources)} sources, {n_feeds} feeds -> {args.output}", flush=True)
-    summary = _run_and_report(cfg, beam_args, "run")
+    summary = _run_and_report(cfg, beam_args, "run", args.quiet, progress_interval=args.progress_interval)
     if summary is None:
         return EXIT_FAILED
     if args.quiet:
@@ -215,18 +384,28 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     return EXIT_OK
 
 
-def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, **extra) -> dict | None:
-    """Run the pipeline, write the run's JSON report and print its summary; ``None`` if it failed."""
+def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, progress_interval: float = 10.0,
+                    **extra) -> dict | None:
+    """Run the pipeline (with live progress on stderr unless quiet), write the run's JSON report
+    and print its summary; ``None`` if it failed."""
     from akhbar.pipelines.batch import run
+    from akhbar.pipelines.progress import Progress, live_counts_visible
     from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
 
     started = datetime.now(timezone.utc)
+    feeds = 0 if cfg.replay is not None else sum(len(s.feeds) for s in cfg.sources if s.enabled)
+    progress = None if quiet else Progress(feeds, interval=progress_interval,
+                                           live=live_counts_visible(beam_args)).start()
     try:
-        result = run(cfg, beam_args)
+        result = run(cfg, beam_args, on_start=progress.attach if progress else None)
     except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
+        if progress:
+            progress.stop()
         logging.exception("%s failed", what)
         print(f"akhbar: {what} {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
         return None
+    if progress:
+        progress.stop()
     summary = {**summarize(cfg.output, cfg.run_id, beam_counters(result), started), **extra}
     report = write_report(cfg.output, summary)
     if not quiet:
@@ -258,11 +437,13 @@ def cmd_health(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    from akhbar.pipelines.probe import probe
-
     if args.source or args.sources or args.save_fixture:
         if not (args.source and args.sources) or args.url:
             print("akhbar: use either a feed URL or --source ID --sources FILE [--save-fixture DIR]", file=sys.stderr)
+            return EXIT_CONFIG
+        problem = _check_local_dir(args.save_fixture) if args.save_fixture else None
+        if problem:
+            print(f"akhbar: --save-fixture: {problem}", file=sys.stderr)
             return EXIT_CONFIG
         from akhbar.pipelines.fixture import probe_source
 
@@ -272,6 +453,17 @@ def cmd_probe(args) -> int:
     if not args.url:
         print("akhbar: sources probe needs a feed URL or --source ID --sources FILE", file=sys.stderr)
         return EXIT_CONFIG
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        print(f"akhbar: {args.url!r} is not an http(s) URL of a feed", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.articles < 0:
+        print("akhbar: --articles must be at least 0", file=sys.stderr)
+        return EXIT_CONFIG
+    from akhbar.pipelines.probe import probe
+
     return probe(args.url, n_articles=args.articles, allow_private=args.allow_private_hosts)
 
 
@@ -280,7 +472,8 @@ def cmd_sample(args, beam_args: list[str]) -> int:
 
     try:
         site = SampleSite(port=args.port).__enter__()
-    except OSError:
+    except OSError as e:
+        print(f"akhbar: port {args.port} cannot be used ({e.strerror or e}); using a free port instead", file=sys.stderr)
         site = SampleSite(port=0).__enter__()
     try:
         print(f"akhbar: serving the bundled sample site on {site.base_url}", flush=True)
@@ -296,6 +489,17 @@ def cmd_sample(args, beam_args: list[str]) -> int:
         site.__exit__(None, None, None)
 
 
+def _port(text: str) -> int:
+    """A TCP port number (0 = any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
 def _day(text: str):
     """A YYYY-MM-DD command-line value as a date."""
     try:
@@ -305,7 +509,6 @@ def _day(text: str):
 
 
 def cmd_replay(args, beam_args: list[str]) -> int:
-    from akhbar.pipelines.batch import RunConfig, new_run_id
     from akhbar.pipelines.replay import REPLAYABLE_STAGES, plan_replay
 
     try:
@@ -313,10 +516,12 @@ def cmd_replay(args, beam_args: list[str]) -> int:
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = _check_output(args.path)
+    problem = _check_output(args.path, must_exist=True) or _check_beam_args(beam_args)
     if problem or args.fetch_concurrency < 1:
         print(f"akhbar: {problem or '--fetch-concurrency must be at least 1'}", file=sys.stderr)
         return EXIT_CONFIG
+    from akhbar.pipelines.batch import RunConfig, new_run_id
+
     stages = (args.stage,) if args.stage else REPLAYABLE_STAGES
     plan = plan_replay(args.path, sources, stages=stages, reasons=args.reason, since=args.since, until=args.until)
     cfg = RunConfig(sources=tuple(sources), output=args.path, run_id=new_run_id(),
@@ -326,7 +531,8 @@ def cmd_replay(args, beam_args: list[str]) -> int:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(plan.skipped.items())) or "none"
         print(f"akhbar: replay {cfg.run_id}: {len(plan.candidates)} URLs from {plan.dead_letters_read} matching "
               f"dead letters (not replayed: {skipped}) -> {args.path}", flush=True)
-    if _run_and_report(cfg, beam_args, "replay", args.quiet, replayed_urls=len(plan.candidates)) is None:
+    if _run_and_report(cfg, beam_args, "replay", args.quiet, progress_interval=args.progress_interval,
+                       replayed_urls=len(plan.candidates)) is None:
         return EXIT_FAILED
     if args.quiet:
         print(args.path)
@@ -393,6 +599,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "classify":
         from akhbar.pipelines.train import train_command
 
+        missing = [f"{flag} {path}: no such file" for flag, path in (("--labels", args.labels), ("--articles", args.articles))
+                   if path and not os.path.isfile(path)]
+        problem = "; ".join(missing) or _check_file_target(args.out, "--out")
+        if problem:
+            print(f"akhbar: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
         return train_command(args)
     if args.cmd == "run":
         return cmd_run(args, rest)
@@ -401,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "report":
         from akhbar.pipelines.report import cmd_report
 
+        problem = _check_file_target(args.out, "--out")
+        if problem:
+            print(f"akhbar: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
         return cmd_report(args)
     if args.sources_cmd == "health":
         return cmd_health(args)
@@ -410,4 +626,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("\nakhbar: interrupted; files already committed stay, the next run goes on from them", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:  # `akhbar … | head`: the reader left
+        sys.stderr.close()
+        code = EXIT_OK
+    sys.exit(code)

@@ -109,7 +109,6 @@ def probe_source(sources_file: str, source_id: str, *, n_articles: int = 3, allo
     Requests to one host start ``host_interval`` seconds apart (default: the source's
     ``min_interval``, else the fetcher's default of 1 s)."""
     out = out or sys.stdout
-    from akhbar.pipelines.probe import probe
     from akhbar.schemas.sources import SourcesError, load_sources
     from akhbar.transforms.netguard import HostGuard
 
@@ -122,6 +121,8 @@ def probe_source(sources_file: str, source_id: str, *, n_articles: int = 3, allo
         print(f"akhbar: no source {source_id!r} in {sources_file} (it has: {', '.join(sorted(sources))})",
               file=sys.stderr)
         return 2
+    from akhbar.pipelines.probe import probe  # imports Beam: only once the arguments are known good
+
     src = sources[source_id]
     interval = host_interval if host_interval is not None else src.min_interval_s
     config = FetchConfig() if interval is None else FetchConfig(host_interval=interval)

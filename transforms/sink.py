@@ -23,7 +23,6 @@ from datetime import datetime, timezone
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 
 from akhbar.schemas.arrow import (
     ARTICLES_SCHEMA,
@@ -33,7 +32,7 @@ from akhbar.schemas.arrow import (
     partition_date,
 )
 from akhbar.schemas.records import Article, DeadLetter
-from akhbar.transforms import store
+from akhbar.transforms import store, tally
 
 DEFAULT_MAX_ROWS = 100_000
 
@@ -73,8 +72,8 @@ class _WriteGroups(beam.DoFn):
         written = write_partition(folder, [self.to_row(r) for r in records], self.schema, self.run_id,
                                   self.id_column, self.max_rows)
         for path, n in written:
-            Metrics.counter("akhbar", f"write.{self.counter}_rows").inc(n)
-            Metrics.counter("akhbar", f"write.{self.counter}_files").inc()
+            tally.count(f"write.{self.counter}_rows", n)
+            tally.count(f"write.{self.counter}_files")
             yield path, n
 
 
@@ -101,7 +100,7 @@ class _KeyByPartition(beam.DoFn):
             key = self.partition(record)
             store.partition_folders(list(key))
         except Exception as e:  # noqa: BLE001 - UnsafePartition, or a record without the values
-            Metrics.counter("akhbar", "write.unsafe_partition").inc()
+            tally.count("write.unsafe_partition")
             yield pvalue.TaggedOutput(UNSAFE, (record, f"{type(e).__name__}: {e}", traceback.format_exc()))
             return
         yield key, record

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
 from akhbar.schemas.records import Article, Candidate, DeadLetter, Page, Source
@@ -40,6 +39,7 @@ from akhbar.transforms.feedstate import (
     with_entries,
 )
 from akhbar.transforms.http import FEED_TYPES, FetchConfig, FetchError, Fetcher, HostPolicy, html_of
+from akhbar.transforms import tally
 from akhbar.transforms.robots import RobotsCache
 from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.state import PriorState
@@ -61,7 +61,7 @@ class Step(beam.DoFn):
         self.run_id = run_id
 
     def count(self, name: str, n: int = 1) -> None:
-        Metrics.counter(NAMESPACE, f"{self.stage}.{name}").inc(n)
+        tally.count(f"{self.stage}.{name}", n)  # a Beam counter, also seen by the live progress line
 
     def dead(self, *, url: str | None, source_id: str | None, reason: str, message: str,
              detail: str | None = None, feed_url: str | None = None) -> pvalue.TaggedOutput:
@@ -124,6 +124,7 @@ class PollFeed(HttpStep):
         if until and now < until and not self.ignore_backoff:
             self.count("skipped_backoff")
             return
+        self.count("polled")
         sent = conditional_headers(state)
 
         def failed(reason: str, message: str, status: int | None = None, detail: str | None = None):
@@ -205,6 +206,11 @@ class FetchPages(HttpStep):
     def start_bundle(self):
         self.buffer: list[tuple[Candidate, object, object]] = []
 
+    def count(self, name: str, n: int = 1) -> None:
+        # fetch_one runs in pool threads, where Beam has no metrics container and a count would be
+        # lost: keep it until _flush, which counts in the bundle's own thread
+        self.__dict__.setdefault("_deferred", []).append((name, n))
+
     def process(self, element: Candidate, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         self.buffer.append((element, timestamp, window))
         if len(self.buffer) >= self.concurrency * 4:
@@ -223,6 +229,9 @@ class FetchPages(HttpStep):
                     yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, ts, [win]))
                 else:
                     yield WindowedValue(out, ts, [win])
+        deferred, self._deferred = self.__dict__.get("_deferred", []), []
+        for name, n in deferred:
+            super().count(name, n)
 
     def fetch_one(self, c: Candidate) -> Iterable:
         source = self.sources.get(c.source_id)
@@ -362,5 +371,5 @@ def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: Ne
 def mark_near_duplicate(a: Article, assignments: dict[str, str]) -> Article:
     dup = assignments.get(a.article_id)
     if dup:
-        Metrics.counter(NAMESPACE, "dedup.near_duplicates").inc()
+        tally.count("dedup.near_duplicates")
     return a.replace(duplicate_of=dup, signature=b"", shingles=None)
