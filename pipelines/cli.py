@@ -149,6 +149,24 @@ def _check_output(output: str) -> str | None:
     return None
 
 
+# Runners whose workers are other machines: a path on this machine's disk means nothing to them.
+REMOTE_RUNNERS = ("DataflowRunner", "TestDataflowRunner")
+
+
+def _check_remote(beam_args: list[str], **paths: str | None) -> str | None:
+    """On a remote runner, every path the workers open must be on Cloud Storage."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner or ""
+    if runner.rsplit(".", 1)[-1] not in REMOTE_RUNNERS:
+        return None
+    for name, path in paths.items():
+        if path and not path.startswith("gs://"):
+            return (f"--{name} {path!r} is a local path, which {runner} workers cannot read or write: "
+                    f"use gs://BUCKET/…")
+    return None
+
+
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     from akhbar.pipelines.batch import RunConfig, new_run_id
     from akhbar.pipelines.summary import duckdb_command, duckdb_sql
@@ -160,7 +178,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = _check_output(args.output)
+    problem = _check_output(args.output) or _check_remote(beam_args, output=args.output, classifier=args.classifier)
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -313,7 +331,7 @@ def cmd_replay(args, beam_args: list[str]) -> int:
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = _check_output(args.path)
+    problem = _check_output(args.path) or _check_remote(beam_args, output=args.path)
     if problem or args.fetch_concurrency < 1:
         print(f"akhbar: {problem or '--fetch-concurrency must be at least 1'}", file=sys.stderr)
         return EXIT_CONFIG

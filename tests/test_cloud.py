@@ -1,0 +1,209 @@
+"""Ready for a distributed runner: nothing tied to the launching process, the machine's disk or
+the DirectRunner, and gs:// output that analysts read with pyarrow over Cloud Storage.
+
+- `akhbar run` names its runner (the FnApiRunner) so Beam never tries to download Prism.
+- Two SDK worker processes (`--direct_num_workers=2 --direct_running_mode=multi_processing`)
+  write exactly the rows one worker writes: every step, side input and setting crossed a process
+  boundary as pickled bytes.
+- The whole graph, serialized as a runner receives it, loads in a fresh Python process and every
+  step's `setup()` works there, with the lexicon file gone from disk.
+- A run to `gs://` on the emulator reads back with `pyarrow.dataset` over GCS (pyarrow's own
+  GCS client) with the same rows as the local run; a second run adds none; nothing asks a cloud
+  metadata server for credentials (a tripwire on 127.0.0.1 stands in for it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+from apache_beam.runners.portability import prism_runner
+
+from akhbar.pipelines.batch import LOCAL_RUNNER, RunConfig, build_pipeline, new_run_id, with_runner
+from akhbar.pipelines.cli import main
+from akhbar.sample.site import expected, sources_yaml
+from akhbar.schemas.sources import load_sources
+from tests.servers import RouteServer
+from tests.test_gcs import BUCKET, gcs  # noqa: F401 - the in-memory Cloud Storage emulator fixture
+
+# Differ between two runs of the same site by design: fetch time, run id, the fetch-day partition.
+VARIABLE = {"fetched_at", "run_id", "dt", "time", "detail", "message"}
+
+
+def _rows(dataset: ds.Dataset) -> list[tuple]:
+    table = dataset.to_table()
+    names = sorted(n for n in table.column_names if n not in VARIABLE)
+    return sorted(tuple(repr(row[n]) for n in names) for row in table.select(names).to_pylist())
+
+
+def _local(path: str, what: str) -> ds.Dataset:
+    return ds.dataset(os.path.join(path, what), partitioning="hive")
+
+
+def _run(sample_site, tmp_path: Path, output: str, *beam_args: str) -> tuple[int, list]:
+    """`akhbar run` on the sample site with Prism's entry point replaced by a recorder."""
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    prism_calls = []
+
+    def no_prism(self, *args, **kwargs):
+        prism_calls.append(args)
+        raise RuntimeError("akhbar run must not try the Prism runner")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prism_runner.PrismRunner, "run_pipeline", no_prism)
+        rc = main(["run", "--sources", str(sources), "--output", output, "--allow-private-hosts",
+                   "--host-interval", "0", *beam_args])
+    return rc, prism_calls
+
+
+@pytest.fixture(scope="module")
+def local_run(sample_site, tmp_path_factory):
+    """One run of the sample site to a local folder, no runner named: the reference."""
+    tmp = tmp_path_factory.mktemp("local-run")
+    out = str(tmp / "out")
+    rc, prism_calls = _run(sample_site, tmp, out)
+    assert rc == 0
+    return {"output": out, "prism_calls": prism_calls,
+            "articles": _rows(_local(out, "articles")), "dead": _rows(_local(out, "dead_letter"))}
+
+
+def test_the_runner_is_named_when_the_user_names_none():
+    assert with_runner(None) == [f"--runner={LOCAL_RUNNER}"] == with_runner([])
+    assert with_runner(["--direct_num_workers=2"]) == ["--direct_num_workers=2", "--runner=FnApiRunner"]
+    for given in (["--runner=DataflowRunner"], ["--runner", "DirectRunner"], ["--runner=PortableRunner"]):
+        assert with_runner(given) == given
+
+
+def test_a_run_never_tries_prism(local_run, sample_site):
+    truth = expected(sample_site.base_url)
+    assert local_run["prism_calls"] == []
+    assert len(local_run["articles"]) == len(truth["articles"]) == 15
+
+
+def test_two_worker_processes_write_what_one_writes(local_run, sample_site, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    rc, prism_calls = _run(sample_site, tmp_path, out, "--direct_num_workers=2",
+                           "--direct_running_mode=multi_processing")
+    assert rc == 0 and prism_calls == []
+    assert "wrote 15 article rows" in capsys.readouterr().out
+    assert _rows(_local(out, "articles")) == local_run["articles"]
+    assert _rows(_local(out, "dead_letter")) == local_run["dead"]
+
+
+_LOAD_GRAPH = r"""
+import json, sys
+from apache_beam.internal import pickler
+from apache_beam.portability import common_urns, python_urns
+from apache_beam.portability.api import beam_runner_api_pb2 as pb
+
+proto = pb.Pipeline.FromString(open(sys.argv[1], "rb").read())
+dofns, combinefns = [], 0
+for t in proto.components.transforms.values():
+    if t.spec.urn == common_urns.primitives.PAR_DO.urn:
+        payload = pb.ParDoPayload.FromString(t.spec.payload)
+        if payload.do_fn.urn != python_urns.PICKLED_DOFN_INFO:
+            continue  # Beam's own stateless DoFns, named by URN
+        fn, args, kwargs, _, _ = pickler.loads(payload.do_fn.payload)
+        dofns.append(fn)
+    elif t.spec.urn == common_urns.composites.COMBINE_PER_KEY.urn:
+        payload = pb.CombinePayload.FromString(t.spec.payload)
+        pickler.loads(payload.combine_fn.payload)
+        combinefns += 1
+steps = [fn for fn in dofns if type(fn).__module__.startswith("akhbar.")]
+for fn in steps:
+    fn.setup()  # clients, pools, the lexicon: everything a worker builds for itself
+classify = [fn for fn in steps if type(fn).__name__ == "Classify"]
+print(json.dumps({
+    "dofns": len(dofns), "combinefns": combinefns, "steps": sorted({type(fn).__name__ for fn in steps}),
+    "lexicon_terms": [len(fn.lexicon.topics) for fn in classify],
+}))
+"""
+
+
+def test_the_graph_loads_and_sets_up_in_a_fresh_process(sample_site, tmp_path):
+    """What a remote worker does with our steps, with nothing of this process and no lexicon file."""
+    import apache_beam as beam
+    from akhbar.transforms.classify import _default_path
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    lexicon = tmp_path / "lexicon.yaml"
+    lexicon.write_text(_default_path().read_text(encoding="utf-8"), encoding="utf-8")
+    cfg = RunConfig(sources=tuple(load_sources(str(sources))), output=f"gs://{BUCKET}/graph", run_id=new_run_id(),
+                    lexicon=str(lexicon))
+    p = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(with_runner([])))
+    build_pipeline(p, cfg)
+    graph = tmp_path / "pipeline.pb"
+    graph.write_bytes(p.to_runner_api().SerializeToString())
+    lexicon.unlink()  # a worker elsewhere never had it
+
+    done = subprocess.run([sys.executable, "-c", _LOAD_GRAPH, str(graph)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"PollFeed", "FetchPages", "ExtractArticles", "Classify", "SkipStored",
+            "DropExactDuplicates"} <= set(loaded["steps"])
+    assert loaded["lexicon_terms"] and all(n >= 2 for n in loaded["lexicon_terms"])
+    assert loaded["dofns"] >= 20 and loaded["combinefns"] >= 1
+
+
+def test_gcs_output_reads_back_over_gcs_like_the_local_run(gcs, local_run, sample_site, tmp_path,  # noqa: F811
+                                                           monkeypatch, capsys):
+    import google.auth
+    import google.auth.compute_engine._metadata as gce_metadata
+    import google.auth.exceptions
+    import pyarrow.fs as pafs
+
+    emulator = os.environ["STORAGE_EMULATOR_HOST"].removeprefix("http://")
+    prefix = f"{BUCKET}/accept/out"
+    with RouteServer() as metadata:
+        # A stand-in for the metadata server: anything looking for cloud credentials ends here.
+        host = metadata.base_url.removeprefix("http://")
+        for var in ("GCE_METADATA_HOST", "GCE_METADATA_ROOT", "GCE_METADATA_IP"):
+            monkeypatch.setenv(var, host)
+        monkeypatch.delenv("NO_GCE_CHECK", raising=False)
+        monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+        for var in ("HOME", "CLOUDSDK_CONFIG"):  # no gcloud credentials file to find either
+            monkeypatch.setenv(var, str(tmp_path / "home"))
+        # google-auth reads these two at import: point it at the tripwire and let it look
+        monkeypatch.setattr(gce_metadata, "_GCE_METADATA_HOST", host)
+        monkeypatch.setattr(gce_metadata, "_NO_GCE_CHECK", False)
+
+        rc, prism_calls = _run(sample_site, tmp_path, f"gs://{prefix}")
+        assert rc == 0 and prism_calls == []
+        assert "wrote 15 article rows" in capsys.readouterr().out
+
+        # pyarrow's own GCS client (not google-cloud-storage) on the emulator, anonymous
+        fs = pafs.GcsFileSystem(anonymous=True, scheme="http", endpoint_override=emulator,
+                                retry_time_limit=timedelta(seconds=5))
+        articles = ds.dataset(f"{prefix}/articles", filesystem=fs, partitioning="hive")
+        assert all(f.endswith(".parquet") and "/dt=" in f and "/source=" in f for f in articles.files)
+        assert articles.schema.equals(_local(local_run["output"], "articles").schema)
+        assert _rows(articles) == local_run["articles"]
+        dead = ds.dataset(f"{prefix}/dead_letter", filesystem=fs, partitioning="hive")
+        assert _rows(dead) == local_run["dead"]
+
+        rc, _ = _run(sample_site, tmp_path, f"gs://{prefix}")
+        assert rc == 0 and "wrote 0 article rows" in capsys.readouterr().out
+        again = ds.dataset(f"{prefix}/articles", filesystem=fs, partitioning="hive")
+        assert sorted(again.files) == sorted(articles.files)
+        assert _rows(again) == local_run["articles"]
+
+        assert metadata.hits == []  # nothing asked for credentials
+
+        # The tripwire works: google-auth's probe and pyarrow's credential lookup both land on it
+        # when they are allowed to look (pyarrow ignores NO_GCE_CHECK; only anonymous=True stops it).
+        with pytest.raises(google.auth.exceptions.DefaultCredentialsError):
+            google.auth.default()
+        probed = len(metadata.hits)
+        assert probed >= 1
+        named = pafs.GcsFileSystem(scheme="http", endpoint_override=emulator, retry_time_limit=timedelta(seconds=2))
+        with pytest.raises(OSError):
+            named.get_file_info(pafs.FileSelector(prefix, recursive=True))
+        assert any(path.startswith("/computeMetadata/") for path, _ in metadata.hits[probed:])
