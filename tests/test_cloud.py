@@ -4,7 +4,9 @@ the DirectRunner, and gs:// output that analysts read with pyarrow over Cloud St
 - `akhbar run` names its runner (the FnApiRunner) so Beam never tries to download Prism.
 - Two SDK worker processes (`--direct_num_workers=2 --direct_running_mode=multi_processing`)
   write exactly the rows one worker writes: every step, side input and setting crossed a process
-  boundary as pickled bytes.
+  boundary as pickled bytes. So does the portable runner (`--runner=PortableRunner`, the path
+  Flink and Spark take): the job goes over the Job API to a job service in another process, and
+  the steps run in an SDK worker started by a worker pool (`--environment_type=EXTERNAL`).
 - The whole graph, serialized as a runner receives it, loads in a fresh Python process and every
   step's `setup()` works there, with the lexicon file gone from disk.
 - A run to `gs://` on the emulator reads back with `pyarrow.dataset` over GCS (pyarrow's own
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,6 +96,64 @@ def test_two_worker_processes_write_what_one_writes(local_run, sample_site, tmp_
                            "--direct_running_mode=multi_processing")
     assert rc == 0 and prism_calls == []
     assert "wrote 15 article rows" in capsys.readouterr().out
+    assert _rows(_local(out, "articles")) == local_run["articles"]
+    assert _rows(_local(out, "dead_letter")) == local_run["dead"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture()
+def portable_services(tmp_path):
+    """Beam's Python job service and an SDK worker pool, each its own process on 127.0.0.1:
+    the Job API and the EXTERNAL worker environment that Flink and Spark use, without a JVM."""
+    # the worker pool starts SDK workers as `python` from PATH: this interpreter's
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    job_port, pool_port = _free_port(), _free_port()
+    logs = [open(tmp_path / "job-service.log", "wb"), open(tmp_path / "worker-pool.log", "wb")]
+    procs = [subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                               "--port", str(job_port)], env=env, stdout=subprocess.DEVNULL, stderr=logs[0]),
+             subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                               "--service_port", str(pool_port)], env=env, stdout=subprocess.DEVNULL, stderr=logs[1])]
+    try:
+        _wait_for_port(job_port, procs[0])
+        _wait_for_port(pool_port, procs[1])
+        yield job_port, pool_port
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs:
+            log.close()
+
+
+def test_the_portable_runner_writes_what_the_local_runner_writes(local_run, sample_site, tmp_path,
+                                                                 portable_services):
+    job_port, pool_port = portable_services
+    out = str(tmp_path / "out")
+    rc, prism_calls = _run(sample_site, tmp_path, out, "--runner=PortableRunner",
+                           f"--job_endpoint=127.0.0.1:{job_port}", "--environment_type=EXTERNAL",
+                           f"--environment_config=127.0.0.1:{pool_port}")
+    assert rc == 0 and prism_calls == []
     assert _rows(_local(out, "articles")) == local_run["articles"]
     assert _rows(_local(out, "dead_letter")) == local_run["dead"]
 
@@ -207,3 +269,38 @@ def test_gcs_output_reads_back_over_gcs_like_the_local_run(gcs, local_run, sampl
         with pytest.raises(OSError):
             named.get_file_info(pafs.FileSelector(prefix, recursive=True))
         assert any(path.startswith("/computeMetadata/") for path, _ in metadata.hits[probed:])
+
+
+def test_dataflow_refuses_paths_on_this_machine(tmp_path, sample_site, capsys):
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    dataflow = ["--runner=DataflowRunner", "--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp"]
+    assert main(["run", "--sources", str(sources), "--output", str(tmp_path / "out"), *dataflow]) == 2
+    assert "--output" in capsys.readouterr().err
+    assert main(["run", "--sources", str(sources), "--output", "gs://b/out", "--classifier", "model.joblib",
+                 *dataflow]) == 2
+    assert "--classifier" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "out"), "--sources", str(sources), *dataflow]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_lexicon_and_model_files_can_live_on_gcs(gcs):  # noqa: F811
+    from akhbar.transforms import store
+    from akhbar.transforms.classify import _default_path, load_lexicon
+
+    text = _default_path().read_text(encoding="utf-8")
+    store.write_atomic(f"gs://{BUCKET}/conf/lexicon.yaml", text.encode("utf-8"))
+    def terms(lexicon):
+        return [(t.name, t.threshold, t.entries) for t in lexicon.topics]
+
+    assert terms(load_lexicon(f"gs://{BUCKET}/conf/lexicon.yaml")) == terms(load_lexicon())
+    with pytest.raises(ValueError, match="cannot read lexicon"):
+        load_lexicon(f"gs://{BUCKET}/conf/missing.yaml")
+    pytest.importorskip("sklearn")
+    from akhbar.transforms.model import load_model
+
+    with pytest.raises(ValueError, match="no such model file"):
+        load_model(f"gs://{BUCKET}/conf/missing.joblib")
+    store.write_atomic(f"gs://{BUCKET}/conf/not-a-model.joblib", b"not a model")
+    with pytest.raises(ValueError, match="not a readable akhbar model"):
+        load_model(f"gs://{BUCKET}/conf/not-a-model.joblib")
