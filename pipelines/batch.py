@@ -129,7 +129,8 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
 
 # Beam's batch engine, the one its DirectRunner ends up on for this pipeline. Asked for by name
 # because the DirectRunner of Beam 2.77 first tries the Prism runner, which downloads a binary
-# from GitHub (a failure offline, ~20 s and a request to the internet) before falling back.
+# from GitHub: a request to the internet, which fails offline before Beam falls back (and with
+# internet access the job would run on Prism instead).
 LOCAL_RUNNER = "FnApiRunner"
 
 

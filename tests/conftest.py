@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
 
 # TestPipeline() with no runner means Beam's DirectRunner, which in Beam 2.77 first tries to
-# download the Prism runner from GitHub (internet, ~20 s offline) before falling back to the
+# download the Prism runner from GitHub (a request off this machine) before falling back to the
 # FnApiRunner. Name the FnApiRunner directly, as `akhbar run` does (pipelines/batch.py).
 TestPipeline.pytest_test_pipeline_options = "--runner=FnApiRunner"
 

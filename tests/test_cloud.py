@@ -206,7 +206,7 @@ def test_the_graph_loads_and_sets_up_in_a_fresh_process(sample_site, tmp_path):
     lexicon.unlink()  # a worker elsewhere never had it
 
     done = subprocess.run([sys.executable, "-c", _LOAD_GRAPH, str(graph)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                          timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"PollFeed", "FetchPages", "ExtractArticles", "Classify", "SkipStored",
