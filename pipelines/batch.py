@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 from apache_beam.pvalue import AsSingleton
 
 from akhbar.schemas.records import Candidate, Source
@@ -140,6 +140,12 @@ def with_runner(beam_args: list[str] | None) -> list[str]:
     if PipelineOptions(args).view_as(StandardOptions).runner is None:
         args.append(f"--runner={LOCAL_RUNNER}")
     return args
+
+
+def describes_only(beam_args: list[str] | None) -> bool:
+    """True when Beam only writes a job description to launch later (``--template_location``,
+    as when a Dataflow template is built or launched): nothing has run when ``run`` returns."""
+    return bool(PipelineOptions(list(beam_args or [])).view_as(GoogleCloudOptions).template_location)
 
 
 def run(cfg: RunConfig, beam_args: list[str] | None = None):

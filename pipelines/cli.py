@@ -235,7 +235,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
 
 def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, **extra) -> dict | None:
     """Run the pipeline, write the run's JSON report and print its summary; ``None`` if it failed."""
-    from akhbar.pipelines.batch import run
+    from akhbar.pipelines.batch import describes_only, run
     from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
 
     started = datetime.now(timezone.utc)
@@ -245,6 +245,9 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, *
         logging.exception("%s failed", what)
         print(f"akhbar: {what} {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
         return None
+    if describes_only(beam_args):  # the job runs later, elsewhere: a report now would say 0 rows
+        print(f"akhbar: {what} {cfg.run_id}: job description written for a later launch; no run report")
+        return dict(extra)
     summary = {**summarize(cfg.output, cfg.run_id, beam_counters(result), started), **extra}
     report = write_report(cfg.output, summary)
     if not quiet:

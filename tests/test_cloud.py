@@ -84,6 +84,14 @@ def test_the_runner_is_named_when_the_user_names_none():
         assert with_runner(given) == given
 
 
+def test_a_job_description_only_run_is_recognised():
+    from akhbar.pipelines.batch import describes_only
+
+    assert describes_only(["--runner=DataflowRunner", "--template_location=gs://b/templates/t.json"])
+    assert not describes_only(["--runner=DataflowRunner", "--temp_location=gs://b/tmp"])
+    assert not describes_only(None)
+
+
 def test_a_run_never_tries_prism(local_run, sample_site):
     truth = expected(sample_site.base_url)
     assert local_run["prism_calls"] == []
