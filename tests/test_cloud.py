@@ -97,6 +97,21 @@ def test_a_run_never_tries_prism(local_run, sample_site):
     assert local_run["prism_calls"] == []
     assert len(local_run["articles"]) == len(truth["articles"]) == 15
 
+    # control: the same recorder does catch Beam's DirectRunner reaching for Prism
+    import apache_beam as beam
+
+    calls = []
+
+    def no_prism(self, *args, **kwargs):
+        calls.append(args)
+        raise RuntimeError("no Prism in tests")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prism_runner.PrismRunner, "run_pipeline", no_prism)
+        with beam.Pipeline(runner="DirectRunner") as p:
+            _ = p | beam.Create([1, 2]) | beam.Map(lambda x: x + 1)
+    assert len(calls) == 1
+
 
 def test_two_worker_processes_write_what_one_writes(local_run, sample_site, tmp_path, capsys):
     out = str(tmp_path / "out")
