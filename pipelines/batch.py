@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 from apache_beam.pvalue import AsSingleton
 
 from akhbar.schemas.records import Candidate, Source
@@ -127,12 +127,33 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
     return {"articles": articles, "dead_letters": dead, "written": written, "dead_written": dead_written}
 
 
+# Beam's batch engine, the one its DirectRunner ends up on for this pipeline. Asked for by name
+# because the DirectRunner of Beam 2.77 first tries the Prism runner, which downloads a binary
+# from GitHub: a request to the internet, which fails offline before Beam falls back (and with
+# internet access the job would run on Prism instead).
+LOCAL_RUNNER = "FnApiRunner"
+
+
+def with_runner(beam_args: list[str] | None) -> list[str]:
+    """``beam_args`` with ``--runner=FnApiRunner`` added when they name no runner."""
+    args = list(beam_args or [])
+    if PipelineOptions(args).view_as(StandardOptions).runner is None:
+        args.append(f"--runner={LOCAL_RUNNER}")
+    return args
+
+
+def describes_only(beam_args: list[str] | None) -> bool:
+    """True when Beam only writes a job description to launch later (``--template_location``,
+    as when a Dataflow template is built or launched): nothing has run when ``run`` returns."""
+    return bool(PipelineOptions(list(beam_args or [])).view_as(GoogleCloudOptions).template_location)
+
+
 def run(cfg: RunConfig, beam_args: list[str] | None = None, on_start=None):
     """Run the batch pipeline to completion; return Beam's result (metrics included).
 
     ``on_start(result)`` is called as soon as the runner hands back a result, before waiting for
     the end (runners such as Dataflow return while the job runs; the DirectRunner when done)."""
-    options = PipelineOptions(beam_args or [])
+    options = PipelineOptions(with_runner(beam_args))
     p = beam.Pipeline(options=options)
     build_pipeline(p, cfg)
     result = p.run()

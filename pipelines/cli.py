@@ -313,6 +313,24 @@ def _check_beam_args(beam_args: list[str]) -> str | None:
     return None
 
 
+# Runners whose workers are other machines: a path on this machine's disk means nothing to them.
+REMOTE_RUNNERS = ("DataflowRunner", "TestDataflowRunner")
+
+
+def _check_remote(beam_args: list[str], **paths: str | None) -> str | None:
+    """On a remote runner, every path the workers open must be on Cloud Storage."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner or ""
+    if runner.rsplit(".", 1)[-1] not in REMOTE_RUNNERS:
+        return None
+    for name, path in paths.items():
+        if path and not path.startswith("gs://"):
+            return (f"--{name} {path!r} is a local path, which {runner} workers cannot read or write: "
+                    f"use gs://BUCKET/…")
+    return None
+
+
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     from akhbar.pipelines.summary import duckdb_command, duckdb_sql
     from akhbar.transforms.http import FetchConfig
@@ -323,7 +341,8 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = _check_output(args.output) or _check_beam_args(beam_args)
+    problem = (_check_output(args.output) or _check_beam_args(beam_args)
+               or _check_remote(beam_args, output=args.output, classifier=args.classifier))
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -388,7 +407,7 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, p
                     **extra) -> dict | None:
     """Run the pipeline (with live progress on stderr unless quiet), write the run's JSON report
     and print its summary; ``None`` if it failed."""
-    from akhbar.pipelines.batch import run
+    from akhbar.pipelines.batch import describes_only, run
     from akhbar.pipelines.progress import Progress, live_counts_visible
     from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
 
@@ -406,6 +425,9 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, p
         return None
     if progress:
         progress.stop()
+    if describes_only(beam_args):  # the job runs later, elsewhere: a report now would say 0 rows
+        print(f"akhbar: {what} {cfg.run_id}: job description written for a later launch; no run report")
+        return dict(extra)
     summary = {**summarize(cfg.output, cfg.run_id, beam_counters(result), started), **extra}
     report = write_report(cfg.output, summary)
     if not quiet:
@@ -516,7 +538,8 @@ def cmd_replay(args, beam_args: list[str]) -> int:
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = _check_output(args.path, must_exist=True) or _check_beam_args(beam_args)
+    problem = (_check_output(args.path, must_exist=True) or _check_beam_args(beam_args)
+               or _check_remote(beam_args, output=args.path))
     if problem or args.fetch_concurrency < 1:
         print(f"akhbar: {problem or '--fetch-concurrency must be at least 1'}", file=sys.stderr)
         return EXIT_CONFIG

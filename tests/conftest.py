@@ -9,6 +9,12 @@ for _var in ("GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT"):
     os.environ.setdefault(_var, "127.0.0.1:9")
 
 import pytest  # noqa: E402
+from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
+
+# TestPipeline() with no runner means Beam's DirectRunner, which in Beam 2.77 first tries to
+# download the Prism runner from GitHub (a request off this machine) before falling back to the
+# FnApiRunner. Name the FnApiRunner directly, as `akhbar run` does (pipelines/batch.py).
+TestPipeline.pytest_test_pipeline_options = "--runner=FnApiRunner"
 
 from akhbar.sample.site import SampleSite  # noqa: E402
 from tests.servers import RouteServer  # noqa: E402

@@ -309,12 +309,22 @@ def load_lexicon(path: str | None = None) -> Lexicon:
             res = _default_path()
             _DEFAULT = _parse(res.read_text(encoding="utf-8"), str(res))
         return _DEFAULT
+    return _parse(read_lexicon_text(path), str(path))
+
+
+def read_lexicon_text(path: str) -> str:
+    """The text of a lexicon file, local or ``gs://``; ``ValueError`` naming the file."""
+    from akhbar.transforms import store
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        return store.read_bytes(str(path)).decode("utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read lexicon: {exc}") from exc
-    return _parse(text, str(path))
+
+
+def parse_lexicon(text: str, source: str = "<lexicon>") -> Lexicon:
+    """Validate and compile lexicon YAML text; errors name ``source``."""
+    return _parse(text, source)
 
 
 def _parse(text: str, source: str) -> Lexicon:

@@ -17,6 +17,7 @@ them until a model is trained or loaded. A model file is a joblib pickle: load o
 """
 from __future__ import annotations
 
+import io
 import math
 import platform
 import traceback
@@ -311,8 +312,11 @@ def load_model(path: str) -> TopicModel:
     _require_sklearn()
     import joblib
 
+    from akhbar.transforms import store
+
     try:
-        model = joblib.load(path)
+        # a gs:// model is read through the store: workers of a distributed runner load it there
+        model = joblib.load(path) if store.is_local(path) else joblib.load(io.BytesIO(store.read_bytes(path)))
     except FileNotFoundError as exc:
         raise ValueError(f"{path}: no such model file") from exc
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"

@@ -16,7 +16,7 @@ from apache_beam import pvalue
 from apache_beam.utils.windowed_value import WindowedValue
 
 from akhbar.schemas.records import Article, Candidate, DeadLetter, Page, Source
-from akhbar.transforms.classify import classify, load_lexicon
+from akhbar.transforms.classify import classify, load_lexicon, parse_lexicon, read_lexicon_text
 from akhbar.transforms.dedup import (
     MinHasher,
     NearDupConfig,
@@ -294,10 +294,14 @@ class Classify(Step):
     def __init__(self, lexicon_path: str | None, thresholds: dict[str, float] | None, run_id: str | None = None):
         super().__init__(run_id)
         self.lexicon_path = lexicon_path
+        # Read here, where the pipeline is built: workers on other machines get the text with
+        # the step instead of a path that exists only on the launching machine.
+        self.lexicon_text = read_lexicon_text(lexicon_path) if lexicon_path else None
         self.thresholds = thresholds
 
     def setup(self):
-        self.lexicon = load_lexicon(self.lexicon_path)
+        self.lexicon = (load_lexicon() if self.lexicon_text is None
+                        else parse_lexicon(self.lexicon_text, self.lexicon_path))
 
     def process(self, a: Article):
         try:
