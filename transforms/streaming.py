@@ -209,7 +209,8 @@ class NearDuplicates(beam.DoFn):
         generation.write(gen)
         self._cache = (gen, index)
         if not prune_set.read():
-            prune.set(timestamp + Duration.of(self.prune_every_s))
+            prune.set(Timestamp.of(max(a.fetched_at.timestamp() + self.window_s,
+                                       timestamp.micros / 1e6 + self.prune_every_s)))
             prune_set.write(True)
         yield steps.mark_near_duplicate(a, {a.article_id: dup} if dup else {})
 
@@ -226,8 +227,9 @@ class NearDuplicates(beam.DoFn):
             entries.add(r)
         generation.write((uuid.uuid4().hex, 0))  # every worker rebuilds its index from the bag
         self._cache = None
-        if kept:
-            prune.set(fired + Duration.of(self.prune_every_s))
+        if kept:  # next when the oldest kept entry leaves the window, at most every prune_every_s
+            oldest = min(r[1].timestamp() for r in kept)
+            prune.set(Timestamp.of(max(oldest + self.window_s, fired.micros / 1e6 + self.prune_every_s)))
         else:
             prune_set.clear()
 
