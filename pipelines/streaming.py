@@ -24,20 +24,14 @@ import statistics
 import sys
 import threading
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, PrismRunnerOptions, StandardOptions
-from apache_beam.pvalue import AsSingleton
-from apache_beam.transforms import window
-from apache_beam.transforms.periodicsequence import PeriodicImpulse
-from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
-from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
-
 from akhbar.pipelines.batch import RunConfig, build_pipeline, new_run_id
-from akhbar.transforms import steps
+from akhbar.transforms import steps, store
 from akhbar.transforms import streaming as st
 from akhbar.transforms.feedstate import load_feed_states
 from akhbar.transforms.schedule import (
@@ -50,7 +44,16 @@ from akhbar.transforms.schedule import (
     save_schedule,
 )
 from akhbar.transforms.state import load_prior
-from akhbar.transforms import store
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    PrismRunnerOptions,
+    StandardOptions,
+)
+from apache_beam.pvalue import AsSingleton
+from apache_beam.transforms import window
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 # runners that execute an unbounded pipeline (lower-case class names)
 STREAMING_RUNNERS = {"dataflowrunner", "testdataflowrunner", "portablerunner", "flinkrunner", "sparkrunner",
@@ -58,6 +61,7 @@ STREAMING_RUNNERS = {"dataflowrunner", "testdataflowrunner", "portablerunner", "
 LOCAL_RUNNERS = {"", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "swappingrunner"}
 PRISM_CACHE = os.path.expanduser("~/.apache_beam/cache/prism/bin")
 MAX_FAILED_CYCLES = 3
+KEYED = typing.Tuple[str, typing.Any]  # keys of the stateful steps are strings (a deterministic coder)
 
 LOCAL_NOTICE = ("akhbar: streaming mode runs as bounded cycles on the local runner: each cycle polls the sources "
                 "that are due (each on its own interval, adapted to how busy it is) and writes what they brought; "
@@ -157,7 +161,7 @@ class Stopper:
               file=sys.stderr, flush=True)
         self.stop(name)
 
-    def __enter__(self) -> "Stopper":
+    def __enter__(self) -> Stopper:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._on_signal)
@@ -218,7 +222,7 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
             t0 = time.monotonic()
             try:
                 result = run_cycle(cycle_cfg, beam_args)
-            except Exception as e:  # noqa: BLE001 - logged; the next cycle tries again
+            except Exception as e:
                 failures += 1
                 totals["failed_cycles"] += 1
                 log(f"akhbar: cycle {run_id} failed: {type(e).__name__}: {e}")
@@ -296,14 +300,14 @@ def build_streaming_pipeline(p: beam.Pipeline, cfg: RunConfig, settings: StreamS
                                                fire_interval=settings.tick_s or default_tick(cfg))
     polled = (
         ticks
-        | "EveryFeed" >> beam.FlatMap(lambda _, feeds: [(f, (s, f)) for s, f in feeds], feeds)
+        | "EveryFeed" >> beam.FlatMap(lambda _, feeds: [(f, (s, f)) for s, f in feeds], feeds).with_output_types(KEYED)
         | "PollWhenDue" >> beam.ParDo(st.PollWhenDue(cfg.fetch, cfg.allow_private_hosts, cfg.run_id,
                                                       cfg.ignore_feed_backoff), feed_states)
         .with_outputs(steps.DEAD, main="candidates")
     )
     fresh = (
         polled.candidates
-        | "ByURL" >> beam.Map(lambda c: (c.article_id, c))
+        | "ByURL" >> beam.Map(lambda c: (c.article_id, c)).with_output_types(KEYED)
         | "FirstSighting" >> beam.ParDo(st.FirstSighting(settings.state_ttl_s, cfg.run_id), prior)
         | "SpreadPages" >> beam.Reshuffle()
     )
@@ -329,9 +333,9 @@ def dedup_stream(articles: beam.PCollection, cfg: RunConfig, settings: StreamSet
     return (
         articles
         | "AtFetchTime" >> beam.Map(st.at_fetch_time)
-        | "ByContent" >> beam.Map(lambda a: (a.content_hash, a))
+        | "ByContent" >> beam.Map(lambda a: (a.content_hash, a)).with_output_types(KEYED)
         | "FirstContent" >> beam.ParDo(st.FirstContent(settings.state_ttl_s, cfg.run_id), prior)
-        | "OneNearKey" >> beam.Map(lambda a: (st.NEAR_KEY, a))
+        | "OneNearKey" >> beam.Map(lambda a: (st.NEAR_KEY, a)).with_output_types(KEYED)
         | "NearDuplicates" >> beam.ParDo(st.NearDuplicates(cfg.near, cfg.dedup_window_days * 86400.0), prior)
     )
 
@@ -387,7 +391,7 @@ def run_streaming(cfg: RunConfig, beam_args, args) -> int:
             print(f"akhbar: streaming mode runs the streaming graph ({how.why})", file=sys.stderr, flush=True)
         try:
             run_graph(cfg, how.beam_args, settings, quiet=args.quiet)
-        except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
+        except Exception as e:
             print(f"akhbar: streaming job {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
         return 0

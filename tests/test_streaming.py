@@ -11,22 +11,24 @@ import apache_beam as beam
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
-from apache_beam.testing.test_stream import TestStream as Stream
-from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Timestamp
-
-from akhbar.pipelines.batch import RunConfig, new_run_id
 from akhbar.pipelines import streaming as ps
-from akhbar.sample.growing import GrowingSite
+from akhbar.pipelines.batch import RunConfig, new_run_id
 from akhbar.schemas.records import Article, Candidate, Source
 from akhbar.schemas.sources import validate_text
 from akhbar.transforms import schedule as sch
 from akhbar.transforms import streaming as st
 from akhbar.transforms.dedup import NearDupConfig, content_hash
 from akhbar.transforms.state import PriorState
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.portability import common_urns
+from apache_beam.portability.api import beam_runner_api_pb2
+from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+from apache_beam.testing.test_stream import TestStream as Stream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
+
+from akhbar.sample.growing import GrowingSite
 
 T0 = datetime(2026, 11, 24, 23, 50, tzinfo=timezone.utc)
 
@@ -157,7 +159,7 @@ def test_windows_write_readable_files_and_late_articles_land_in_their_fetch_day(
     early = [article(i, f"{BODY_OTHER} {i}", T0 + timedelta(seconds=10 * i)) for i in range(3)]
     late = article(9, f"{BODY_A} late", datetime(2026, 11, 24, 23, 59, 50, tzinfo=timezone.utc))
     after_midnight = article(7, f"{BODY_A} next", datetime(2026, 11, 25, 0, 1, tzinfo=timezone.utc))
-    stamp = lambda a: TimestampedValue(a, a.fetched_at.timestamp())  # noqa: E731
+    stamp = lambda a: TimestampedValue(a, a.fetched_at.timestamp())
     stream = (Stream()
               .add_elements([stamp(a) for a in early])
               .advance_watermark_to(at(60 * 9))  # 23:59: the 23:50 window is complete
@@ -250,6 +252,7 @@ def test_local_streaming_run_picks_up_items_added_while_it_runs(tmp_path, capsys
 
 def test_streaming_options_are_checked(tmp_path, sample_site, capsys):
     from akhbar.pipelines.cli import main
+
     from akhbar.sample.site import sources_yaml
 
     src = tmp_path / "s.yaml"
@@ -271,3 +274,26 @@ def test_a_signal_stops_after_the_current_cycle(signame):
         while not stopper.stopping() and time.monotonic() - t0 < 5:
             stopper.wait(1.0)
     assert stopper.reason == signame and time.monotonic() - t0 < 2
+
+
+def test_the_unbounded_graph_translates_for_a_portable_runner(tmp_path):
+    """Not run (no Dataflow, cluster or Prism here): the graph with its real PeriodicImpulse is built
+    and translated to the portable pipeline proto a streaming runner receives."""
+    src = Source("a", ("http://127.0.0.1:9/feed.xml",), poll_interval_s=20)
+    cfg = RunConfig(sources=(src,), output=str(tmp_path), run_id="graph-check")
+    opts = PipelineOptions(["--streaming"])
+    p = beam.Pipeline(options=opts)
+    ps.build_streaming_pipeline(p, cfg, ps.StreamSettings(duration_s=60))
+    proto = p.to_runner_api()
+    labels = {t.unique_name for t in proto.components.transforms.values()}
+    for step in ("Ticks", "PollWhenDue", "FirstSighting", "FirstContent", "NearDuplicates", "ArticleWindows",
+                 "WriteArticles", "WriteDeadLetters"):
+        assert step in labels
+    stateful = set()
+    for t in proto.components.transforms.values():
+        if t.spec.urn == common_urns.primitives.PAR_DO.urn:
+            payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
+            if payload.state_specs or payload.timer_family_specs:
+                stateful.add(t.unique_name.split("/")[0])
+    assert {"PollWhenDue", "FirstSighting", "FirstContent", "NearDuplicates"} <= stateful
+    assert ps.default_tick(cfg) == 5.0

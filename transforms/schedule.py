@@ -56,7 +56,7 @@ class SourceSchedule:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "SourceSchedule":
+    def from_json(cls, d: dict) -> SourceSchedule:
         return cls(source_id=d["source_id"], interval_s=float(d["interval_s"]),
                    next_due=datetime.fromisoformat(d["next_due"]),
                    last_poll=datetime.fromisoformat(d["last_poll"]) if d.get("last_poll") else None,

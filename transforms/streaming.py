@@ -22,19 +22,32 @@ import uuid
 from datetime import datetime, timezone
 
 import apache_beam as beam
+from akhbar.schemas.records import Article, Candidate, DeadLetter
+from akhbar.transforms import steps, store
+from akhbar.transforms.dedup import (
+    IndexEntry,
+    NearDupConfig,
+    NearDupIndex,
+    boilerplate_of,
+)
+from akhbar.transforms.schedule import SourceSchedule, after_poll
+from akhbar.transforms.sink import (
+    WriteArticles,
+    WriteDeadLetters,
+    _WriteGroups,
+    write_partition,
+)
 from apache_beam import pvalue
 from apache_beam.coders import BooleanCoder, PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import (
+    BagStateSpec,
+    ReadModifyWriteStateSpec,
+    TimerSpec,
+    on_timer,
+)
 from apache_beam.utils.timestamp import Duration, Timestamp
-
-from akhbar.schemas.records import Article, Candidate, DeadLetter
-from akhbar.transforms import steps
-from akhbar.transforms.dedup import IndexEntry, NearDupConfig, NearDupIndex, boilerplate_of
-from akhbar.transforms.schedule import SourceSchedule, after_poll
-from akhbar.transforms.sink import WriteArticles, WriteDeadLetters, _WriteGroups, write_partition
-from akhbar.transforms import store
 
 NEAR_KEY = "near"
 NAMESPACE = steps.NAMESPACE

@@ -72,7 +72,7 @@ class GrowingSite:
                 f'<meta property="article:published_time" content="{now.isoformat()}"></head><body>'
                 f"<header><nav><a href='/'>الرئيسية</a></nav></header><main><article><h1>{escape(title)}</h1>"
                 f"{body}</article></main><footer>جميع الحقوق محفوظة</footer></body></html>"
-            ).encode("utf-8")
+            ).encode()
             url = self.base_url + path
             self.items[sid].append({"title": title, "link": url, "when": now, "summary": paras[0][:120]})
             self.appeared[url] = time.time()
@@ -91,7 +91,7 @@ class GrowingSite:
         )
         body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{sid}</title>'
                 f"<link>{self.base_url}/{sid}/</link><description>{sid}</description><language>ar</language>"
-                f"{entries}</channel></rss>").encode("utf-8")
+                f"{entries}</channel></rss>").encode()
         return body, etag
 
     def sources_yaml(self, poll_interval: int = 10) -> str:
@@ -111,7 +111,7 @@ class GrowingSite:
             def log_message(self, *a):
                 pass
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 path = urlsplit(self.path).path
                 with site._lock:
                     site.requests.append(path)
@@ -138,7 +138,7 @@ class GrowingSite:
 
         return Handler
 
-    def __enter__(self) -> "GrowingSite":
+    def __enter__(self) -> GrowingSite:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
