@@ -61,6 +61,7 @@ STREAMING_RUNNERS = {"dataflowrunner", "testdataflowrunner", "portablerunner", "
 LOCAL_RUNNERS = {"", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "swappingrunner"}
 PRISM_CACHE = os.path.expanduser("~/.apache_beam/cache/prism/bin")
 MAX_FAILED_CYCLES = 3
+RECENT_CYCLES = 1000
 KEYED = typing.Tuple[str, typing.Any]  # keys of the stateful steps are strings (a deterministic coder)
 
 LOCAL_NOTICE = ("akhbar: streaming mode runs as bounded cycles on the local runner: each cycle polls the sources "
@@ -222,7 +223,7 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
             t0 = time.monotonic()
             try:
                 result = run_cycle(cycle_cfg, beam_args)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - logged; the next cycle tries again
                 failures += 1
                 totals["failed_cycles"] += 1
                 log(f"akhbar: cycle {run_id} failed: {type(e).__name__}: {e}")
@@ -243,6 +244,7 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
             totals["articles_written"] += summary["articles_written"]
             totals["dead_letters"] += summary["dead_letters"]
             totals["cycle_seconds"].append(round(seconds, 3))
+            del totals["cycle_seconds"][:-RECENT_CYCLES]  # timing figures over the recent cycles only
             _write_stream_report(cfg.output, totals, write_report)
             if not quiet:
                 wake = next_wakeup(schedule)
@@ -391,7 +393,7 @@ def run_streaming(cfg: RunConfig, beam_args, args) -> int:
             print(f"akhbar: streaming mode runs the streaming graph ({how.why})", file=sys.stderr, flush=True)
         try:
             run_graph(cfg, how.beam_args, settings, quiet=args.quiet)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
             print(f"akhbar: streaming job {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
         return 0

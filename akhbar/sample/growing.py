@@ -111,7 +111,7 @@ class GrowingSite:
             def log_message(self, *a):
                 pass
 
-            def do_GET(self):
+            def do_GET(self):  # noqa: N802 - the name http.server calls
                 path = urlsplit(self.path).path
                 with site._lock:
                     site.requests.append(path)
