@@ -135,6 +135,8 @@ def pct(values: list[float], q: float) -> float | None:
 def run_job(sources: Path, out: Path, duration: float, extra: list[str], poll: float) -> tuple[dict, Watcher]:
     cmd = [sys.executable, "-m", "akhbar", "run", "--sources", str(sources), "--output", str(out), "--mode", "streaming",
            "--duration", str(duration), "--allow-private-hosts", *extra]
+    if not any(a.startswith("--runner") for a in extra):
+        cmd += ["--runner", "DirectRunner"]  # the local mode, even where a Prism binary is cached
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     watcher = Watcher(out, proc.pid, poll)

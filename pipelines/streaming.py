@@ -115,7 +115,9 @@ def plan(beam_args: list[str], prism_cache: Callable[[], str | None] = cached_pr
         return Plan("graph", tuple(beam_args), f"--runner {opts.view_as(StandardOptions).runner} runs unbounded pipelines")
     if name not in LOCAL_RUNNERS:
         return Plan("cycles", tuple(beam_args), f"runner {name!r} is not known to run unbounded pipelines")
-    prism = opts.view_as(PrismRunnerOptions).prism_location or prism_cache()
+    # a cached Prism binary is used only when no runner was named: --runner DirectRunner means local cycles
+    explicit = opts.view_as(StandardOptions).runner is not None
+    prism = opts.view_as(PrismRunnerOptions).prism_location or (None if explicit else prism_cache())
     if prism:
         args = [a for a in beam_args if not a.startswith("--runner")]
         if not opts.view_as(PrismRunnerOptions).prism_location:

@@ -78,7 +78,7 @@ def test_private_hosts_refused_without_the_flag(sources_file, tmp_path, sample_s
 def test_streaming_mode_on_the_local_runner_says_how_it_runs(sources_file, tmp_path, capsys):
     out = tmp_path / "o"
     assert main(["run", "--sources", str(sources_file), "--output", str(out), "--mode", "streaming", "--duration", "1",
-                 "--allow-private-hosts", "--host-interval", "0"]) == 0
+                 "--allow-private-hosts", "--host-interval", "0", "--runner", "DirectRunner"]) == 0
     assert "bounded cycles" in capsys.readouterr().err
     assert len(read_articles(out)) == 15  # the first cycle polls every source
 

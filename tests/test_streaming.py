@@ -87,6 +87,7 @@ def test_plan_picks_cycles_locally_and_the_graph_on_streaming_runners():
     assert given.kind == "graph" and "--runner=PrismRunner" in given.beam_args
     cached = ps.plan([], prism_cache=lambda: "/cache/prism")
     assert cached.kind == "graph" and "--prism_location=/cache/prism" in cached.beam_args
+    assert ps.plan(["--runner=DirectRunner"], prism_cache=lambda: "/cache/prism").kind == "cycles"
     assert "--streaming" not in ps.plan(["--streaming"], prism_cache=lambda: None).beam_args
 
 
@@ -230,7 +231,7 @@ def test_local_streaming_run_picks_up_items_added_while_it_runs(tmp_path, capsys
         out = tmp_path / "out"
         t0 = time.monotonic()
         code = main(["run", "--sources", str(src), "--output", str(out), "--mode", "streaming", "--duration", "15",
-                     "--allow-private-hosts"])
+                     "--allow-private-hosts", "--runner", "DirectRunner"])
         elapsed = time.monotonic() - t0
         stop.set()
         appeared = dict(site.appeared)
@@ -245,7 +246,7 @@ def test_local_streaming_run_picks_up_items_added_while_it_runs(tmp_path, capsys
     assert (out / "_state" / "streaming.json").exists()
     # a restart against the same output re-emits nothing already stored
     code = main(["run", "--sources", str(src), "--output", str(out), "--mode", "streaming", "--duration", "3",
-                 "--allow-private-hosts", "--quiet"])
+                 "--allow-private-hosts", "--quiet", "--runner", "DirectRunner"])
     again = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
     assert code == 0 and len(again) == len(set(again)) and set(rows) <= set(again)
 
@@ -315,7 +316,7 @@ def test_sigterm_stops_a_running_job_cleanly(tmp_path):
         env = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9",
                "GCE_METADATA_IP": "127.0.0.1:9", "GCE_METADATA_ROOT": "127.0.0.1:9"}
         proc = subprocess.Popen([sys.executable, "-m", "akhbar", "run", "--sources", str(src), "--output", str(out),
-                                 "--mode", "streaming", "--allow-private-hosts"],
+                                 "--mode", "streaming", "--allow-private-hosts", "--runner", "DirectRunner"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
             deadline = time.monotonic() + 60
