@@ -40,6 +40,9 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--state-ttl", type=float, default=7 * 86400.0, metavar="SECONDS",
                     help="streaming on a streaming runner: forget a URL or content hash this long after it was "
                          "last seen (default 7 days; the committed files are still checked)")
+    ap.add_argument("--compact-every", type=float, default=600.0, metavar="SECONDS",
+                    help="streaming on the local runner: merge small files between cycles this often "
+                         "(default 600; 0 = never; local output only)")
     ap.add_argument("--allow-private-hosts", action="store_true",
                     help="permit fetching private, loopback and link-local addresses (local fixture sites)")
     ap.add_argument("--fetch-concurrency", type=int, default=8, help="pages fetched at once per worker (default 8)")
@@ -196,8 +199,9 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         print("akhbar: --duration applies to --mode streaming only", file=sys.stderr)
         return EXIT_CONFIG
     if args.mode == "streaming" and ((args.duration is not None and args.duration <= 0) or args.window <= 0
-                                     or args.state_ttl <= 0):
-        print("akhbar: --duration, --window and --state-ttl must be positive", file=sys.stderr)
+                                     or args.state_ttl <= 0 or args.compact_every < 0):
+        print("akhbar: --duration, --window and --state-ttl must be positive, --compact-every not negative",
+              file=sys.stderr)
         return EXIT_CONFIG
     fetch = FetchConfig(**{name: getattr(args, name) for name in FETCH_OPTIONS if getattr(args, name) is not None})
     cfg_kwargs = {}

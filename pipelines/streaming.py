@@ -82,6 +82,8 @@ class StreamSettings:
     allowed_lateness_s: float = 86400.0  # streaming graph: late articles still written (to their own dt=)
     state_ttl_s: float = 7 * 86400.0  # streaming graph: URL/content state kept this long after last seen
     tick_s: float | None = None  # streaming graph: impulse interval; default: the smallest interval bound
+    compact_every_s: float | None = 600.0  # cycles on local output: merge small files this often (None: never)
+    compact_min_files: int = 10  # …in partitions with at least this many small files
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,9 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
     schedule = initial_schedule(list(sources.values()), started, load_schedule(cfg.output))
     totals = {"run_id": stream_id, "mode": "streaming-cycles", "output": cfg.output, "started_at": started.isoformat(),
               "cycles": 0, "failed_cycles": 0, "articles_written": 0, "dead_letters": 0, "per_source": {},
-              "cycle_seconds": [], "stopped_by": None}
+              "cycle_seconds": [], "partitions_compacted": 0, "stopped_by": None}
     failures = 0
+    last_compaction = time.monotonic()
     with Stopper(settings.duration_s) as stopper:
         while not stopper.stopping():
             now = datetime.now(timezone.utc)
@@ -247,6 +250,13 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
             totals["dead_letters"] += summary["dead_letters"]
             totals["cycle_seconds"].append(round(seconds, 3))
             del totals["cycle_seconds"][:-RECENT_CYCLES]  # timing figures over the recent cycles only
+            if settings.compact_every_s and time.monotonic() - last_compaction >= settings.compact_every_s:
+                last_compaction = time.monotonic()
+                done = _compact(cfg.output, settings.compact_min_files, log)
+                if done is None:
+                    settings = dataclasses.replace(settings, compact_every_s=None)
+                else:
+                    totals["partitions_compacted"] += done
             _write_stream_report(cfg.output, totals, write_report)
             if not quiet:
                 wake = next_wakeup(schedule)
@@ -264,6 +274,23 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
               f"p50 {_percentile(secs, 0.5) or 0:.1f} s, max {max(secs, default=0):.1f} s\n  report: {report}",
               flush=True)
     return totals
+
+
+def _compact(output: str, min_files: int, log: Callable[[str], None]) -> int | None:
+    """Merge the small files the cycles wrote (each cycle reads every committed file's ids, so the
+    file count must stay bounded); readers keep reading (see transforms/compact.py). Returns the
+    partitions compacted, or None when this output cannot be compacted (``gs://``)."""
+    from akhbar.transforms.compact import CompactionUnsupported, compact
+
+    try:
+        reports = compact(output, min_files=min_files)
+    except CompactionUnsupported as e:
+        log(f"akhbar: not compacting between cycles: {e}")
+        return None
+    except Exception as e:  # noqa: BLE001 - a failed compaction loses nothing; the next one tries again
+        log(f"akhbar: compaction between cycles failed: {type(e).__name__}: {e}")
+        return 0
+    return sum(r.status == "compacted" for r in reports)
 
 
 def _write_stream_report(output: str, totals: dict, write_report) -> str:
@@ -388,7 +415,8 @@ def stream_state_files(output: str) -> list[str]:
 
 def run_streaming(cfg: RunConfig, beam_args, args) -> int:
     """``akhbar run --mode streaming``: pick the way to run, run until stopped; the exit code."""
-    settings = StreamSettings(duration_s=args.duration, window_s=args.window, state_ttl_s=args.state_ttl)
+    settings = StreamSettings(duration_s=args.duration, window_s=args.window, state_ttl_s=args.state_ttl,
+                              compact_every_s=args.compact_every or None)
     how = plan(list(beam_args))
     if how.kind == "graph":
         if not args.quiet:

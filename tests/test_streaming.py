@@ -333,3 +333,20 @@ def test_sigterm_stops_a_running_job_cleanly(tmp_path):
     rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
     assert len(rows) >= 3 and len(rows) == len(set(rows))
     assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.suffix == ".inprogress"]
+
+
+def test_cycles_compact_their_small_files_while_running(tmp_path):
+    with GrowingSite(sources=1) as site:
+        for _ in range(2):
+            site.add()
+        sources, _ = validate_text(site.sources_yaml(poll_interval=1))
+        stop = threading.Event()
+        site.grow_every(0.5, stop)
+        out = tmp_path / "out"
+        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=10, compact_every_s=0.1, compact_min_files=2),
+                               quiet=True)
+        stop.set()
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert totals["cycles"] >= 3 and totals["partitions_compacted"] >= 1, totals
+    assert len(rows) == len(set(rows)) == totals["articles_written"]
