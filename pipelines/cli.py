@@ -1,6 +1,6 @@
 """The ``akhbar`` command line.
 
-    akhbar run --sources FILE --output PATH [--mode batch] [--allow-private-hosts] [options] [Beam options…]
+    akhbar run --sources FILE --output PATH [--mode batch|streaming] [--duration S] [--allow-private-hosts] [options] [Beam options…]
     akhbar sources validate FILE
     akhbar sources probe URL [--allow-private-hosts] [--articles N]
     akhbar sources probe --source ID --sources FILE [--save-fixture DIR] [--allow-private-hosts] [--articles N]
@@ -72,11 +72,19 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
                     help="batch: poll every source once and exit; streaming: poll on each source's interval")
     ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                     help="streaming: stop cleanly after this many seconds")
+    ap.add_argument("--window", type=float, default=60.0, metavar="SECONDS",
+                    help="streaming on a streaming runner: output window, one set of files per window (default 60)")
+    ap.add_argument("--state-ttl", type=float, default=7 * 86400.0, metavar="SECONDS",
+                    help="streaming on a streaming runner: forget a URL or content hash this long after it was "
+                         "last seen (default 7 days; the committed files are still checked)")
+    ap.add_argument("--compact-every", type=float, default=600.0, metavar="SECONDS",
+                    help="streaming on the local runner: merge small files between cycles this often "
+                         "(default 600; 0 = never; local output only)")
     ap.add_argument("--allow-private-hosts", action="store_true",
                     help="permit fetching private, loopback and link-local addresses (local fixture sites)")
     ap.add_argument("--fetch-concurrency", type=int, default=8, metavar="N",
                     help="pages fetched at once per worker (default 8)")
-    ap.add_argument("--dedup-window-days", type=int, default=30, metavar="DAYS",
+    ap.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
                     help="how far back near-duplicates are looked for, by fetch time (default 30)")
     ap.add_argument("--min-words", type=int, default=None, metavar="N",
                     help="bodies shorter than this are dead letters (default 25)")
@@ -372,9 +380,13 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         except (RuntimeError, ValueError) as e:
             print(f"akhbar: classifier: {e}", file=sys.stderr)
             return EXIT_CONFIG
-    if args.mode == "streaming":
-        print("akhbar: --mode streaming is not available in this version yet; use --mode batch "
-              "from a scheduler (cron, Airflow, Cloud Scheduler)", file=sys.stderr)
+    if args.mode == "batch" and args.duration is not None:
+        print("akhbar: --duration applies to --mode streaming only", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.mode == "streaming" and ((args.duration is not None and args.duration <= 0) or args.window <= 0
+                                     or args.state_ttl <= 0 or args.compact_every < 0):
+        print("akhbar: --duration, --window and --state-ttl must be positive, --compact-every not negative",
+              file=sys.stderr)
         return EXIT_CONFIG
 
     from akhbar.pipelines.batch import RunConfig, new_run_id  # Beam is imported only once the checks pass
@@ -392,6 +404,10 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if not args.quiet:
         n_feeds = sum(len(s.feeds) for s in sources if s.enabled)
         print(f"akhbar: run {cfg.run_id}: {len(sources)} sources, {n_feeds} feeds -> {args.output}", flush=True)
+    if args.mode == "streaming":
+        from akhbar.pipelines.streaming import run_streaming
+
+        return run_streaming(cfg, beam_args, args)
     summary = _run_and_report(cfg, beam_args, "run", args.quiet, progress_interval=args.progress_interval)
     if summary is None:
         return EXIT_FAILED

@@ -75,9 +75,12 @@ def test_private_hosts_refused_without_the_flag(sources_file, tmp_path, sample_s
     assert reasons == [("blocked_address",)]
 
 
-def test_streaming_mode_is_refused_clearly(sources_file, tmp_path, capsys):
-    assert main(["run", "--sources", str(sources_file), "--output", str(tmp_path / "o"), "--mode", "streaming"]) == 2
-    assert "streaming" in capsys.readouterr().err
+def test_streaming_mode_on_the_local_runner_says_how_it_runs(sources_file, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "--sources", str(sources_file), "--output", str(out), "--mode", "streaming", "--duration", "1",
+                 "--allow-private-hosts", "--host-interval", "0", "--runner", "DirectRunner"]) == 0
+    assert "bounded cycles" in capsys.readouterr().err
+    assert len(read_articles(out)) == 15  # the first cycle polls every source
 
 
 def test_bad_lexicon_and_bad_numbers_fail_before_running(sources_file, tmp_path, capsys):

@@ -1,0 +1,433 @@
+"""Streaming mode: wiring only. Every step lives in ``akhbar.transforms``.
+
+Two ways to run ``akhbar run --mode streaming``, chosen by :func:`plan`:
+
+* **streaming graph** (:func:`build_streaming_pipeline`) on a runner that executes unbounded
+  pipelines: Dataflow, Flink/Spark through the portable runner, or Prism when its binary is
+  available (``--prism_location`` or the SDK's cache). ``PeriodicImpulse`` drives polling; the
+  batch steps run unchanged; dedup state is keyed state with expiry timers; output is windowed.
+* **bounded cycles** (:func:`run_cycles`) on the local runner, which cannot run an unbounded
+  polling pipeline: each cycle is one polling round of the sources that are due, run as the batch
+  graph (:func:`akhbar.pipelines.batch.build_pipeline`) in this process; state persists between
+  cycles under ``_state/`` (schedule, feed validators, the seen index of committed files).
+
+Both stop cleanly on ``--duration``, SIGINT and SIGTERM: the current cycle (or the open
+windows) are written before the process exits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import apache_beam as beam
+from akhbar.pipelines.batch import RunConfig, build_pipeline, new_run_id
+from akhbar.transforms import steps, store
+from akhbar.transforms import streaming as st
+from akhbar.transforms.feedstate import load_feed_states
+from akhbar.transforms.schedule import (
+    after_poll,
+    bounds,
+    due_sources,
+    initial_schedule,
+    load_schedule,
+    next_wakeup,
+    save_schedule,
+)
+from akhbar.transforms.state import load_prior
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    PrismRunnerOptions,
+    StandardOptions,
+)
+from apache_beam.pvalue import AsSingleton
+from apache_beam.transforms import window
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
+
+# runners that execute an unbounded pipeline (lower-case class names)
+STREAMING_RUNNERS = {"dataflowrunner", "testdataflowrunner", "portablerunner", "flinkrunner", "sparkrunner",
+                     "prismrunner"}
+LOCAL_RUNNERS = {"", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "swappingrunner"}
+PRISM_CACHE = os.path.expanduser("~/.apache_beam/cache/prism/bin")
+MAX_FAILED_CYCLES = 3
+RECENT_CYCLES = 1000
+KEYED = typing.Tuple[str, typing.Any]  # keys of the stateful steps are strings (a deterministic coder)
+
+LOCAL_NOTICE = ("akhbar: streaming mode runs as bounded cycles on the local runner: each cycle polls the sources "
+                "that are due (each on its own interval, adapted to how busy it is) and writes what they brought; "
+                "state is kept under _state/ between cycles. Why: Beam's local runners cannot run an unbounded "
+                "polling pipeline ({why}). For a true streaming job give --runner DataflowRunner (or "
+                "PortableRunner, FlinkRunner, SparkRunner), or a Prism binary with --prism_location PATH.")
+NO_PRISM = ("no Prism binary given with --prism_location or in ~/.apache_beam/cache/prism/bin, and the "
+            "in-process runner emits nothing after a grouping until its source ends")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Streaming-only settings (the rest is the batch :class:`RunConfig`)."""
+
+    duration_s: float | None = None  # stop cleanly after this long; None = until stopped
+    window_s: float = 60.0  # streaming graph: output window (one set of files per window)
+    allowed_lateness_s: float = 86400.0  # streaming graph: late articles still written (to their own dt=)
+    state_ttl_s: float = 7 * 86400.0  # streaming graph: URL/content state kept this long after last seen
+    tick_s: float | None = None  # streaming graph: impulse interval; default: the smallest interval bound
+    compact_every_s: float | None = 600.0  # cycles on local output: merge small files this often (None: never)
+    compact_min_files: int = 10  # …in partitions with at least this many small files
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str  # "graph" (a streaming runner) or "cycles" (bounded cycles on the local runner)
+    beam_args: tuple[str, ...]
+    why: str
+
+
+def cached_prism() -> str | None:
+    """A Prism binary for this Beam version in the SDK's cache, if one was downloaded before."""
+    pattern = os.path.join(PRISM_CACHE, f"apache_beam-v{beam.__version__}-prism-*")
+    for path in sorted(glob.glob(pattern)):
+        if not path.endswith(".zip") and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _runner_name(runner) -> str:
+    if runner is None:
+        return ""
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1].lower()
+
+
+def plan(beam_args: list[str], prism_cache: Callable[[], str | None] = cached_prism) -> Plan:
+    """Decide how ``--mode streaming`` runs with these Beam options."""
+    opts = PipelineOptions(list(beam_args))
+    name = _runner_name(opts.view_as(StandardOptions).runner)
+    if name in STREAMING_RUNNERS:
+        return Plan("graph", tuple(beam_args), f"--runner {opts.view_as(StandardOptions).runner} runs unbounded pipelines")
+    if name not in LOCAL_RUNNERS:
+        return Plan("cycles", tuple(beam_args), f"runner {name!r} is not known to run unbounded pipelines")
+    # a cached Prism binary is used only when no runner was named: --runner DirectRunner means local cycles
+    explicit = opts.view_as(StandardOptions).runner is not None
+    prism = opts.view_as(PrismRunnerOptions).prism_location or (None if explicit else prism_cache())
+    if prism:
+        args = [a for a in beam_args if not a.startswith("--runner")]
+        if not opts.view_as(PrismRunnerOptions).prism_location:
+            args.append(f"--prism_location={prism}")
+        return Plan("graph", tuple(args + ["--runner=PrismRunner"]), f"Prism binary {prism}")
+    return Plan("cycles", tuple(a for a in beam_args if a != "--streaming"), NO_PRISM)
+
+
+# --- stopping --------------------------------------------------------------------------------------
+
+class Stopper:
+    """``--duration`` and SIGINT/SIGTERM: the first signal asks for a clean stop (finish the cycle,
+    write, exit 0); a second SIGINT interrupts at once."""
+
+    def __init__(self, duration_s: float | None, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.deadline = None if duration_s is None else clock() + duration_s
+        self.event = threading.Event()
+        self.reason: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self.clock()
+
+    def stopping(self) -> bool:
+        if not self.event.is_set() and self.deadline is not None and self.clock() >= self.deadline:
+            self.reason = self.reason or "duration reached"
+            self.event.set()
+        return self.event.is_set()
+
+    def stop(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self.event.set()
+
+    def wait(self, seconds: float) -> None:
+        left = self.remaining()
+        self.event.wait(max(0.0, min(seconds, left) if left is not None else seconds))
+
+    def _on_signal(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        print(f"akhbar: {name}: stopping after the current cycle (again: Ctrl-C interrupts at once)",
+              file=sys.stderr, flush=True)
+        self.stop(name)
+
+    def __enter__(self) -> Stopper:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# --- bounded cycles on the local runner ------------------------------------------------------------
+
+def run_cycle(cfg: RunConfig, beam_args: list[str] | tuple[str, ...]):
+    """One polling round: the batch graph over ``cfg.sources`` on the in-process runner."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    p = beam.Pipeline(runner=fn_runner.FnApiRunner(), options=PipelineOptions(list(beam_args)))
+    build_pipeline(p, cfg)
+    result = p.run()
+    result.wait_until_finish()
+    return result
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str = NO_PRISM,
+               quiet: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    """Run polling rounds until ``settings.duration_s`` passes or a signal arrives; return the
+    stream's summary (also written to ``_reports/stream-<id>.json`` after every cycle)."""
+    from akhbar.pipelines.summary import beam_counters, summarize, write_report
+
+    log = log or (lambda text: print(text, flush=True))
+    if not quiet:
+        print(LOCAL_NOTICE.format(why=why), file=sys.stderr, flush=True)
+    sources = {s.id: s for s in cfg.sources if s.enabled}
+    stream_id = cfg.run_id
+    started = datetime.now(timezone.utc)
+    schedule = initial_schedule(list(sources.values()), started, load_schedule(cfg.output))
+    totals = {"run_id": stream_id, "mode": "streaming-cycles", "output": cfg.output, "started_at": started.isoformat(),
+              "cycles": 0, "failed_cycles": 0, "articles_written": 0, "dead_letters": 0, "per_source": {},
+              "cycle_seconds": [], "partitions_compacted": 0, "stopped_by": None}
+    failures = 0
+    last_compaction = time.monotonic()
+    with Stopper(settings.duration_s) as stopper:
+        while not stopper.stopping():
+            now = datetime.now(timezone.utc)
+            due = due_sources(schedule, now)
+            if not due:
+                wake = next_wakeup(schedule)
+                stopper.wait((wake - now).total_seconds() if wake else 1.0)
+                continue
+            run_id = new_run_id(now)
+            cycle_cfg = dataclasses.replace(cfg, sources=tuple(sources[s] for s in due), run_id=run_id)
+            t0 = time.monotonic()
+            try:
+                result = run_cycle(cycle_cfg, beam_args)
+            except Exception as e:  # noqa: BLE001 - logged; the next cycle tries again
+                failures += 1
+                totals["failed_cycles"] += 1
+                log(f"akhbar: cycle {run_id} failed: {type(e).__name__}: {e}")
+                if failures >= MAX_FAILED_CYCLES:
+                    totals["stopped_by"] = f"{failures} failed cycles in a row"
+                    break
+                stopper.wait(min(60.0, 5.0 * 2 ** failures))
+                continue
+            failures = 0
+            seconds = time.monotonic() - t0
+            summary = summarize(cfg.output, run_id, beam_counters(result), now)
+            for sid in due:
+                new = summary["per_source"].get(sid, 0)
+                schedule[sid] = after_poll(schedule[sid], sources[sid].poll_interval_s, now, new)
+                totals["per_source"][sid] = totals["per_source"].get(sid, 0) + new
+            save_schedule(cfg.output, schedule, {"stream_run_id": stream_id})
+            totals["cycles"] += 1
+            totals["articles_written"] += summary["articles_written"]
+            totals["dead_letters"] += summary["dead_letters"]
+            totals["cycle_seconds"].append(round(seconds, 3))
+            del totals["cycle_seconds"][:-RECENT_CYCLES]  # timing figures over the recent cycles only
+            if settings.compact_every_s and time.monotonic() - last_compaction >= settings.compact_every_s:
+                last_compaction = time.monotonic()
+                done = _compact(cfg.output, settings.compact_min_files, log)
+                if done is None:
+                    settings = dataclasses.replace(settings, compact_every_s=None)
+                else:
+                    totals["partitions_compacted"] += done
+            _write_stream_report(cfg.output, totals, write_report)
+            if not quiet:
+                wake = next_wakeup(schedule)
+                nxt = max(0.0, (wake - datetime.now(timezone.utc)).total_seconds()) if wake else 0.0
+                log(f"akhbar: cycle {totals['cycles']} ({run_id}): polled {', '.join(due)}: "
+                    f"{summary['articles_written']} rows, {summary['dead_letters']} dead letters in {seconds:.1f} s; "
+                    f"next poll in {nxt:.0f} s")
+        totals["stopped_by"] = totals["stopped_by"] or stopper.reason
+    totals["finished_at"] = datetime.now(timezone.utc).isoformat()
+    report = _write_stream_report(cfg.output, totals, write_report)
+    if not quiet:
+        secs = totals["cycle_seconds"]
+        print(f"akhbar: streaming stopped ({totals['stopped_by']}): {totals['cycles']} cycles, "
+              f"{totals['articles_written']} article rows, {totals['dead_letters']} dead letters; cycle time "
+              f"p50 {_percentile(secs, 0.5) or 0:.1f} s, max {max(secs, default=0):.1f} s\n  report: {report}",
+              flush=True)
+    return totals
+
+
+def _compact(output: str, min_files: int, log: Callable[[str], None]) -> int | None:
+    """Merge the small files the cycles wrote (each cycle reads every committed file's ids, so the
+    file count must stay bounded); readers keep reading (see transforms/compact.py). Returns the
+    partitions compacted, or None when this output cannot be compacted (``gs://``)."""
+    from akhbar.transforms.compact import CompactionUnsupported, compact
+
+    try:
+        reports = compact(output, min_files=min_files)
+    except CompactionUnsupported as e:
+        log(f"akhbar: not compacting between cycles: {e}")
+        return None
+    except Exception as e:  # noqa: BLE001 - a failed compaction loses nothing; the next one tries again
+        log(f"akhbar: compaction between cycles failed: {type(e).__name__}: {e}")
+        return 0
+    return sum(r.status == "compacted" for r in reports)
+
+
+def _write_stream_report(output: str, totals: dict, write_report) -> str:
+    secs = totals["cycle_seconds"]
+    doc = {**totals, "cycle_seconds": {"n": len(secs), "p50": _percentile(secs, 0.5), "p95": _percentile(secs, 0.95),
+                                       "max": max(secs, default=None),
+                                       "mean": round(statistics.fmean(secs), 3) if secs else None}}
+    return write_report(output, {**doc, "run_id": f"stream-{totals['run_id']}"})
+
+
+# --- the streaming graph ---------------------------------------------------------------------------
+
+def default_tick(cfg: RunConfig) -> float:
+    """How often the impulse fires: often enough for the busiest allowed interval (at most a minute)."""
+    lows = [bounds(s.poll_interval_s)[0] for s in cfg.sources if s.enabled]
+    return max(1.0, min([60.0, *lows]))
+
+
+def build_streaming_pipeline(p: beam.Pipeline, cfg: RunConfig, settings: StreamSettings,
+                             start: Timestamp | None = None, ticks: beam.PCollection | None = None
+                             ) -> dict[str, beam.PCollection]:
+    """Add the unbounded graph to ``p``. ``ticks`` replaces the impulse (tests feed a TestStream)."""
+    start = start or Timestamp.now()
+    stop = MAX_TIMESTAMP if settings.duration_s is None else start + settings.duration_s
+    feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds]
+    prior = AsSingleton(
+        p
+        | "Output" >> beam.Create([cfg.output])
+        | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near)
+    )
+    feed_states = AsSingleton(
+        p
+        | "StateOutput" >> beam.Create([cfg.output])
+        | "LoadFeedStates" >> beam.Map(load_feed_states)
+    )
+    if ticks is None:
+        ticks = p | "Ticks" >> PeriodicImpulse(start_timestamp=start, stop_timestamp=stop,
+                                               fire_interval=settings.tick_s or default_tick(cfg))
+    polled = (
+        ticks
+        | "EveryFeed" >> beam.FlatMap(lambda _, feeds: [(f, (s, f)) for s, f in feeds], feeds).with_output_types(KEYED)
+        | "PollWhenDue" >> beam.ParDo(st.PollWhenDue(cfg.fetch, cfg.allow_private_hosts, cfg.run_id,
+                                                      cfg.ignore_feed_backoff), feed_states)
+        .with_outputs(steps.DEAD, main="candidates")
+    )
+    fresh = (
+        polled.candidates
+        | "ByURL" >> beam.Map(lambda c: (c.article_id, c)).with_output_types(KEYED)
+        | "FirstSighting" >> beam.ParDo(st.FirstSighting(settings.state_ttl_s, cfg.run_id), prior)
+        | "SpreadPages" >> beam.Reshuffle()
+    )
+    pages = fresh | "Fetch" >> beam.ParDo(
+        steps.FetchPages(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, cfg.run_id,
+                         {s.id: s for s in cfg.sources})
+    ).with_outputs(steps.DEAD, main="pages")
+    extracted = pages.pages | "Extract" >> beam.ParDo(
+        steps.ExtractArticles(cfg.near, cfg.min_words, cfg.run_id)
+    ).with_outputs(steps.DEAD, main="articles")
+    classified = extracted.articles | "Classify" >> beam.ParDo(
+        steps.Classify(cfg.lexicon, cfg.thresholds, cfg.run_id)
+    ).with_outputs(steps.DEAD, main="articles")
+    articles = dedup_stream(classified.articles, cfg, settings, prior)
+    dead = (polled[steps.DEAD], pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD]) | "AllDead" >> beam.Flatten()
+    written, dead_written = write_stream(articles, dead, cfg, settings)
+    return {"articles": articles, "dead_letters": dead, "written": written, "dead_written": dead_written}
+
+
+def dedup_stream(articles: beam.PCollection, cfg: RunConfig, settings: StreamSettings, prior) -> beam.PCollection:
+    """Exact then near-duplicate checks in keyed state (global window, expiry timers), seeded
+    from the committed files (``prior``). Each article's event time becomes its ``fetched_at``."""
+    return (
+        articles
+        | "AtFetchTime" >> beam.Map(st.at_fetch_time)
+        | "ByContent" >> beam.Map(lambda a: (a.content_hash, a)).with_output_types(KEYED)
+        | "FirstContent" >> beam.ParDo(st.FirstContent(settings.state_ttl_s, cfg.run_id), prior)
+        | "OneNearKey" >> beam.Map(lambda a: (st.NEAR_KEY, a)).with_output_types(KEYED)
+        | "NearDuplicates" >> beam.ParDo(st.NearDuplicates(cfg.near, cfg.dedup_window_days * 86400.0), prior)
+    )
+
+
+def write_stream(articles, dead, cfg: RunConfig, settings: StreamSettings):
+    """Fixed windows of event (fetch) time; every pane → atomic files under its rows' own ``dt=``."""
+    def windowed(label: str, pcoll):
+        return pcoll | label >> beam.WindowInto(
+            window.FixedWindows(settings.window_s),
+            trigger=AfterWatermark(late=AfterCount(1)),
+            allowed_lateness=settings.allowed_lateness_s,
+            accumulation_mode=AccumulationMode.DISCARDING,
+        )
+
+    written = windowed("ArticleWindows", articles) | "WriteArticles" >> st.WriteWindowedArticles(cfg.output, cfg.run_id)
+    dead_written = (
+        windowed("DeadWindows", dead | "DeadAtTime" >> beam.Map(st.at_dead_letter_time))
+        | "WriteDeadLetters" >> st.WriteWindowedDeadLetters(cfg.output, cfg.run_id)
+    )
+    return written, dead_written
+
+
+def run_graph(cfg: RunConfig, beam_args, settings: StreamSettings, quiet: bool = False):
+    """Run the streaming graph on a streaming runner until it ends (``--duration``) or is stopped."""
+    options = PipelineOptions(list(beam_args))
+    options.view_as(StandardOptions).streaming = True
+    p = beam.Pipeline(options=options)
+    build_streaming_pipeline(p, cfg, settings)
+    result = p.run()
+    if not quiet:
+        print(f"akhbar: streaming job {cfg.run_id} started on {options.view_as(StandardOptions).runner}", flush=True)
+    try:
+        result.wait_until_finish()
+    except KeyboardInterrupt:
+        print("akhbar: interrupted: cancelling the job (on Dataflow prefer `gcloud dataflow jobs drain`)",
+              file=sys.stderr)
+        result.cancel()
+    return result
+
+
+def stream_state_files(output: str) -> list[str]:
+    """The files streaming mode keeps under ``_state/`` (for docs and tests)."""
+    return [store.join(output, "_state", "streaming.json"), store.join(output, "_state", "feeds.json")]
+
+
+
+def run_streaming(cfg: RunConfig, beam_args, args) -> int:
+    """``akhbar run --mode streaming``: pick the way to run, run until stopped; the exit code."""
+    settings = StreamSettings(duration_s=args.duration, window_s=args.window, state_ttl_s=args.state_ttl,
+                              compact_every_s=args.compact_every or None)
+    how = plan(list(beam_args))
+    if how.kind == "graph":
+        if not args.quiet:
+            print(f"akhbar: streaming mode runs the streaming graph ({how.why})", file=sys.stderr, flush=True)
+        try:
+            run_graph(cfg, how.beam_args, settings, quiet=args.quiet)
+        except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
+            print(f"akhbar: streaming job {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        return 0
+    totals = run_cycles(cfg, how.beam_args, settings, why=how.why, quiet=args.quiet)
+    if args.quiet:
+        print(cfg.output)
+    return 1 if totals["stopped_by"] and "failed cycles" in totals["stopped_by"] else 0

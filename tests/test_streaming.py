@@ -1,0 +1,352 @@
+"""Streaming mode: the schedule (pure), the stateful steps and windowed output under TestStream on
+the BundleBasedDirectRunner (state, event-time timers, expiry, late data), the whole streaming
+graph driven by TestStream ticks against a loopback site, and the local cycle mode end to end."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import apache_beam as beam
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from akhbar.pipelines import streaming as ps
+from akhbar.pipelines.batch import RunConfig, new_run_id
+from akhbar.schemas.records import Article, Candidate, Source
+from akhbar.schemas.sources import validate_text
+from akhbar.transforms import schedule as sch
+from akhbar.transforms import streaming as st
+from akhbar.transforms.dedup import NearDupConfig, content_hash
+from akhbar.transforms.state import PriorState
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.portability import common_urns
+from apache_beam.portability.api import beam_runner_api_pb2
+from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+from apache_beam.testing.test_stream import TestStream as Stream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
+
+from akhbar.sample.growing import GrowingSite
+
+T0 = datetime(2026, 11, 24, 23, 50, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> float:
+    return (T0 + timedelta(seconds=seconds)).timestamp()
+
+
+def streaming_pipeline() -> beam.Pipeline:
+    opts = PipelineOptions([])
+    opts.view_as(StandardOptions).streaming = True
+    return beam.Pipeline(runner=BundleBasedDirectRunner(), options=opts)
+
+
+def prior_of(p, state: PriorState):
+    return beam.pvalue.AsSingleton(p | "Prior" >> beam.Create([state]))
+
+
+# --- the schedule ------------------------------------------------------------------------------------
+
+def test_intervals_adapt_within_bounds():
+    assert sch.bounds(900) == (225.0, 3600.0)
+    assert sch.bounds(2) == (1.0, 8.0)
+    busy, quiet = 900.0, 900.0
+    for _ in range(10):
+        busy = sch.next_interval(busy, 900, new_items=3)
+        quiet = sch.next_interval(quiet, 900, new_items=0)
+    assert busy == 225.0 and quiet == 3600.0  # clamped at both ends
+    e = sch.SourceSchedule("a", 900.0, T0)
+    e2 = sch.after_poll(e, 900, T0, 2)
+    assert e2.interval_s == 450.0 and e2.next_due == T0 + timedelta(seconds=450) and e2.polls == 1
+
+
+def test_schedule_persists_and_follows_an_edited_sources_file(tmp_path):
+    a, b = Source("a", ("http://127.0.0.1/a",), poll_interval_s=100), Source("b", ("http://127.0.0.1/b",))
+    s = sch.initial_schedule([a, b], T0)
+    assert sch.due_sources(s, T0) == ["a", "b"]
+    s["a"] = sch.after_poll(s["a"], 100, T0, 0)  # 150 s
+    sch.save_schedule(str(tmp_path), s)
+    loaded = sch.load_schedule(str(tmp_path))
+    assert loaded == s
+    faster = Source("a", a.feeds, poll_interval_s=10)  # bounds now 2.5..40: the saved 150 s is clamped
+    again = sch.initial_schedule([faster, b], T0, loaded)
+    assert again["a"].interval_s == 40.0 and again["a"].next_due == T0 + timedelta(seconds=40)
+    assert sch.due_sources(again, T0 + timedelta(seconds=39)) == ["b"]
+
+
+# --- how streaming mode runs -------------------------------------------------------------------------
+
+def test_plan_picks_cycles_locally_and_the_graph_on_streaming_runners():
+    assert ps.plan([], prism_cache=lambda: None).kind == "cycles"
+    assert ps.plan(["--runner", "DirectRunner"], prism_cache=lambda: None).kind == "cycles"
+    assert ps.plan(["--runner=DataflowRunner", "--project=p"], prism_cache=lambda: None).kind == "graph"
+    assert ps.plan(["--runner=PortableRunner"], prism_cache=lambda: None).kind == "graph"
+    given = ps.plan(["--prism_location=/opt/prism"], prism_cache=lambda: None)
+    assert given.kind == "graph" and "--runner=PrismRunner" in given.beam_args
+    cached = ps.plan([], prism_cache=lambda: "/cache/prism")
+    assert cached.kind == "graph" and "--prism_location=/cache/prism" in cached.beam_args
+    assert ps.plan(["--runner=DirectRunner"], prism_cache=lambda: "/cache/prism").kind == "cycles"
+    assert "--streaming" not in ps.plan(["--streaming"], prism_cache=lambda: None).beam_args
+
+
+# --- keyed state with expiry (TestStream on the BundleBasedDirectRunner) -----------------------------
+
+def cand(n: int) -> Candidate:
+    return Candidate("src", "http://127.0.0.1/feed", f"http://127.0.0.1/{n}", f"http://127.0.0.1/{n}", f"id{n}")
+
+
+def test_first_sighting_drops_repeats_until_the_url_expires():
+    stream = (Stream()
+              .add_elements([TimestampedValue(cand(1), at(0)), TimestampedValue(cand(2), at(0)),
+                             TimestampedValue(cand(9), at(0))])
+              .advance_watermark_to(at(10))
+              .add_elements([TimestampedValue(cand(1), at(20))])  # seen 20 s ago: dropped, expiry reset
+              .advance_watermark_to(at(100))  # 1's timer now at 120: still remembered
+              .add_elements([TimestampedValue(cand(1), at(100))])  # dropped again, expiry now 200
+              .advance_watermark_to(at(300))  # expired
+              .add_elements([TimestampedValue(cand(1), at(300)), TimestampedValue(cand(2), at(300))])
+              .advance_watermark_to_infinity())
+    p = streaming_pipeline()
+    prior = prior_of(p, PriorState(article_ids=frozenset({"id9"})))  # already stored: never emitted
+    out = (p | stream | beam.Map(lambda c: (c.article_id, c))
+           | beam.ParDo(st.FirstSighting(100.0), prior)
+           | beam.Map(lambda c, ts=beam.DoFn.TimestampParam: (c.article_id, int(ts.micros // 1_000_000 - at(0)))))
+    assert_that(out, equal_to([("id1", 0), ("id2", 0), ("id1", 300), ("id2", 300)]))
+    p.run().wait_until_finish()
+
+
+def article(n: int, body: str, fetched: datetime, source: str = "src") -> Article:
+    return Article(article_id=f"a{n}", url=f"http://127.0.0.1/{n}", source_id=source, title=f"t{n}", body=body,
+                   published_at=None, fetched_at=fetched, language="ar", content_hash=content_hash(body))
+
+
+WORDS = [f"كلمة{i}" for i in range(400)]
+BODY_A = " ".join(WORDS[:120])
+BODY_NEAR = " ".join(WORDS[:110] + ["مختلفة"] * 3)  # the same story, a little edited
+BODY_OTHER = " ".join(WORDS[200:320])
+
+
+def test_exact_and_near_duplicate_state_expires():
+    config = NearDupConfig()
+    a1 = article(1, BODY_A, T0)
+    a2 = article(2, BODY_NEAR, T0 + timedelta(seconds=30))  # near-dup of a1, within the window
+    a3 = article(3, BODY_A, T0 + timedelta(seconds=40))  # exact copy of a1: dropped
+    a4 = article(4, BODY_OTHER, T0 + timedelta(seconds=50))  # stored content: dropped
+    a5 = article(5, BODY_NEAR + " أخرى", T0 + timedelta(seconds=1000))  # after both expired: new
+    stream = (Stream()
+              .add_elements([TimestampedValue(a, a.fetched_at.timestamp()) for a in (a1, a2, a3, a4)])
+              .advance_watermark_to(at(900))
+              .add_elements([TimestampedValue(a5, a5.fetched_at.timestamp())])
+              .advance_watermark_to_infinity())
+    p = streaming_pipeline()
+    prior = prior_of(p, PriorState(content_hashes=frozenset({content_hash(BODY_OTHER)})))
+    out = (p | stream
+           | beam.Map(lambda a: (a.content_hash, a)) | "Exact" >> beam.ParDo(st.FirstContent(120.0), prior)
+           | beam.Map(lambda a: (st.NEAR_KEY, a))
+           | "Near" >> beam.ParDo(st.NearDuplicates(config, window_s=300.0, prune_every_s=100.0), prior)
+           | beam.Map(lambda a: (a.article_id, a.duplicate_of)))
+    assert_that(out, equal_to([("a1", None), ("a2", "a1"), ("a5", None)]))
+    p.run().wait_until_finish()
+
+
+def test_windows_write_readable_files_and_late_articles_land_in_their_fetch_day(tmp_path):
+    """Two on-time windows, then the watermark passes midnight and an article fetched at 23:59:50
+    arrives late: it is written in a late pane, under the dt= of the day it was fetched."""
+    out = tmp_path / "out"
+    cfg = RunConfig(sources=(), output=str(out), run_id="stream-test")
+    settings = ps.StreamSettings(window_s=60.0, allowed_lateness_s=3600.0)
+    early = [article(i, f"{BODY_OTHER} {i}", T0 + timedelta(seconds=10 * i)) for i in range(3)]
+    late = article(9, f"{BODY_A} late", datetime(2026, 11, 24, 23, 59, 50, tzinfo=timezone.utc))
+    after_midnight = article(7, f"{BODY_A} next", datetime(2026, 11, 25, 0, 1, tzinfo=timezone.utc))
+    stamp = lambda a: TimestampedValue(a, a.fetched_at.timestamp())
+    stream = (Stream()
+              .add_elements([stamp(a) for a in early])
+              .advance_watermark_to(at(60 * 9))  # 23:59: the 23:50 window is complete
+              .add_elements([stamp(after_midnight)])
+              .advance_watermark_to(datetime(2026, 11, 25, 0, 5, tzinfo=timezone.utc).timestamp())
+              .add_elements([stamp(late)])  # its window (23:59-00:00) closed 5 minutes ago
+              .advance_watermark_to_infinity())
+    p = streaming_pipeline()
+    articles = p | "Articles" >> stream
+    dead = p | "NoDead" >> beam.Create([])
+    written, _ = ps.write_stream(articles, dead, cfg, settings)
+    p.run().wait_until_finish()
+    files = sorted(out.glob("articles/**/*.parquet"))
+    for f in files:
+        pq.read_table(f)  # every file whole
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table().to_pylist()
+    by_id = {r["article_id"]: r for r in rows}
+    assert sorted(by_id) == ["a0", "a1", "a2", "a7", "a9"] and len(rows) == 5
+    assert str(by_id["a9"]["dt"]) == "2026-11-24" and str(by_id["a7"]["dt"]) == "2026-11-25"
+    names = {f.name: f for f in files}
+    late_file = next(n for n, f in names.items() if "a9" in pq.read_table(f).column("article_id").to_pylist())
+    assert "-w20261124T235900-" in late_file  # its own window's files, not the 00:05 one
+    assert len({n.split("-p")[0] for n in names}) >= 3  # one set of files per window
+
+
+# --- the whole streaming graph, ticks from a TestStream ---------------------------------------------
+
+def test_streaming_graph_polls_on_schedule_and_writes_every_item_once(tmp_path):
+    with GrowingSite(sources=2, grow_on_poll=("grow0",)) as site:
+        for _ in range(4):
+            site.add()
+        sources, problems = validate_text(site.sources_yaml(poll_interval=20))
+        assert not problems
+        out = tmp_path / "out"
+        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+        settings = ps.StreamSettings(window_s=60.0)
+        start = Timestamp(int(time.time()))  # TestStream watermarks are whole milliseconds
+        stream = Stream()
+        for k in range(13):  # a tick every 5 s of event time for a minute
+            stream = stream.add_elements([TimestampedValue(k, start + 5 * k)]).advance_watermark_to(start + 5 * k)
+        stream = stream.advance_watermark_to_infinity()
+        p = streaming_pipeline()
+        ticks = p | "Ticks" >> stream
+        ps.build_streaming_pipeline(p, cfg, settings, start=start, ticks=ticks)
+        p.run().wait_until_finish()
+        polls = {sid: site.requests.count(f"/{sid}/rss.xml") for sid in site.source_ids}
+        rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url", "source"]).to_pylist()
+        urls = [r["url"] for r in rows]
+        assert len(urls) == len(set(urls))  # exactly once
+        assert set(urls) == set(site.appeared)  # every item the feeds ever showed
+    # grow0 finds a new item on every poll: polled every 10, then 5 s (at the floor of 20 s / 4);
+    # grow1 finds nothing after its first poll: 10 s, then 15 s, then 22.5 s apart
+    assert polls["grow0"] >= 9 and polls["grow1"] <= 5, polls
+
+
+# --- the local cycle mode, end to end ----------------------------------------------------------------
+
+def test_local_streaming_run_picks_up_items_added_while_it_runs(tmp_path, capsys):
+    from akhbar.pipelines.cli import main
+
+    with GrowingSite(sources=2) as site:
+        for _ in range(4):
+            site.add()
+        src = tmp_path / "sources.yaml"
+        src.write_text(site.sources_yaml(poll_interval=4), encoding="utf-8")
+        stop = threading.Event()
+        site.grow_every(1.5, stop)
+        out = tmp_path / "out"
+        t0 = time.monotonic()
+        code = main(["run", "--sources", str(src), "--output", str(out), "--mode", "streaming", "--duration", "15",
+                     "--allow-private-hosts", "--runner", "DirectRunner"])
+        elapsed = time.monotonic() - t0
+        stop.set()
+        appeared = dict(site.appeared)
+        seen_by_job_end = {u for u, t in appeared.items() if t < time.time() - elapsed + 8}
+    captured = capsys.readouterr()
+    assert code == 0 and elapsed < 40
+    assert captured.err.count("bounded cycles") == 1  # told once which way it runs and why
+    assert "duration reached" in captured.out
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert len(rows) == len(set(rows)) and seen_by_job_end <= set(rows)
+    assert len(rows) > 4  # items added while it ran were written too
+    assert (out / "_state" / "streaming.json").exists()
+    # a restart against the same output re-emits nothing already stored
+    code = main(["run", "--sources", str(src), "--output", str(out), "--mode", "streaming", "--duration", "3",
+                 "--allow-private-hosts", "--quiet", "--runner", "DirectRunner"])
+    again = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert code == 0 and len(again) == len(set(again)) and set(rows) <= set(again)
+
+
+def test_streaming_options_are_checked(tmp_path, sample_site, capsys):
+    from akhbar.pipelines.cli import main
+
+    from akhbar.sample.site import sources_yaml
+
+    src = tmp_path / "s.yaml"
+    src.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    base = ["run", "--sources", str(src), "--output", str(tmp_path / "o")]
+    assert main([*base, "--mode", "streaming", "--duration", "0"]) == 2
+    assert main([*base, "--duration", "10"]) == 2  # batch has no duration
+    assert "--duration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_after_the_current_cycle(signame):
+    import signal
+
+    stopper = ps.Stopper(None)
+    with stopper:
+        threading.Timer(0.2, lambda: signal.raise_signal(getattr(signal, signame))).start()
+        t0 = time.monotonic()
+        while not stopper.stopping() and time.monotonic() - t0 < 5:
+            stopper.wait(1.0)
+    assert stopper.reason == signame and time.monotonic() - t0 < 2
+
+
+def test_the_unbounded_graph_translates_for_a_portable_runner(tmp_path):
+    """Not run (no Dataflow, cluster or Prism here): the graph with its real PeriodicImpulse is built
+    and translated to the portable pipeline proto a streaming runner receives."""
+    src = Source("a", ("http://127.0.0.1:9/feed.xml",), poll_interval_s=20)
+    cfg = RunConfig(sources=(src,), output=str(tmp_path), run_id="graph-check")
+    opts = PipelineOptions(["--streaming"])
+    p = beam.Pipeline(options=opts)
+    ps.build_streaming_pipeline(p, cfg, ps.StreamSettings(duration_s=60))
+    proto = p.to_runner_api()
+    labels = {t.unique_name for t in proto.components.transforms.values()}
+    for step in ("Ticks", "PollWhenDue", "FirstSighting", "FirstContent", "NearDuplicates", "ArticleWindows",
+                 "WriteArticles", "WriteDeadLetters"):
+        assert step in labels
+    stateful = set()
+    for t in proto.components.transforms.values():
+        if t.spec.urn == common_urns.primitives.PAR_DO.urn:
+            payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
+            if payload.state_specs or payload.timer_family_specs:
+                stateful.add(t.unique_name.split("/")[0])
+    assert {"PollWhenDue", "FirstSighting", "FirstContent", "NearDuplicates"} <= stateful
+    assert ps.default_tick(cfg) == 5.0
+
+
+def test_sigterm_stops_a_running_job_cleanly(tmp_path):
+    """A job without --duration, as a separate process: SIGTERM → the current cycle is written, exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with GrowingSite(sources=1) as site:
+        for _ in range(3):
+            site.add()
+        src = tmp_path / "sources.yaml"
+        src.write_text(site.sources_yaml(poll_interval=2), encoding="utf-8")
+        out = tmp_path / "out"
+        env = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9",
+               "GCE_METADATA_IP": "127.0.0.1:9", "GCE_METADATA_ROOT": "127.0.0.1:9"}
+        proc = subprocess.Popen([sys.executable, "-m", "akhbar", "run", "--sources", str(src), "--output", str(out),
+                                 "--mode", "streaming", "--allow-private-hosts", "--runner", "DirectRunner"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while not list(out.glob("articles/**/*.parquet")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            site.add()  # appears while the job runs; it may or may not be polled before the signal
+            proc.send_signal(signal.SIGTERM)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "streaming stopped (SIGTERM)" in stdout and "SIGTERM: stopping after the current cycle" in stderr
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert len(rows) >= 3 and len(rows) == len(set(rows))
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.suffix == ".inprogress"]
+
+
+def test_cycles_compact_their_small_files_while_running(tmp_path):
+    with GrowingSite(sources=1) as site:
+        for _ in range(2):
+            site.add()
+        sources, _ = validate_text(site.sources_yaml(poll_interval=1))
+        stop = threading.Event()
+        site.grow_every(0.5, stop)
+        out = tmp_path / "out"
+        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=10, compact_every_s=0.1, compact_min_files=2),
+                               quiet=True)
+        stop.set()
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert totals["cycles"] >= 3 and totals["partitions_compacted"] >= 1, totals
+    assert len(rows) == len(set(rows)) == totals["articles_written"]
