@@ -36,9 +36,10 @@ _MAX32 = np.uint64(0xFFFFFFFF)
 _EMPTY = np.zeros(0, dtype=np.uint32)
 
 
-def content_hash(body: str) -> str:
-    """SHA-256 (hex) of the normalized body: equal for texts that differ only in folds."""
-    return hashlib.sha256(" ".join(tokens(body)).encode("utf-8")).hexdigest()
+def content_hash(body: str, toks: list[str] | None = None) -> str:
+    """SHA-256 (hex) of the normalized body: equal for texts that differ only in folds.
+    ``toks``: ``tokens(body)`` if the caller has them already."""
+    return hashlib.sha256(" ".join(tokens(body) if toks is None else toks).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,17 @@ class NearDupConfig:
             raise ValueError(f"boiler_docs must be at least 1, got {self.boiler_docs}")
 
 
-def shingles(text: str, k: int) -> set[bytes]:
-    toks = tokens(text)
+def shingles(text: str, k: int, toks: list[str] | None = None) -> set[bytes]:
+    toks = tokens(text) if toks is None else toks
     if len(toks) < k:
         return {" ".join(toks).encode("utf-8")} if toks else set()
     return {" ".join(toks[i:i + k]).encode("utf-8") for i in range(len(toks) - k + 1)}
 
 
-def shingle_hashes(text: str, k: int = 3) -> np.ndarray:
-    """Sorted, unique 32-bit hashes (uint32) of the word ``k``-shingles of ``text``."""
-    sh = shingles(text, k)
+def shingle_hashes(text: str, k: int = 3, toks: list[str] | None = None) -> np.ndarray:
+    """Sorted, unique 32-bit hashes (uint32) of the word ``k``-shingles of ``text`` (``toks``:
+    ``tokens(text)`` if the caller has them already)."""
+    sh = shingles(text, k, toks)
     if not sh:
         return _EMPTY
     hv = np.fromiter((int.from_bytes(hashlib.blake2b(s, digest_size=4).digest(), "little") for s in sh),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 __all__ = ["LANGUAGES", "detect_language", "normalize_lang_tag"]
 
@@ -111,17 +112,17 @@ def _arabic_script_language(tokens: list[str]) -> tuple[str, bool]:
     if n == 0:
         return "ar", False
     ar = fa = ur = 0
-    for tok in tokens:
+    for tok, k in Counter(tokens).items():  # each distinct word once, weighted by its count
         letters = set(tok)
         w = tok.translate(_WORD_FOLD)
         is_ur = bool(letters & _UR_LETTERS) or w in _UR_WORDS
         if is_ur:
-            ur += 1
+            ur += k
         elif (letters & _FA_LETTERS) or "\u200c" in tok or w in _FA_WORDS:
-            fa += 1
+            fa += k
         if (letters & _AR_ONLY_LETTERS) or (tok.startswith("\u0627\u0644") and len(tok) >= 4) \
                 or w in _AR_WORDS:
-            ar += 1
+            ar += k
     ar_s, fa_s, ur_s = ar / n, fa / n, ur / n
     # At least two marked tokens as well as the share: one Persian name in a three-word
     # Arabic headline is not Persian.
