@@ -94,7 +94,7 @@ def prune_link_lists(tree) -> int:
         items = [li for li in lst if getattr(li, "tag", None) == "li"]
         if len(items) < 2:
             continue
-        if all(_text_len(li) and sum(_text_len(a) for a in li.iter("a")) >= 0.8 * _text_len(li) for li in items):
+        if all((n := _text_len(li)) and sum(_text_len(a) for a in li.iter("a")) >= 0.8 * n for li in items):
             if lst.getparent() is not None:
                 lst.drop_tree()  # removes the element, keeps the text that follows it
                 removed += 1

@@ -18,6 +18,7 @@ to decide.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -106,6 +107,18 @@ _ISO3 = {
 }
 
 
+@functools.lru_cache(maxsize=65536)  # a pure function of the word: the cache only saves time
+def _word_marks(tok: str) -> tuple[bool, bool, bool]:
+    """(Urdu, Persian, Arabic) evidence of one Arabic-script word; Urdu evidence wins over Persian."""
+    letters = set(tok)
+    w = tok.translate(_WORD_FOLD)
+    is_ur = bool(letters & _UR_LETTERS) or w in _UR_WORDS
+    is_fa = not is_ur and bool((letters & _FA_LETTERS) or "\u200c" in tok or w in _FA_WORDS)
+    is_ar = bool((letters & _AR_ONLY_LETTERS) or (tok.startswith("\u0627\u0644") and len(tok) >= 4)
+                 or w in _AR_WORDS)
+    return is_ur, is_fa, is_ar
+
+
 def _arabic_script_language(tokens: list[str]) -> tuple[str, bool]:
     """(language, decisive) for Arabic-script tokens."""
     n = len(tokens)
@@ -113,16 +126,10 @@ def _arabic_script_language(tokens: list[str]) -> tuple[str, bool]:
         return "ar", False
     ar = fa = ur = 0
     for tok, k in Counter(tokens).items():  # each distinct word once, weighted by its count
-        letters = set(tok)
-        w = tok.translate(_WORD_FOLD)
-        is_ur = bool(letters & _UR_LETTERS) or w in _UR_WORDS
-        if is_ur:
-            ur += k
-        elif (letters & _FA_LETTERS) or "\u200c" in tok or w in _FA_WORDS:
-            fa += k
-        if (letters & _AR_ONLY_LETTERS) or (tok.startswith("\u0627\u0644") and len(tok) >= 4) \
-                or w in _AR_WORDS:
-            ar += k
+        is_ur, is_fa, is_ar = _word_marks(tok)
+        ur += k * is_ur
+        fa += k * is_fa
+        ar += k * is_ar
     ar_s, fa_s, ur_s = ar / n, fa / n, ur / n
     # At least two marked tokens as well as the share: one Persian name in a three-word
     # Arabic headline is not Persian.
