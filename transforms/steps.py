@@ -416,6 +416,12 @@ def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: Ne
     return out
 
 
+def without_fingerprints(a: Article) -> Article:
+    """The article without its MinHash signature and shingle hashes: only the near-duplicate
+    pass needs them, and every article waits, held in memory, until that pass is done."""
+    return a.replace(signature=b"", shingles=None)
+
+
 def mark_near_duplicate(a: Article, assignments: dict[str, str]) -> Article:
     dup = assignments.get(a.article_id)
     if dup:
