@@ -379,7 +379,7 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
         raise ExtractError("unparsable_html", f"cannot parse HTML: {e}") from e
     check_complexity(html, tree, max_chars=None, max_elements=max_elements)
     declared = normalize_lang_tag(tree.get("lang") or tree.get("xml:lang"))
-    # trafilatura prunes the tree it is given: hand it a copy so our reads above stay valid.
+    # related-story lists are pruned from a copy: every other read of the page uses the whole tree
     work = copy.deepcopy(tree)
     prune_link_lists(work)
     # Body only: of trafilatura's metadata pass we use the title (read below, the same way) and
