@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 
 import hashlib
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -141,24 +140,29 @@ class DocFrequency:
 
     A mergeable accumulator, so the count is a combine in Beam (``add`` per article, ``merge``
     partial counts from workers, ``boilerplate`` at the end); see ``docs/dedup.md`` for the
-    streaming variant.
+    streaming variant. It keeps the articles' own hash arrays (4 bytes a shingle, shared with
+    the caller's) and counts them with numpy when asked: a ``Counter`` of Python ints took about
+    70 bytes a shingle, 700 MB for a run of 30,000 articles.
     """
 
-    counts: dict[str, Counter] = field(default_factory=dict)
+    parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def add(self, source_id: str, hashes: np.ndarray) -> "DocFrequency":
-        self.counts.setdefault(source_id or "", Counter()).update(hashes.tolist())
+        self.parts.setdefault(source_id or "", []).append(np.asarray(hashes, dtype=np.uint32))
         return self
 
     def merge(self, other: "DocFrequency") -> "DocFrequency":
-        for src, c in other.counts.items():
-            self.counts.setdefault(src, Counter()).update(c)
+        for src, arrays in other.parts.items():
+            self.parts.setdefault(src, []).extend(arrays)
         return self
 
     def boilerplate(self, min_other_docs: int) -> dict[str, np.ndarray]:
         """Per source, the sorted hashes found in at least ``min_other_docs`` + 1 articles."""
-        return {src: np.array(sorted(h for h, n in c.items() if n > min_other_docs), dtype=np.uint32)
-                for src, c in self.counts.items()}
+        out = {}
+        for src, arrays in self.parts.items():
+            values, counts = np.unique(np.concatenate(arrays) if arrays else _EMPTY, return_counts=True)
+            out[src] = values[counts > min_other_docs].astype(np.uint32)
+        return out
 
 
 def remove_boilerplate(hashes: np.ndarray, boiler: np.ndarray | None) -> np.ndarray:
