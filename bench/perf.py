@@ -317,10 +317,12 @@ def _fmt(v, nd=1):
 
 def render_table(results: list[dict]) -> str:
     lines = []
-    for res in sorted(results, key=lambda r: r["articles"]):
+    for res in results:
         lines.append(f"**{res['articles']:,} pages** — measured {res['when']} on {res['machine']}, "
                      f"{res['rounds']} round(s), best wall time of each configuration kept; "
                      f"load average at start {res['load_start']}.\n")
+        if res.get("note"):
+            lines.append(f"{res['note']}\n")
         lines.append("| configuration | wall s | pages/s | × floor | pages with text | CPU ms/page (tree) "
                      "| CPU ms/page by stage | peak RSS MB (largest process / tree) | load (1 min) before → after |")
         lines.append("|---|---:|---:|---:|---:|---:|---|---:|---|")
@@ -337,6 +339,8 @@ def render_table(results: list[dict]) -> str:
                 f"{_fmt(r.get('extracted'))} | {_fmt(r.get('cpu_ms_per_page'), 2)} | {stages or '–'} | "
                 f"{_fmt(r.get('peak_rss_mb_single'))} / {_fmt(r.get('peak_rss_mb_tree'))} | "
                 f"{(r.get('load_before') or ['–'])[0]} → {(r.get('load_after') or ['–'])[0]} |")
+        for name, tail in (res.get("failed") or {}).items():
+            lines.append(f"\n{name} failed: `{' '.join(tail)[:300]}`")
         if res.get("speedup_akhbar_2_over_1") is not None:
             lines.append(f"\nSpeed-up with 2 workers: akhbar {res['speedup_akhbar_2_over_1']:.2f}×, "
                          f"bare Pool(2) {res.get('speedup_bare_2_over_1', 0):.2f}× (same run).")
@@ -346,6 +350,7 @@ def render_table(results: list[dict]) -> str:
 
 def update_docs(doc: Path, results_dir: Path) -> None:
     results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results_dir.glob("perf-*.json"))]
+    results.sort(key=lambda r: (r["articles"], r["when"]))
     table = render_table(results)
     text = doc.read_text(encoding="utf-8") if doc.exists() else f"# Performance\n\n{MARK_BEGIN}\n{MARK_END}\n"
     head, rest = text.split(MARK_BEGIN, 1)
@@ -387,7 +392,8 @@ def main(argv=None) -> int:
     subprocess.run([sys.executable, str(ev / "tools" / "make_site.py"), "build", "--articles",
                     str(ev / "articles" / "ant_multisource_v2.1.jsonl.gz"), "--limit", str(args.articles),
                     "--out", str(site), "--base-url", base], check=True, stdout=subprocess.DEVNULL)
-    urls = [json.loads(line)["url"] for line in open(site / "manifest.jsonl", encoding="utf-8")]
+    with open(site / "manifest.jsonl", encoding="utf-8") as f:
+        urls = [json.loads(line)["url"] for line in f]
     urls_file = work / f"urls-{args.articles}.txt"
     urls_file.write_text("\n".join(urls), encoding="utf-8")
     server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_serve", str(site), str(port)],
@@ -411,6 +417,8 @@ def main(argv=None) -> int:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     cfgs = result["configs"]
+    result["failed"] = {name: (runs[-1].get("error_tail") or "").strip().splitlines()[-1:] for name, runs
+                        in result["all_rounds"].items() if name not in cfgs}
     for name, r in cfgs.items():
         floor = cfgs.get(FLOOR.get(name) or "")
         if floor and r.get("pages_per_s") and floor.get("pages_per_s"):
