@@ -110,7 +110,11 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "AllKeys" >> beam.combiners.ToList()
         | "AssignNear" >> beam.Map(steps.near_duplicate_assignments, prior, cfg.near)
     )
-    articles = unique | "MarkNear" >> beam.Map(steps.mark_near_duplicate, assignments)
+    articles = (
+        unique
+        | "DropFingerprints" >> beam.Map(steps.without_fingerprints)
+        | "MarkNear" >> beam.Map(steps.mark_near_duplicate, assignments)
+    )
     written = articles | "WriteArticles" >> WriteArticles(cfg.output, cfg.run_id, cfg.max_rows_per_file)
     dead = (
         (polled[steps.DEAD], pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD], *model_dead)

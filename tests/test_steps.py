@@ -84,6 +84,71 @@ def test_fetch_pages_bundle_keeps_every_element(server):
     fn.teardown()
 
 
+def test_fetch_counts_are_made_in_the_bundle_thread(server, monkeypatch):
+    """Beam counts only in the bundle's own thread: what a fetch thread counts (pages, dead
+    letters, its CPU time) must be counted again when its result is emitted, in input order."""
+    import threading
+
+    from apache_beam.transforms.window import GlobalWindow
+
+    counted = []
+
+    class Counter:
+        def __init__(self, name):
+            self.name = name
+
+        def inc(self, n=1):
+            counted.append((self.name, n, threading.current_thread() is threading.main_thread()))
+
+    monkeypatch.setattr(steps.Metrics, "counter", lambda namespace, name: Counter(name))
+    for i in range(12):
+        server.route(f"/c{i}", Reply(200 if i % 3 else 404, b"<html><body><p>x</p></body></html>",
+                                     {"Content-Type": "text/html"}))
+    fn = started(steps.FetchPages(FAST, allow_private=True, concurrency=2))
+    fn.start_bundle()
+    outs = []
+    for i in range(12):
+        outs += list(fn.process(cand(server.url(f"/c{i}")), timestamp=0, window=GlobalWindow()))
+    outs += list(fn.finish_bundle())
+    fn.teardown()
+    urls = [(o.value if isinstance(o, pvalue.TaggedOutput) else o).value for o in outs]
+    assert [getattr(u, "url", None) or u.candidate.url for u in urls] == [server.url(f"/c{i}") for i in range(12)]
+    assert all(main for _, _, main in counted)
+    totals = {}
+    for name, n, _ in counted:
+        totals[name] = totals.get(name, 0) + n
+    assert totals["fetch.pages"] == 8 and totals["fetch.dead.http_404"] == 4 and "fetch.cpu_us" in totals
+
+
+def test_timed_counts_cpu_of_the_step_only(monkeypatch):
+    counted = []
+
+    class Counter:
+        def __init__(self, name):
+            self.name = name
+
+        def inc(self, n=1):
+            counted.append((self.name, n))
+
+    monkeypatch.setattr(steps.Metrics, "counter", lambda namespace, name: Counter(name))
+
+    class Busy(steps.Step):
+        stage = "busy"
+
+        @steps.timed
+        def process(self, n):
+            yield sum(range(n))
+            yield -1
+
+    outs = []
+    for out in Busy().process(10):
+        outs.append(out)
+        sum(range(3_000_000))  # the consumer's work, done while the step is suspended: not counted
+    assert outs == [45, -1]
+    [(name, us)] = counted
+    assert name == "busy.cpu_us" and 0 <= us < 50_000
+
+
 def page(html, url="https://ex.com/a"):
     return Page(candidate=cand(url), final_url=url, status=200, content_type="text/html", html=html,
                 encoding="utf-8", fetched_at=datetime(2026, 11, 24, tzinfo=timezone.utc))

@@ -8,6 +8,7 @@ cannot drift apart (``docs/normalization.md`` is checked against it by a test).
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -56,12 +57,25 @@ def normalize(text: str) -> str:
     """Fold ``text`` into its matching form (see module docstring)."""
     if not text:
         return ""
+    if len(text) <= _CACHED_LEN:  # titles, names, lines: the same ones come back within a page
+        return _normalize_short(text)
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     # NFKC maps presentation forms (U+FB50..FEFF) to base letters. Marks removed afterwards,
     # since NFKC can produce them from ligatures.
     s = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
-    # A second pass catches characters NFKC produced from compatibility ligatures.
-    s = unicodedata.normalize("NFKC", s).translate(_TRANSLATE)
+    # A second pass catches characters NFKC produced from compatibility ligatures (the table's
+    # outputs are never its inputs, so a string NFKC leaves alone needs no second pass).
+    if not unicodedata.is_normalized("NFKC", s):
+        s = unicodedata.normalize("NFKC", s).translate(_TRANSLATE)
     return _SPACE.sub(" ", s).strip().lower()
+
+
+# A pure function of its argument: caching changes no result, only the time.
+_CACHED_LEN = 300
+_normalize_short = functools.lru_cache(maxsize=4096)(_normalize)
 
 
 def tokens(text: str, *, normalized: bool = False) -> list[str]:

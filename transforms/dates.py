@@ -22,6 +22,7 @@ import email.utils
 import re
 import time
 import unicodedata
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
 
 __all__ = [
@@ -401,28 +402,34 @@ def _new_year_midnight(dt: datetime) -> bool:
 
 
 def choose_published(
-    candidates: list[tuple[str, datetime | None]], *, now: datetime
+    candidates: Iterable[tuple[str, datetime | None | Callable[[], datetime | None]]], *, now: datetime
 ) -> tuple[datetime | None, str | None]:
     """First plausible candidate (in UTC) and its source name, or ``(None, None)``.
 
-    ``candidates`` are ``(source, datetime)`` pairs in priority order. A ``"metadata"``
-    value of exactly 1 January 00:00 is what trafilatura reports when all it could read
-    was the year (typical when the page spells the month in Arabic); such a value yields
-    to any later plausible candidate from the same year, and is kept only otherwise.
+    ``candidates`` are ``(source, datetime)`` pairs in priority order; a value may also be a
+    function returning one, called only when every candidate before it has been ruled out
+    (reading the visible text for a date is the costly part of extraction, and needless when
+    the feed gave a date). A ``"metadata"`` value of exactly 1 January 00:00 is what
+    trafilatura reports when all it could read was the year (typical when the page spells the
+    month in Arabic); such a value yields to any later plausible candidate from the same year,
+    and is kept only otherwise.
     """
-    good = [(name, _as_utc(dt)) for name, dt in candidates if plausible(dt, now=now)]
-    for i, (name, dt) in enumerate(good):
-        if name == "metadata" and _new_year_midnight(dt):
-            for later_name, later in good[i + 1:]:
-                if later.year == dt.year and not (later_name == "metadata" and _new_year_midnight(later)):
-                    return later, later_name
-        return dt, name
-    return None, None
+    waiting: tuple[datetime, str] | None = None  # a year-only metadata value
+    for name, value in candidates:
+        dt = value() if callable(value) else value
+        if not plausible(dt, now=now):
+            continue
+        dt = _as_utc(dt)
+        if waiting is None:
+            if name == "metadata" and _new_year_midnight(dt):
+                waiting = (dt, name)
+                continue
+            return dt, name
+        if dt.year == waiting[0].year and not (name == "metadata" and _new_year_midnight(dt)):
+            return dt, name
+    return waiting if waiting is not None else (None, None)
 
 
-# ---------------------------------------------------------------------------------------
-# Feed dates
-# ---------------------------------------------------------------------------------------
 _DIGITS_ONLY = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
 
 

@@ -11,9 +11,13 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from html import unescape
 
 import trafilatura
+from htmldate import find_date
 from lxml import html as lxml_html
+from trafilatura.metadata import examine_meta, extract_meta_json, extract_title, extract_url
+from trafilatura.utils import line_processing
 
 from akhbar.transforms.arabic import tokens
 from akhbar.transforms.credits import credit_line, split_credits
@@ -90,7 +94,7 @@ def prune_link_lists(tree) -> int:
         items = [li for li in lst if getattr(li, "tag", None) == "li"]
         if len(items) < 2:
             continue
-        if all(_text_len(li) and sum(_text_len(a) for a in li.iter("a")) >= 0.8 * _text_len(li) for li in items):
+        if all((n := _text_len(li)) and sum(_text_len(a) for a in li.iter("a")) >= 0.8 * n for li in items):
             if lst.getparent() is not None:
                 lst.drop_tree()  # removes the element, keeps the text that follows it
                 removed += 1
@@ -105,19 +109,22 @@ def _table_row(line: str) -> str | None:
     return " ".join(keep) if keep else None
 
 
+_DASH_PREFIX = re.compile(r"^(.{1,60}?)\s+[-–—]\s+")
+
+
 def _leading_site_names(lines: list[str]) -> set[str]:
     """Short header lines that come back as the dash-ended prefix of a line just below them
     ("اخبار هنا العالم" … "أخبار هنا العالم - روته يتوقع …"): the site's name, in token form."""
     names = set()
     head = lines[:8]
+    # the dash-ended prefix of each line, in token form (None: the line has none)
+    prefixes = [tokens(m.group(1)) if (m := _DASH_PREFIX.match(line)) else None for line in head]
     for i, line in enumerate(head):
-        toks = tokens(line)
-        if not 1 <= len(toks) <= 4 or _SENTENCE_END.search(line):
+        if _SENTENCE_END.search(line):
             continue
-        for later in head[i + 1:]:
-            m = re.match(r"^(.{1,60}?)\s+[-–—]\s+", later)
-            if m and tokens(m.group(1)) == toks:
-                names.add(" ".join(toks))
+        toks = tokens(line)
+        if 1 <= len(toks) <= 4 and toks in prefixes[i + 1:]:
+            names.add(" ".join(toks))
     return names
 
 
@@ -291,6 +298,44 @@ def _visible_text(tree) -> str:
     return " ".join(node.itertext())[:20000]
 
 
+class TrafilaturaMetadata:
+    """The title and the date trafilatura's metadata pass gives (``with_metadata=True``), read
+    the same way with its own functions but without the rest of that pass; the date (htmldate)
+    only when asked for."""
+
+    # no extensive search: it picks dates out of links to other stories
+    DATE_PARAMS = {"extensive_search": False, "original_date": True}
+
+    def __init__(self, tree, url: str | None):
+        self.tree = tree
+        found = examine_meta(tree)
+        try:
+            found = extract_meta_json(tree, found)
+        except Exception:  # noqa: BLE001 - as trafilatura does: bad JSON-LD is no title
+            pass
+        self.title = _trimmed(found.title or extract_title(tree))
+        self.url = found.url or extract_url(tree, url)
+
+    def date(self) -> str | None:
+        return _trimmed(find_date(self.tree, **self.DATE_PARAMS, url=self.url))
+
+
+def _trimmed(value):
+    """trafilatura's final clean-up of a metadata string (``Document.clean_and_trim``)."""
+    if not isinstance(value, str):
+        return value
+    if len(value) > 10000:
+        value = value[:9999] + "…"
+    return line_processing(unescape(value))
+
+
+def trafilatura_metadata(tree, url: str | None) -> TrafilaturaMetadata | None:
+    try:
+        return TrafilaturaMetadata(tree, url)
+    except (TypeError, ValueError):  # what trafilatura's own pass would have failed on
+        return None
+
+
 class _Deadline:
     def __init__(self, limit: float | None, url: str):
         self.limit, self.url = limit, url
@@ -334,35 +379,48 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
         raise ExtractError("unparsable_html", f"cannot parse HTML: {e}") from e
     check_complexity(html, tree, max_chars=None, max_elements=max_elements)
     declared = normalize_lang_tag(tree.get("lang") or tree.get("xml:lang"))
-    visible = _visible_text(tree)
-    declared_date = metadata_date(tree)
-    # trafilatura prunes the tree it is given: hand it a copy so our reads above stay valid.
+    # related-story lists are pruned from a copy: every other read of the page uses the whole tree
     work = copy.deepcopy(tree)
     prune_link_lists(work)
+    # Body only: of trafilatura's metadata pass we use the title (read below, the same way) and
+    # the date (read only if needed); its authors, categories, tags and licence cost more than
+    # the rest of extraction besides trafilatura itself.
     doc = trafilatura.bare_extraction(
-        work, url=url, with_metadata=True, include_comments=False, include_tables=True,
+        work, url=url, with_metadata=False, include_comments=False, include_tables=True,
         deduplicate=False, favor_precision=False,
-        # no extensive search: it picks dates out of links to other stories
-        date_extraction_params={"extensive_search": False, "original_date": True},
     )
     deadline.check("trafilatura")
     raw = (doc.text if doc is not None else "") or ""
-    title = _headline(tree, ((doc.title if doc is not None else None) or feed_title or "").strip())
+    meta = trafilatura_metadata(work, url) if doc is not None else None
+    title = _headline(tree, ((meta.title if meta is not None else None) or feed_title or "").strip())
     names = site_names(tree, title) | _leading_site_names([ln.strip() for ln in raw.split("\n") if ln.strip()])
     body, credit, dateline = split_credits(clean_body(raw, title, names), tuple(names))
     n_words = len(tokens(body, normalized=True))
     if n_words < min_words:
         raise ExtractError("empty_body", f"extracted {n_words} words (< {min_words}) from {url}")
     deadline.check("cleanup")
-    meta_date = None
-    if doc is not None and doc.date:
+
+    def meta_date() -> datetime | None:
+        found = meta.date() if meta is not None else None
+        if not found:
+            return None
         try:
-            meta_date = datetime.fromisoformat(doc.date).replace(tzinfo=timezone.utc)
+            return datetime.fromisoformat(found).replace(tzinfo=timezone.utc)
         except ValueError:
-            meta_date = None
+            return None
+
+    visible: list[str] = []  # the page's visible text, read only if a date is still missing by then
+
+    def visible_text() -> str:
+        if not visible:
+            visible.append(_visible_text(tree))
+        return visible[0]
+
+    # in priority order; the costly ones are functions, called only when every earlier one failed
     published, published_source = choose_published(
-        [("feed", feed_published), ("metadata", declared_date), ("url", date_from_url(url)), ("metadata", meta_date),
-         ("visible_text", parse_arabic_date(visible)), ("hijri", parse_hijri_date(visible))],
+        [("feed", feed_published), ("metadata", lambda: metadata_date(tree)), ("url", lambda: date_from_url(url)),
+         ("metadata", meta_date), ("visible_text", lambda: parse_arabic_date(visible_text())),
+         ("hijri", lambda: parse_hijri_date(visible_text()))],
         now=now,
     )
     language = detect_language(body, declared)

@@ -18,8 +18,10 @@ to decide.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections import Counter
 
 __all__ = ["LANGUAGES", "detect_language", "normalize_lang_tag"]
 
@@ -105,23 +107,29 @@ _ISO3 = {
 }
 
 
+@functools.lru_cache(maxsize=65536)  # a pure function of the word: the cache only saves time
+def _word_marks(tok: str) -> tuple[bool, bool, bool]:
+    """(Urdu, Persian, Arabic) evidence of one Arabic-script word; Urdu evidence wins over Persian."""
+    letters = set(tok)
+    w = tok.translate(_WORD_FOLD)
+    is_ur = bool(letters & _UR_LETTERS) or w in _UR_WORDS
+    is_fa = not is_ur and bool((letters & _FA_LETTERS) or "\u200c" in tok or w in _FA_WORDS)
+    is_ar = bool((letters & _AR_ONLY_LETTERS) or (tok.startswith("\u0627\u0644") and len(tok) >= 4)
+                 or w in _AR_WORDS)
+    return is_ur, is_fa, is_ar
+
+
 def _arabic_script_language(tokens: list[str]) -> tuple[str, bool]:
     """(language, decisive) for Arabic-script tokens."""
     n = len(tokens)
     if n == 0:
         return "ar", False
     ar = fa = ur = 0
-    for tok in tokens:
-        letters = set(tok)
-        w = tok.translate(_WORD_FOLD)
-        is_ur = bool(letters & _UR_LETTERS) or w in _UR_WORDS
-        if is_ur:
-            ur += 1
-        elif (letters & _FA_LETTERS) or "\u200c" in tok or w in _FA_WORDS:
-            fa += 1
-        if (letters & _AR_ONLY_LETTERS) or (tok.startswith("\u0627\u0644") and len(tok) >= 4) \
-                or w in _AR_WORDS:
-            ar += 1
+    for tok, k in Counter(tokens).items():  # each distinct word once, weighted by its count
+        is_ur, is_fa, is_ar = _word_marks(tok)
+        ur += k * is_ur
+        fa += k * is_fa
+        ar += k * is_ar
     ar_s, fa_s, ur_s = ar / n, fa / n, ur / n
     # At least two marked tokens as well as the share: one Persian name in a three-word
     # Arabic headline is not Persian.

@@ -15,6 +15,7 @@ left in its tree more than an hour ago.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 
 import traceback
@@ -67,10 +68,12 @@ class _WriteGroups(beam.DoFn):
         self.counter = counter
 
     def process(self, element):
+        started = time.thread_time()
         partition, records = element
         folder = store.partition_path(self.root, list(partition))
         written = write_partition(folder, [self.to_row(r) for r in records], self.schema, self.run_id,
                                   self.id_column, self.max_rows)
+        Metrics.counter("akhbar", "write.cpu_us").inc(round((time.thread_time() - started) * 1e6))
         for path, n in written:
             tally.count(f"write.{self.counter}_rows", n)
             tally.count(f"write.{self.counter}_files")

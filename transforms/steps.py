@@ -6,6 +6,10 @@ crashed pipeline). Settings arrive as constructor arguments, never from globals.
 """
 from __future__ import annotations
 
+import collections
+import functools
+import threading
+import time
 import traceback
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +20,7 @@ from apache_beam import pvalue
 from apache_beam.utils.windowed_value import WindowedValue
 
 from akhbar.schemas.records import Article, Candidate, DeadLetter, Page, Source
+from akhbar.transforms.arabic import tokens
 from akhbar.transforms.classify import classify, load_lexicon, parse_lexicon, read_lexicon_text
 from akhbar.transforms.dedup import (
     MinHasher,
@@ -50,6 +55,25 @@ NAMESPACE = "akhbar"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def timed(process):
+    """Wrap a step's ``process`` so that the CPU time this thread spends inside it (not in the
+    steps its outputs run through next, which Beam may call while it is suspended) is added to
+    the ``<stage>.cpu_us`` counter: the per-stage cost ``bench/perf.py`` reports."""
+
+    @functools.wraps(process)
+    def wrapper(self, *args, **kwargs):
+        spent = 0.0
+        started = time.thread_time()
+        for out in process(self, *args, **kwargs):
+            spent += time.thread_time() - started
+            yield out
+            started = time.thread_time()
+        spent += time.thread_time() - started
+        self.count("cpu_us", round(spent * 1e6))
+
+    return wrapper
 
 
 class Step(beam.DoFn):
@@ -116,6 +140,7 @@ class PollFeed(HttpStep):
         super().__init__(fetch_config, allow_private, run_id)
         self.ignore_backoff = ignore_backoff
 
+    @timed
     def process(self, element: tuple[Source, str], states: dict[str, FeedState]):
         source, feed_url = element
         now = utcnow()
@@ -182,8 +207,9 @@ def commit_feed_states(updates: list[FeedState], prior: dict[str, FeedState], *c
 
 
 class FetchPages(HttpStep):
-    """Candidate → Page; fetches up to ``concurrency`` pages at once so waiting on the network
-    does not idle the worker."""
+    """Candidate → Page; keeps up to ``concurrency`` pages fetching in the background while the
+    pages already fetched go on through extraction, so waiting on the network does not idle
+    the worker."""
 
     stage = "fetch"
 
@@ -197,6 +223,7 @@ class FetchPages(HttpStep):
         super().setup()
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="akhbar-fetch")
         self.robots = RobotsCache(self.fetcher)
+        self.local = threading.local()
 
     def teardown(self):
         pool = getattr(self, "pool", None)
@@ -204,34 +231,49 @@ class FetchPages(HttpStep):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def start_bundle(self):
-        self.buffer: list[tuple[Candidate, object, object]] = []
-
-    def count(self, name: str, n: int = 1) -> None:
-        # fetch_one runs in pool threads, where Beam has no metrics container and a count would be
-        # lost: keep it until _flush, which counts in the bundle's own thread
-        self.__dict__.setdefault("_deferred", []).append((name, n))
+        self.pending: collections.deque = collections.deque()
 
     def process(self, element: Candidate, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        self.buffer.append((element, timestamp, window))
-        if len(self.buffer) >= self.concurrency * 4:
-            yield from self._flush()
+        self.pending.append((self.pool.submit(self._fetch_in_thread, element), timestamp, window))
+        # in input order: every page already fetched, and the oldest ones once enough are in flight
+        while self.pending and (len(self.pending) > 2 * self.concurrency or self.pending[0][0].done()):
+            yield from self._emit(self.pending.popleft())
 
     def finish_bundle(self):
-        yield from self._flush()
+        while self.pending:
+            yield from self._emit(self.pending.popleft())
 
-    def _flush(self) -> Iterable:
-        """Fetch the buffered candidates concurrently; outputs keep their own element's window."""
-        batch, self.buffer = self.buffer, []
-        results = self.pool.map(lambda item: list(self.fetch_one(item[0])), batch)
-        for (_, ts, win), outputs in zip(batch, results):
-            for out in outputs:
-                if isinstance(out, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, ts, [win]))
-                else:
-                    yield WindowedValue(out, ts, [win])
-        deferred, self._deferred = self.__dict__.get("_deferred", []), []
-        for name, n in deferred:
+    def count(self, name: str, n: int = 1) -> None:
+        # Beam's counters only count in the bundle's own thread: a fetch thread keeps its
+        # counts with its result, and they are added when the result is emitted
+        kept = getattr(getattr(self, "local", None), "counts", None)
+        if kept is not None:
+            kept.append((name, n))
+        else:
             super().count(name, n)
+
+    def _fetch_in_thread(self, c: Candidate) -> tuple[list, list[tuple[str, int]]]:
+        counts: list[tuple[str, int]] = []
+        self.local.counts = counts
+        started = time.thread_time()
+        try:
+            outputs = list(self.fetch_one(c))
+        finally:
+            self.local.counts = None
+        counts.append(("cpu_us", round((time.thread_time() - started) * 1e6)))
+        return outputs, counts
+
+    def _emit(self, item) -> Iterable:
+        """One element's outputs, each in that element's window."""
+        future, ts, win = item
+        outputs, counts = future.result()
+        for name, n in counts:
+            self.count(name, n)
+        for out in outputs:
+            if isinstance(out, pvalue.TaggedOutput):
+                yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, ts, [win]))
+            else:
+                yield WindowedValue(out, ts, [win])
 
     def fetch_one(self, c: Candidate) -> Iterable:
         source = self.sources.get(c.source_id)
@@ -264,6 +306,7 @@ class ExtractArticles(Step):
     def setup(self):
         self.hasher = MinHasher(self.near_config)
 
+    @timed
     def process(self, page: Page):
         c = page.candidate
         try:
@@ -275,12 +318,13 @@ class ExtractArticles(Step):
         except Exception as e:  # noqa: BLE001
             yield self.crashed(url=c.url, source_id=c.source_id, exc=e, feed_url=c.feed_url)
             return
-        hashes = shingle_hashes(ex.body, self.near_config.shingle)  # computed once, used by dedup too
+        toks = tokens(ex.body)  # normalized once for the content hash and the shingles
+        hashes = shingle_hashes(ex.body, self.near_config.shingle, toks)  # computed once, used by dedup too
         self.count("articles")
         yield Article(
             article_id=c.article_id, url=c.url, source_id=c.source_id, title=ex.title or (c.feed_title or ""),
             body=ex.body, published_at=ex.published_at, fetched_at=page.fetched_at, language=ex.language,
-            content_hash=content_hash(ex.body), feed_url=c.feed_url, published_source=ex.published_source,
+            content_hash=content_hash(ex.body, toks), feed_url=c.feed_url, published_source=ex.published_source,
             declared_language=ex.declared_language, encoding=page.encoding, run_id=self.run_id,
             credit=ex.credit, dateline=ex.dateline, signature=self.hasher.signature_of(hashes), shingles=hashes,
         )
@@ -303,6 +347,7 @@ class Classify(Step):
         self.lexicon = (load_lexicon() if self.lexicon_text is None
                         else parse_lexicon(self.lexicon_text, self.lexicon_path))
 
+    @timed
     def process(self, a: Article):
         try:
             r = classify(a.title, a.body, self.lexicon, thresholds=self.thresholds)
@@ -348,6 +393,7 @@ class DropExactDuplicates(Step):
 
     stage = "dedup"
 
+    @timed
     def process(self, element, prior: PriorState):
         chash, articles = element
         articles = sorted(articles, key=first_seen_key)
@@ -369,7 +415,16 @@ def near_duplicate_key(a: Article, config: NearDupConfig | None = None) -> NearI
 
 def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: NearDupConfig) -> dict[str, str]:
     """All new articles' :func:`near_duplicate_key` → {article_id: duplicate_of}."""
-    return assign_near_duplicates(prior.index(config), items)
+    started = time.thread_time()
+    out = assign_near_duplicates(prior.index(config), items)
+    Metrics.counter(NAMESPACE, "near.cpu_us").inc(round((time.thread_time() - started) * 1e6))
+    return out
+
+
+def without_fingerprints(a: Article) -> Article:
+    """The article without its MinHash signature and shingle hashes: only the near-duplicate
+    pass needs them, and every article waits, held in memory, until that pass is done."""
+    return a.replace(signature=b"", shingles=None)
 
 
 def mark_near_duplicate(a: Article, assignments: dict[str, str]) -> Article:
