@@ -52,6 +52,27 @@ def _earliest(candidates) -> Candidate:
     return min(candidates, key=lambda c: (c.feed_published or far, c.feed_url, c.link))
 
 
+def fetch_extract_classify(candidates: beam.PCollection, cfg: RunConfig):
+    """The steps batch and streaming graphs share: fetch each candidate, extract it, classify it
+    (the lexicon, then the optional model). Returns the classified articles and the dead-letter
+    PCollections of these steps."""
+    pages = candidates | "Fetch" >> beam.ParDo(
+        steps.FetchPages(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, cfg.run_id,
+                         {s.id: s for s in cfg.sources})
+    ).with_outputs(steps.DEAD, main="pages")
+    extracted = pages.pages | "Extract" >> beam.ParDo(
+        steps.ExtractArticles(cfg.near, cfg.min_words, cfg.run_id)
+    ).with_outputs(steps.DEAD, main="articles")
+    classified = extracted.articles | "Classify" >> beam.ParDo(
+        steps.Classify(cfg.lexicon, cfg.thresholds, cfg.run_id)
+    ).with_outputs(steps.DEAD, main="articles")
+    dead = [pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD]]
+    if not cfg.classifier:
+        return classified.articles, dead
+    decided, failed = classified.articles | "ClassifyModel" >> ApplyTopicModel(cfg.classifier)
+    return decided, [*dead, failed | "ModelDead" >> beam.ParDo(steps.Classify.Failed(cfg.run_id))]
+
+
 def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollection]:
     """Add the batch graph to ``p``; return its main PCollections (for tests)."""
     feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds] if cfg.replay is None else []
@@ -84,20 +105,7 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "Candidates" >> beam.Values()
         | "SpreadPages" >> beam.Reshuffle()
     )
-    pages = candidates | "Fetch" >> beam.ParDo(
-        steps.FetchPages(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, cfg.run_id,
-                         {s.id: s for s in cfg.sources})
-    ).with_outputs(steps.DEAD, main="pages")
-    extracted = pages.pages | "Extract" >> beam.ParDo(
-        steps.ExtractArticles(cfg.near, cfg.min_words, cfg.run_id)
-    ).with_outputs(steps.DEAD, main="articles")
-    classified = extracted.articles | "Classify" >> beam.ParDo(
-        steps.Classify(cfg.lexicon, cfg.thresholds, cfg.run_id)
-    ).with_outputs(steps.DEAD, main="articles")
-    decided, model_dead = classified.articles, []
-    if cfg.classifier:
-        decided, failed = classified.articles | "ClassifyModel" >> ApplyTopicModel(cfg.classifier)
-        model_dead = [failed | "ModelDead" >> beam.ParDo(steps.Classify.Failed(cfg.run_id))]
+    decided, stage_dead = fetch_extract_classify(candidates, cfg)
     unique = (
         decided
         | "ByContent" >> beam.Map(lambda a: (a.content_hash, a))
@@ -117,7 +125,7 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
     )
     written = articles | "WriteArticles" >> WriteArticles(cfg.output, cfg.run_id, cfg.max_rows_per_file)
     dead = (
-        (polled[steps.DEAD], pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD], *model_dead)
+        (polled[steps.DEAD], *stage_dead)
         | "AllDead" >> beam.Flatten()
     )
     dead_written = dead | "WriteDeadLetters" >> WriteDeadLetters(cfg.output, cfg.run_id, cfg.max_rows_per_file)

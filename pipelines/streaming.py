@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import apache_beam as beam
-from akhbar.pipelines.batch import RunConfig, build_pipeline, new_run_id
+from akhbar.pipelines.batch import RunConfig, build_pipeline, fetch_extract_classify, new_run_id
 from akhbar.transforms import steps, store
 from akhbar.transforms import streaming as st
 from akhbar.transforms.feedstate import load_feed_states
@@ -342,18 +342,9 @@ def build_streaming_pipeline(p: beam.Pipeline, cfg: RunConfig, settings: StreamS
         | "FirstSighting" >> beam.ParDo(st.FirstSighting(settings.state_ttl_s, cfg.run_id), prior)
         | "SpreadPages" >> beam.Reshuffle()
     )
-    pages = fresh | "Fetch" >> beam.ParDo(
-        steps.FetchPages(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, cfg.run_id,
-                         {s.id: s for s in cfg.sources})
-    ).with_outputs(steps.DEAD, main="pages")
-    extracted = pages.pages | "Extract" >> beam.ParDo(
-        steps.ExtractArticles(cfg.near, cfg.min_words, cfg.run_id)
-    ).with_outputs(steps.DEAD, main="articles")
-    classified = extracted.articles | "Classify" >> beam.ParDo(
-        steps.Classify(cfg.lexicon, cfg.thresholds, cfg.run_id)
-    ).with_outputs(steps.DEAD, main="articles")
-    articles = dedup_stream(classified.articles, cfg, settings, prior)
-    dead = (polled[steps.DEAD], pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD]) | "AllDead" >> beam.Flatten()
+    classified, stage_dead = fetch_extract_classify(fresh, cfg)
+    articles = dedup_stream(classified, cfg, settings, prior)
+    dead = (polled[steps.DEAD], *stage_dead) | "AllDead" >> beam.Flatten()
     written, dead_written = write_stream(articles, dead, cfg, settings)
     return {"articles": articles, "dead_letters": dead, "written": written, "dead_written": dead_written}
 

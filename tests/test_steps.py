@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from apache_beam import pvalue
 
 from akhbar.schemas.records import Article, Candidate, Page, Source
-from akhbar.transforms import steps
+from akhbar.transforms import steps, tally
 from akhbar.transforms.dedup import NearDupConfig
 from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.state import PriorState
@@ -100,7 +100,7 @@ def test_fetch_counts_are_made_in_the_bundle_thread(server, monkeypatch):
         def inc(self, n=1):
             counted.append((self.name, n, threading.current_thread() is threading.main_thread()))
 
-    monkeypatch.setattr(steps.Metrics, "counter", lambda namespace, name: Counter(name))
+    monkeypatch.setattr(tally.Metrics, "counter", lambda namespace, name: Counter(name))
     for i in range(12):
         server.route(f"/c{i}", Reply(200 if i % 3 else 404, b"<html><body><p>x</p></body></html>",
                                      {"Content-Type": "text/html"}))
@@ -130,7 +130,7 @@ def test_timed_counts_cpu_of_the_step_only(monkeypatch):
         def inc(self, n=1):
             counted.append((self.name, n))
 
-    monkeypatch.setattr(steps.Metrics, "counter", lambda namespace, name: Counter(name))
+    monkeypatch.setattr(tally.Metrics, "counter", lambda namespace, name: Counter(name))
 
     class Busy(steps.Step):
         stage = "busy"

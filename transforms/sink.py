@@ -73,7 +73,7 @@ class _WriteGroups(beam.DoFn):
         folder = store.partition_path(self.root, list(partition))
         written = write_partition(folder, [self.to_row(r) for r in records], self.schema, self.run_id,
                                   self.id_column, self.max_rows)
-        Metrics.counter("akhbar", "write.cpu_us").inc(round((time.thread_time() - started) * 1e6))
+        tally.count("write.cpu_us", round((time.thread_time() - started) * 1e6))
         for path, n in written:
             tally.count(f"write.{self.counter}_rows", n)
             tally.count(f"write.{self.counter}_files")

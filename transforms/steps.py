@@ -50,7 +50,6 @@ from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.state import PriorState
 
 DEAD = "dead_letter"
-NAMESPACE = "akhbar"
 
 
 def utcnow() -> datetime:
@@ -417,7 +416,7 @@ def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: Ne
     """All new articles' :func:`near_duplicate_key` → {article_id: duplicate_of}."""
     started = time.thread_time()
     out = assign_near_duplicates(prior.index(config), items)
-    Metrics.counter(NAMESPACE, "near.cpu_us").inc(round((time.thread_time() - started) * 1e6))
+    tally.count("near.cpu_us", round((time.thread_time() - started) * 1e6))
     return out
 
 

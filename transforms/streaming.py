@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 from akhbar.schemas.records import Article, Candidate, DeadLetter
-from akhbar.transforms import steps, store
+from akhbar.transforms import steps, store, tally
 from akhbar.transforms.dedup import (
     IndexEntry,
     NearDupConfig,
@@ -39,7 +39,6 @@ from akhbar.transforms.sink import (
 )
 from apache_beam import pvalue
 from apache_beam.coders import BooleanCoder, PickleCoder
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     BagStateSpec,
@@ -50,11 +49,9 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 NEAR_KEY = "near"
-NAMESPACE = steps.NAMESPACE
-
 
 def _count(name: str, n: int = 1) -> None:
-    Metrics.counter(NAMESPACE, f"stream.{name}").inc(n)
+    tally.count(f"stream.{name}", n)
 
 
 def _utc(ts: Timestamp) -> datetime:
@@ -259,8 +256,8 @@ class _WindowedGroups(_WriteGroups):
         written = write_partition(folder, [self.to_row(r) for r in records], self.schema, run_id, self.id_column,
                                   self.max_rows)
         for path, n in written:
-            Metrics.counter(NAMESPACE, f"write.{self.counter}_rows").inc(n)
-            Metrics.counter(NAMESPACE, f"write.{self.counter}_files").inc()
+            tally.count(f"write.{self.counter}_rows", n)
+            tally.count(f"write.{self.counter}_files")
             yield path, n
 
 
