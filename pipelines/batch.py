@@ -52,6 +52,22 @@ def _earliest(candidates) -> Candidate:
     return min(candidates, key=lambda c: (c.feed_published or far, c.feed_url, c.link))
 
 
+def stored_state(p: beam.Pipeline, cfg: RunConfig):
+    """Side inputs read from the output once per run: the seen index (URLs, content hashes and
+    near-duplicate entries of committed files) and the per-feed state."""
+    prior = AsSingleton(
+        p
+        | "Output" >> beam.Create([cfg.output])
+        | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near)
+    )
+    feed_states = AsSingleton(
+        p
+        | "StateOutput" >> beam.Create([cfg.output])
+        | "LoadFeedStates" >> beam.Map(load_feed_states)
+    )
+    return prior, feed_states
+
+
 def fetch_extract_classify(candidates: beam.PCollection, cfg: RunConfig):
     """The steps batch and streaming graphs share: fetch each candidate, extract it, classify it
     (the lexicon, then the optional model). Returns the classified articles and the dead-letter
@@ -76,16 +92,7 @@ def fetch_extract_classify(candidates: beam.PCollection, cfg: RunConfig):
 def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollection]:
     """Add the batch graph to ``p``; return its main PCollections (for tests)."""
     feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds] if cfg.replay is None else []
-    prior = AsSingleton(
-        p
-        | "Output" >> beam.Create([cfg.output])
-        | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near)
-    )
-    feed_states = AsSingleton(
-        p
-        | "StateOutput" >> beam.Create([cfg.output])
-        | "LoadFeedStates" >> beam.Map(load_feed_states)
-    )
+    prior, feed_states = stored_state(p, cfg)
     polled = (
         p
         | "Feeds" >> beam.Create(feeds)

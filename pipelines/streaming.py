@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import apache_beam as beam
-from akhbar.pipelines.batch import RunConfig, build_pipeline, fetch_extract_classify, new_run_id
+from akhbar.pipelines.batch import RunConfig, build_pipeline, fetch_extract_classify, new_run_id, stored_state
 from akhbar.transforms import steps, store
 from akhbar.transforms import streaming as st
-from akhbar.transforms.feedstate import load_feed_states
 from akhbar.transforms.schedule import (
     after_poll,
     bounds,
@@ -43,13 +42,11 @@ from akhbar.transforms.schedule import (
     next_wakeup,
     save_schedule,
 )
-from akhbar.transforms.state import load_prior
 from apache_beam.options.pipeline_options import (
     PipelineOptions,
     PrismRunnerOptions,
     StandardOptions,
 )
-from apache_beam.pvalue import AsSingleton
 from apache_beam.transforms import window
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
@@ -316,16 +313,7 @@ def build_streaming_pipeline(p: beam.Pipeline, cfg: RunConfig, settings: StreamS
     start = start or Timestamp.now()
     stop = MAX_TIMESTAMP if settings.duration_s is None else start + settings.duration_s
     feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds]
-    prior = AsSingleton(
-        p
-        | "Output" >> beam.Create([cfg.output])
-        | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near)
-    )
-    feed_states = AsSingleton(
-        p
-        | "StateOutput" >> beam.Create([cfg.output])
-        | "LoadFeedStates" >> beam.Map(load_feed_states)
-    )
+    prior, feed_states = stored_state(p, cfg)
     if ticks is None:
         ticks = p | "Ticks" >> PeriodicImpulse(start_timestamp=start, stop_timestamp=stop,
                                                fire_interval=settings.tick_s or default_tick(cfg))
