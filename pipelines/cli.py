@@ -369,7 +369,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"akhbar: lexicon: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.classifier and not os.path.isfile(args.classifier):
+    if args.classifier and not args.classifier.startswith("gs://") and not os.path.isfile(args.classifier):
         print(f"akhbar: classifier: {args.classifier}: no such model file", file=sys.stderr)
         return EXIT_CONFIG
     if args.classifier:

@@ -327,3 +327,16 @@ def test_lexicon_and_model_files_can_live_on_gcs(gcs):  # noqa: F811
     store.write_atomic(f"gs://{BUCKET}/conf/not-a-model.joblib", b"not a model")
     with pytest.raises(ValueError, match="not a readable akhbar model"):
         load_model(f"gs://{BUCKET}/conf/not-a-model.joblib")
+
+
+def test_run_checks_a_gcs_model_by_reading_it(gcs, tmp_path, sample_site, capsys):  # noqa: F811
+    """`akhbar run --classifier gs://…` reads the object (no local-file check in the way)."""
+    pytest.importorskip("sklearn")
+    from akhbar.transforms import store
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    store.write_atomic(f"gs://{BUCKET}/conf/junk.joblib", b"not a model")
+    assert main(["run", "--sources", str(sources), "--output", str(tmp_path / "out"),
+                 "--classifier", f"gs://{BUCKET}/conf/junk.joblib"]) == 2
+    assert "not a readable akhbar model" in capsys.readouterr().err
