@@ -68,10 +68,14 @@ class _WriteGroups(beam.DoFn):
         self.counter = counter
 
     def process(self, element):
+        yield from self.write_group(element, self.run_id)
+
+    def write_group(self, element, file_run_id: str):
+        """Write one partition's records as files named after ``file_run_id``; yield (path, rows)."""
         started = time.thread_time()
         partition, records = element
         folder = store.partition_path(self.root, list(partition))
-        written = write_partition(folder, [self.to_row(r) for r in records], self.schema, self.run_id,
+        written = write_partition(folder, [self.to_row(r) for r in records], self.schema, file_run_id,
                                   self.id_column, self.max_rows)
         tally.count("write.cpu_us", round((time.thread_time() - started) * 1e6))
         for path, n in written:

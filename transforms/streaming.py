@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 from akhbar.schemas.records import Article, Candidate, DeadLetter
-from akhbar.transforms import steps, store, tally
+from akhbar.transforms import steps, tally
 from akhbar.transforms.dedup import (
     IndexEntry,
     NearDupConfig,
@@ -35,7 +35,6 @@ from akhbar.transforms.sink import (
     WriteArticles,
     WriteDeadLetters,
     _WriteGroups,
-    write_partition,
 )
 from apache_beam import pvalue
 from apache_beam.coders import BooleanCoder, PickleCoder
@@ -249,16 +248,8 @@ class _WindowedGroups(_WriteGroups):
     file instead of replacing the on-time one, and a retried pane rewrites the same names."""
 
     def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
-        partition, records = element
-        folder = store.partition_path(self.root, list(partition))
         start = _utc(win.start) if hasattr(win, "start") else datetime(1970, 1, 1, tzinfo=timezone.utc)
-        run_id = f"{self.run_id}-w{start:%Y%m%dT%H%M%S}-p{pane.index}"
-        written = write_partition(folder, [self.to_row(r) for r in records], self.schema, run_id, self.id_column,
-                                  self.max_rows)
-        for path, n in written:
-            tally.count(f"write.{self.counter}_rows", n)
-            tally.count(f"write.{self.counter}_files")
-            yield path, n
+        yield from self.write_group(element, f"{self.run_id}-w{start:%Y%m%dT%H%M%S}-p{pane.index}")
 
 
 def _windowed(w: _WriteGroups) -> _WindowedGroups:
