@@ -369,9 +369,6 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"akhbar: lexicon: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.classifier and not args.classifier.startswith("gs://") and not os.path.isfile(args.classifier):
-        print(f"akhbar: classifier: {args.classifier}: no such model file", file=sys.stderr)
-        return EXIT_CONFIG
     if args.classifier:
         try:
             from akhbar.transforms.model import load_model
