@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from akhbar.pipelines.summary import beam_counters
 from akhbar.transforms import tally
 
 TTY_REFRESH = 0.5
@@ -80,20 +81,6 @@ def live_counts_visible(beam_args: list[str]) -> bool:
     return mode != "multi_processing"
 
 
-def result_counters(result) -> dict[str, int]:
-    """Counters of the ``akhbar`` namespace from a (running or finished) Beam result: the
-    committed value when the runner has one, else the attempted one. Empty if unavailable."""
-    out: dict[str, int] = {}
-    try:
-        for m in result.metrics().query()["counters"]:
-            if m.key.metric.namespace == tally.NAMESPACE:
-                value = m.committed if m.committed is not None else m.attempted
-                out[m.key.metric.name] = out.get(m.key.metric.name, 0) + int(value or 0)
-    except Exception:  # noqa: BLE001 - some runners report no metrics (or none yet)
-        return {}
-    return out
-
-
 def merged(*readings: dict[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for reading in readings:
@@ -131,7 +118,7 @@ class Progress:
     def current(self) -> Figures:
         readings = [tally.totals()]
         if self._result is not None:
-            readings.append(result_counters(self._result))
+            readings.append(beam_counters(self._result))
         return figures(merged(*readings), self.feeds_total, self._clock() - self._started, self.live)
 
     # -- drawing ---------------------------------------------------------------------------

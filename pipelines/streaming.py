@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 from akhbar.pipelines.batch import RunConfig, build_pipeline, fetch_extract_classify, new_run_id, stored_state
-from akhbar.transforms import steps, store
+from akhbar.transforms import steps
 from akhbar.transforms import streaming as st
 from akhbar.transforms.schedule import (
     after_poll,
@@ -384,12 +384,6 @@ def run_graph(cfg: RunConfig, beam_args, settings: StreamSettings, quiet: bool =
               file=sys.stderr)
         result.cancel()
     return result
-
-
-def stream_state_files(output: str) -> list[str]:
-    """The files streaming mode keeps under ``_state/`` (for docs and tests)."""
-    return [store.join(output, "_state", "streaming.json"), store.join(output, "_state", "feeds.json")]
-
 
 
 def run_streaming(cfg: RunConfig, beam_args, args) -> int:

@@ -13,13 +13,16 @@ def _run_files(root: str, run_id: str) -> list[str]:
 
 
 def beam_counters(result) -> dict[str, int]:
-    """Counters of the ``akhbar`` namespace from a Beam pipeline result (empty if unavailable)."""
+    """Counters of the ``akhbar`` namespace from a (running or finished) Beam pipeline result: the
+    committed value when the runner has one, else the attempted one (empty if unavailable)."""
+    from akhbar.transforms.tally import NAMESPACE  # imports Beam: only once there is a result
+
     out: dict[str, int] = {}
     try:
         for c in result.metrics().query()["counters"]:
-            if c.key.metric.namespace == "akhbar":
+            if c.key.metric.namespace == NAMESPACE:
                 name = c.key.metric.name
-                out[name] = out.get(name, 0) + int(c.committed if c.committed is not None else c.attempted)
+                out[name] = out.get(name, 0) + int((c.committed if c.committed is not None else c.attempted) or 0)
     except Exception:  # noqa: BLE001 - some runners do not report metrics; the summary still works
         pass
     return dict(sorted(out.items()))

@@ -13,12 +13,12 @@ import time
 
 import pytest
 from akhbar.pipelines.cli import main
+from akhbar.pipelines.summary import beam_counters
 from akhbar.pipelines.progress import (
     Progress,
     figures,
     live_counts_visible,
     merged,
-    result_counters,
 )
 from akhbar.transforms import tally
 
@@ -158,5 +158,5 @@ def test_counts_read_from_a_pipeline_result():
     result.wait_until_finish()
     tally.reset()  # as if the steps had run in other processes
     progress.attach(result)
-    assert result_counters(result) == {"fetch.pages": 7}
+    assert beam_counters(result) == {"fetch.pages": 7}
     assert progress.stop().pages == 7 and "pages fetched 7" in out.getvalue()
