@@ -45,6 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from e2e_eval import free_port, wait_for  # noqa: E402
+from proctree import tree_rss_kb  # noqa: E402
 
 ALL_CONFIGS = ("bare-1", "bare-2", "akhbar-1", "akhbar-2", "akhbar-2t", "newspaper4k")
 DEFAULT_CONFIGS = ("bare-1", "bare-2", "akhbar-1", "akhbar-2", "newspaper4k")
@@ -161,28 +162,6 @@ def serve_main(root: str, port: int) -> None:
 # Measuring a subprocess tree
 # ---------------------------------------------------------------------------------------------
 
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class TreeSampler(threading.Thread):
     """Peak RSS of a process and its descendants: the largest single process and the largest sum."""
 
@@ -195,15 +174,10 @@ class TreeSampler(threading.Thread):
 
     def run(self):
         while not self.done.is_set():
-            pids, todo = [], [self.pid]
-            while todo:
-                p = todo.pop()
-                pids.append(p)
-                todo += _children(p)
-            rss = [_rss_kb(p) for p in pids]
+            rss = tree_rss_kb(self.pid)
             self.max_single_kb = max(self.max_single_kb, *rss)
             self.max_tree_kb = max(self.max_tree_kb, sum(rss))
-            self.max_procs = max(self.max_procs, len(pids))
+            self.max_procs = max(self.max_procs, len(rss))
             self.done.wait(self.every)
 
 

@@ -38,6 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from akhbar.sample.growing import GrowingSite
+from proctree import tree_rss_kb
 
 ENV = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
        "GCE_METADATA_ROOT": "127.0.0.1:9"}
@@ -45,25 +46,7 @@ ENV = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9",
 
 def tree_rss_mb(pid: int) -> float:
     """RSS of ``pid`` and all its descendants (from /proc), in MiB."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            pass
-        todo.extend(children.get(p, []))
-    return total / 1024
+    return sum(tree_rss_kb(pid)) / 1024
 
 
 class Watcher:
