@@ -47,7 +47,7 @@ EXAMPLES = {
     "run": ["akhbar run --sources sources/arabic-news.yaml --output out/",
             "akhbar run --sources sources.yaml --output gs://BUCKET/news --fetch-concurrency 16",
             "akhbar run --sources sources.yaml --output out/ --direct_num_workers 2 "
-            "--direct_running_mode multi_threading",
+            "--direct_running_mode multi_processing",
             "akhbar run --sources local.yaml --output /tmp/out --allow-private-hosts --host-interval 0"],
     "sources validate": ["akhbar sources validate sources/arabic-news.yaml"],
     "sources probe": ["akhbar sources probe https://example.com/rss.xml",
@@ -321,6 +321,17 @@ def _check_beam_args(beam_args: list[str]) -> str | None:
     return None
 
 
+def runner_note(beam_args: list[str]) -> str | None:
+    """A warning about the local runner's mode, when one applies."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    if PipelineOptions(list(beam_args or [])).view_as(DirectOptions).direct_running_mode == "multi_threading":
+        return ("--direct_running_mode multi_threading runs every worker under one interpreter lock, so it "
+                "cannot use a second core for this CPU-bound work, and Beam's runner has failed in that mode "
+                "here now and then (see docs/performance.md); multi_processing uses the cores")
+    return None
+
+
 # Runners whose workers are other machines: a path on this machine's disk means nothing to them.
 REMOTE_RUNNERS = ("DataflowRunner", "TestDataflowRunner")
 
@@ -425,6 +436,9 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, p
     from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
 
     started = datetime.now(timezone.utc)
+    note = runner_note(beam_args)
+    if note and not quiet:
+        print(f"akhbar: note: {note}", file=sys.stderr)
     feeds = 0 if cfg.replay is not None else sum(len(s.feeds) for s in cfg.sources if s.enabled)
     progress = None if quiet else Progress(feeds, interval=progress_interval,
                                            live=live_counts_visible(beam_args)).start()

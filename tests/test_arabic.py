@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from akhbar.transforms.arabic import FOLD_TABLE, normalize, tokens
+from akhbar.transforms.arabic import _TRANSLATE, FOLD_TABLE, CharMap, normalize, tokens
 
 
 def test_folds():
@@ -43,3 +43,25 @@ def test_normalize_is_idempotent_on_arabic(s):
 @given(st.text(max_size=40))
 def test_normalize_is_idempotent_on_any_text(s):
     assert normalize(normalize(s)) == normalize(s)
+
+
+# CharMap: the array-based str.translate must give what str.translate gives, at every length
+# (both sides of its switch-over), with characters outside the BMP and lone surrogates.
+_FOLDABLE = "".join(chr(c) for c in _TRANSLATE) + "ابتثجحخ سلام ٠١٢ abc\n\t"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_FOLDABLE + "\U0001F600\U00020000\ud800"), max_size=700))
+def test_charmap_is_str_translate(s):
+    fold = CharMap(_TRANSLATE)
+    for text in (s, s * 40):  # the repeat takes most examples past the array path's threshold
+        assert fold(text) == text.translate(_TRANSLATE)
+
+
+def test_charmap_refuses_tables_it_cannot_do():
+    import pytest
+
+    with pytest.raises(ValueError, match="single BMP"):
+        CharMap({ord("a"): "bc"})
+    with pytest.raises(ValueError, match="single BMP"):
+        CharMap({0x1F600: None})

@@ -162,3 +162,10 @@ def test_busy_port_falls_back_to_a_free_one(tmp_path, capsys):
     captured = capsys.readouterr()
     assert f"port {port} cannot be used" in captured.err and "using a free port instead" in captured.err
     assert "wrote 15 article rows" in captured.out
+
+
+def test_multi_threading_gets_a_note_and_the_other_modes_do_not():
+    note = cli.runner_note(["--direct_num_workers=2", "--direct_running_mode=multi_threading"])
+    assert note and "multi_processing" in note
+    assert cli.runner_note(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]) is None
+    assert cli.runner_note([]) is None

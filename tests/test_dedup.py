@@ -195,3 +195,22 @@ def test_index_entries_round_trip_through_arrow_and_age_out(tmp_path):
     # a new run matches against the persisted entries exactly as against the live index
     again = index_from_entries(recent)
     assert assign_near_duplicates(again, [item("new", WIRE, when=T0 + timedelta(hours=5))]) == {"new": "orig"}
+
+
+def test_signature_is_the_textbook_minhash():
+    """min over shingles of ((a·x + b) mod (2^61 - 1)) & 0xFFFFFFFF, in exact integers: the
+    division-free reduction gives the same values, at the extremes of x too."""
+    h = MinHasher()
+    p = (1 << 61) - 1
+    hashes = np.array(sorted({0, 1, 2, 0xFFFFFFFF, 0xFFFFFFFE, 0x80000000, *range(1000, 300_000, 997)}),
+                      dtype=np.uint32)
+    expect = [min(((int(a) * int(x) + int(b)) % p) & 0xFFFFFFFF for x in hashes) for a, b in zip(h._a, h._b)]
+    assert np.frombuffer(h.signature_of(hashes), dtype="<u4").tolist() == expect
+
+
+def test_shingle_hash_is_blake2b_little_endian():
+    import hashlib
+
+    got = shingle_hashes("واحد اثنان ثلاثه", 3)
+    want = int.from_bytes(hashlib.blake2b("واحد اثنان ثلاثه".encode(), digest_size=4).digest(), "little")
+    assert got.dtype == np.uint32 and got.tolist() == [want]

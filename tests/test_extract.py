@@ -106,6 +106,22 @@ def test_unparsable_html():
     assert e.value.reason in ("unparsable_html", "empty_body")
 
 
+@pytest.mark.parametrize("prolog", ['<?xml version="1.0" encoding="utf-8"?>\n',
+                                    '\ufeff<?xml version="1.0" encoding="windows-1256" standalone="yes"?>'])
+def test_xhtml_page_with_an_xml_declaration_is_extracted(prolog):
+    """lxml refuses text that declares an encoding; the page was already decoded (the fetch step
+    read that very declaration), so the declaration is dropped, not the page."""
+    body = "".join(f"<p>{PARA} ({i})</p>" for i in range(4))
+    page = (prolog + '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+            '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+            f'<html xmlns="http://www.w3.org/1999/xhtml" lang="ar"><head><title>عنوان الخبر</title></head>'
+            f"<body><article><h1>عنوان الخبر</h1>{body}</article></body></html>")
+    text, _ = decode_document(page.encode("utf-8"), "application/xhtml+xml")
+    ex = extract(text, "https://ex.com/x", now=NOW)
+    assert ex.body.count(PARA) == 4 and ex.language == "ar" and ex.declared_language == "ar"
+    assert ex.title == "عنوان الخبر"
+
+
 def _page(*paras: str, head: str = "", title: str = "") -> str:
     return (f"<html lang='ar'><head><meta charset='utf-8'><title>{title}</title>{head}</head><body><article>"
             + "".join(f"<p>{p}</p>" for p in paras) + "</article></body></html>")
@@ -175,3 +191,37 @@ def test_time_limit_gives_extract_timeout():
     with pytest.raises(ExtractError) as e:
         extract(_page(PARA, PARA2), "https://ex.com/a", now=NOW, min_words=5, time_limit=0.0)
     assert e.value.reason == "extract_timeout" and "took" in str(e.value)
+
+
+def _trees_for_cascade():
+    from lxml import html as lxml_html
+
+    line = "قال الأمين العام لحلف شمال الأطلسي إن الحلف سيواصل دعم أوكرانيا طالما استغرق الأمر ذلك وأضاف"
+    nav = "<nav>" + "".join(f"<a href='/{i}'>قسم {i}</a>" for i in range(12)) + "</nav>"
+    pages = {
+        # paragraphs: the fast pass is sound and kept
+        "paragraphs": f"<html><body>{nav}<article>" + "".join(f"<p>{line} {i}.</p>" for i in range(8))
+                      + "</article></body></html>",
+        # a line per <span>: the fast pass runs them into one line; the full cascade keeps the lines
+        "spans": "<html><body><article>" + "".join(f"<span>{line} {i}.</span><br/>" for i in range(8))
+                 + "</article><footer><p>جميع الحقوق محفوظة</p></footer></body></html>",
+        # too short to trust: the full cascade decides
+        "short": f"<html><body>{nav}<article><p>{line}.</p><p>{line}؟</p></article></body></html>",
+    }
+    return {name: lxml_html.document_fromstring(page) for name, page in pages.items()}
+
+
+def test_trafilatura_body_equals_the_full_cascade_and_skips_it_only_when_sound():
+    from akhbar.transforms.extract import _bare, sound_extraction, trafilatura_body
+
+    trees = _trees_for_cascade()
+    for name, tree in trees.items():
+        full = _bare(tree, "https://ex.com/a", fast=False)
+        assert trafilatura_body(tree, "https://ex.com/a").text == full.text, name
+    assert sound_extraction(_bare(trees["paragraphs"], None, fast=True))
+    assert not sound_extraction(_bare(trees["spans"], None, fast=True))
+    assert not sound_extraction(_bare(trees["short"], None, fast=True))
+    assert not sound_extraction(None)
+    # the case the check exists for: here the fast pass alone would lose the line breaks
+    fast = _bare(trees["spans"], None, fast=True).text
+    assert "\n" not in fast and "\n" in _bare(trees["spans"], None, fast=False).text

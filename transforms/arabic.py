@@ -12,6 +12,8 @@ import functools
 import re
 import unicodedata
 
+import numpy as np
+
 # (what, from, to) — the order matters only for documentation; folds are single-character.
 FOLD_TABLE: list[tuple[str, str, str]] = [
     ("alef with hamza above", "\u0623", "\u0627"),
@@ -49,6 +51,39 @@ _REMOVE = (
 REMOVED_CHARS = "".join(_REMOVE)
 
 _TRANSLATE = {ord(a): b for _, a, b in FOLD_TABLE} | DIGITS | {ord(c): None for c in _REMOVE}
+
+
+class CharMap:
+    """``str.translate`` for a table of single characters (each mapped to one character or
+    removed), done on code points with numpy for long strings: ``str.translate`` looks every
+    character of Arabic text up in a dict (about 90 ns each); the array lookup costs a sixth of
+    that on a news article. Short strings keep ``str.translate``. The results are identical."""
+
+    _GONE = np.uint32(0xFFFFFFFF)
+    _MIN_LEN = 200  # below this, str.translate is the faster of the two
+
+    def __init__(self, table: dict[int, str | None]):
+        self.table = table
+        self._lut = np.arange(0x10000, dtype=np.uint32)
+        for cp, to in table.items():
+            if cp > 0xFFFF or (to is not None and len(to) != 1):
+                raise ValueError(f"CharMap maps single BMP characters only, not {cp:#x} → {to!r}")
+            self._lut[cp] = self._GONE if to is None else ord(to)
+
+    def __call__(self, text: str) -> str:
+        if len(text) < self._MIN_LEN:
+            return text.translate(self.table)
+        try:
+            cps = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-32 form
+            return text.translate(self.table)
+        # code points above the BMP (emoji, rare CJK) are not in the table and pass unchanged
+        out = np.where(cps <= 0xFFFF, self._lut[np.minimum(cps, 0xFFFF)], cps)
+        out = out[out != self._GONE]
+        return out.astype("<u4").tobytes().decode("utf-32-le")
+
+
+_fold = CharMap(_TRANSLATE)
 _SPACE = re.compile(r"\s+")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -65,11 +100,11 @@ def normalize(text: str) -> str:
 def _normalize(text: str) -> str:
     # NFKC maps presentation forms (U+FB50..FEFF) to base letters. Marks removed afterwards,
     # since NFKC can produce them from ligatures.
-    s = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
+    s = _fold(unicodedata.normalize("NFKC", text))
     # A second pass catches characters NFKC produced from compatibility ligatures (the table's
     # outputs are never its inputs, so a string NFKC leaves alone needs no second pass).
     if not unicodedata.is_normalized("NFKC", s):
-        s = unicodedata.normalize("NFKC", s).translate(_TRANSLATE)
+        s = _fold(unicodedata.normalize("NFKC", s))
     return _SPACE.sub(" ", s).strip().lower()
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 import hashlib
+from hashlib import blake2b
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -77,9 +78,9 @@ def shingle_hashes(text: str, k: int = 3, toks: list[str] | None = None) -> np.n
     sh = shingles(text, k, toks)
     if not sh:
         return _EMPTY
-    hv = np.fromiter((int.from_bytes(hashlib.blake2b(s, digest_size=4).digest(), "little") for s in sh),
-                     dtype=np.uint32, count=len(sh))
-    return np.unique(hv)
+    # each 4-byte digest read as a little-endian uint32, all at once
+    digests = b"".join([blake2b(s, digest_size=4).digest() for s in sh])
+    return np.unique(np.frombuffer(digests, dtype="<u4").astype(np.uint32))
 
 
 class MinHasher:

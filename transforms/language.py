@@ -23,6 +23,8 @@ import re
 import unicodedata
 from collections import Counter
 
+from akhbar.transforms.arabic import CharMap
+
 __all__ = ["LANGUAGES", "detect_language", "normalize_lang_tag"]
 
 LANGUAGES = ("ar", "fa", "ur", "en", "fr", "und")
@@ -32,7 +34,6 @@ _MAX_CHARS = 60_000  # rates are stable long before this; keeps very long bodies
 
 # Arabic-script letters (after NFKC, which maps presentation forms to base letters).
 _AR_LETTERS = "\u0620-\u063f\u0641-\u064a\u066e\u066f\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06ff\u0750-\u077f\u08a0-\u08c9"
-_AR_LETTER_RE = re.compile(f"[{_AR_LETTERS}]")
 # A token may contain zero-width non-joiners (Persian "می‌شود", "کشورها‌ی").
 _AR_TOKEN_RE = re.compile(f"[{_AR_LETTERS}]+(?:\u200c[{_AR_LETTERS}]+)*")
 _LATIN_TOKEN_RE = re.compile(r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]+(?:['\u2019][A-Za-z\u00c0-\u024f]+)?")
@@ -42,6 +43,7 @@ _LATIN_LETTER_RE = re.compile(r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]"
 # invisible controls other than ZWNJ (which is evidence for Persian).
 _STRIP = {c: None for c in range(0x064B, 0x0660)} | {c: None for c in range(0x06D6, 0x06EE)}
 _STRIP |= {c: None for c in (0x0670, 0x0640, 0x200B, 0x200D, 0x200E, 0x200F, 0x061C, 0xFEFF, 0x00AD)}
+_strip = CharMap(_STRIP)
 
 # Word lookups compare a folded spelling in which Arabic yeh/alef maqsura/kaf and their
 # Persian counterparts coincide, since either may be typed in either language.
@@ -165,14 +167,16 @@ def detect_language(text: str, declared: str | None = None) -> str:
     """
     if not text or not isinstance(text, str):
         return "und"
-    s = unicodedata.normalize("NFKC", text[:_MAX_CHARS]).translate(_STRIP)
-    n_ar = len(_AR_LETTER_RE.findall(s))
+    s = _strip(unicodedata.normalize("NFKC", text[:_MAX_CHARS]))
+    # every Arabic-script letter is in exactly one token, which is letters and ZWNJs only
+    ar_tokens = _AR_TOKEN_RE.findall(s)
+    n_ar = sum(map(len, ar_tokens)) - sum(t.count("\u200c") for t in ar_tokens)
     n_lat = len(_LATIN_LETTER_RE.findall(s))
     if n_ar == 0 and n_lat == 0:
         return "und"
     decl = normalize_lang_tag(declared)
     if n_ar >= n_lat:
-        lang, decisive = _arabic_script_language(_AR_TOKEN_RE.findall(s))
+        lang, decisive = _arabic_script_language(ar_tokens)
         if decl in ("ar", "fa", "ur") and (n_ar < MIN_LETTERS or not decisive):
             return decl
         return lang
