@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 
 import hashlib
-from hashlib import blake2b
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -79,7 +78,7 @@ def shingle_hashes(text: str, k: int = 3, toks: list[str] | None = None) -> np.n
     if not sh:
         return _EMPTY
     # each 4-byte digest read as a little-endian uint32, all at once
-    digests = b"".join([blake2b(s, digest_size=4).digest() for s in sh])
+    digests = b"".join([hashlib.blake2b(s, digest_size=4).digest() for s in sh])
     return np.unique(np.frombuffer(digests, dtype="<u4").astype(np.uint32))
 
 
