@@ -322,7 +322,15 @@ def build_streaming_pipeline(p: beam.Pipeline, cfg: RunConfig, settings: StreamS
         | "EveryFeed" >> beam.FlatMap(lambda _, feeds: [(f, (s, f)) for s, f in feeds], feeds).with_output_types(KEYED)
         | "PollWhenDue" >> beam.ParDo(st.PollWhenDue(cfg.fetch, cfg.allow_private_hosts, cfg.run_id,
                                                       cfg.ignore_feed_backoff), feed_states)
-        .with_outputs(steps.DEAD, main="candidates")
+        .with_outputs(steps.DEAD, steps.FEED_STATE, main="candidates")
+    )
+    _ = (
+        polled[steps.FEED_STATE]
+        | "HealthWindows" >> beam.WindowInto(window.FixedWindows(settings.window_s))
+        | "LatestPerFeed" >> beam.CombineGlobally(st.LatestFeedStates()).without_defaults()
+        | "OneHealthKey" >> beam.Map(lambda states: (st.HEALTH_KEY, states)).with_output_types(KEYED)
+        | "HealthGlobal" >> beam.WindowInto(window.GlobalWindows())
+        | "SaveFeedHealth" >> beam.ParDo(st.SaveFeedHealth(cfg.output))
     )
     fresh = (
         polled.candidates

@@ -18,6 +18,7 @@ from akhbar.schemas.sources import validate_text
 from akhbar.transforms import schedule as sch
 from akhbar.transforms import streaming as st
 from akhbar.transforms.dedup import NearDupConfig, content_hash
+from akhbar.transforms.feedstate import load_feed_states
 from akhbar.transforms.state import PriorState
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.portability import common_urns
@@ -211,6 +212,14 @@ def test_streaming_graph_polls_on_schedule_and_writes_every_item_once(tmp_path):
         urls = [r["url"] for r in rows]
         assert len(urls) == len(set(urls))  # exactly once
         assert set(urls) == set(site.appeared)  # every item the feeds ever showed
+        # the feeds' health is on file for `akhbar sources health`, from the last window's polls;
+        # validators stay in the job's state (its latest items may not be committed yet)
+        health = load_feed_states(str(out))
+        assert set(health) == {f"{site.base_url}/{sid}/rss.xml" for sid in site.source_ids}
+        for url, state in health.items():
+            assert state.polls == site.requests.count(url[len(site.base_url):])
+            assert state.last_status in (200, 304) and state.last_error is None  # grow1 is unchanged: 304s
+            assert state.etag is None and state.last_modified is None and state.body_hash is None
     # grow0 finds a new item on every poll: polled every 10, then 5 s (at the floor of 20 s / 4);
     # grow1 finds nothing after its first poll: 10 s, then 15 s, then 22.5 s apart
     assert polls["grow0"] >= 9 and polls["grow1"] <= 5, polls
@@ -350,3 +359,25 @@ def test_cycles_compact_their_small_files_while_running(tmp_path):
     rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
     assert totals["cycles"] >= 3 and totals["partitions_compacted"] >= 1, totals
     assert len(rows) == len(set(rows)) == totals["articles_written"]
+
+
+def test_feed_health_keeps_the_validators_on_file_and_ignores_older_updates(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from akhbar.transforms.feedstate import FeedState, save_feed_health
+
+    t0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+    on_file = FeedState("https://a.example/rss", "a", etag='"v1"', last_modified="Tue, 24 Nov 2026 11:00:00 GMT",
+                        body_hash="h1", last_attempt=t0, last_status=200, polls=7)
+    newer = FeedState("https://a.example/rss", "a", etag='"v2"', body_hash="h2", last_attempt=t0 + timedelta(minutes=5),
+                      last_status=500, last_error="http_500", consecutive_failures=1, polls=8)
+    fresh = FeedState("https://b.example/rss", "b", etag='"b1"', body_hash="hb", last_attempt=t0, last_status=200, polls=1)
+    written = save_feed_health(str(tmp_path), {on_file.feed_url: on_file}, [newer, fresh])
+    assert load_feed_states(str(tmp_path)) == written
+    a, b = written["https://a.example/rss"], written["https://b.example/rss"]
+    assert (a.last_status, a.last_error, a.polls) == (500, "http_500", 8)  # the health is the update's
+    assert (a.etag, a.last_modified, a.body_hash) == ('"v1"', on_file.last_modified, "h1")  # validators on file
+    assert (b.etag, b.body_hash, b.polls) == (None, None, 1)  # none on file: none written
+    # a late window's older state changes nothing
+    again = save_feed_health(str(tmp_path), written, [on_file.replace(polls=6)])
+    assert again["https://a.example/rss"] == a

@@ -131,11 +131,36 @@ def load_feed_states(output: str) -> dict[str, FeedState]:
     return {d["feed_url"]: FeedState.from_json(d) for d in data.get("feeds", [])}
 
 
+def _write_feed_states(output: str, states: dict[str, FeedState]) -> None:
+    doc = {"version": 1, "feeds": [states[k].to_json() for k in sorted(states)]}
+    store.write_atomic(store.join(output, *STATE_FILE), json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
 def save_feed_states(output: str, prior: dict[str, FeedState], updates: list[FeedState]) -> int:
     """Merge this run's updates into the prior states and write them atomically."""
     merged = dict(prior)
     for s in updates:
         merged[s.feed_url] = s
-    doc = {"version": 1, "feeds": [merged[k].to_json() for k in sorted(merged)]}
-    store.write_atomic(store.join(output, *STATE_FILE), json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"))
+    _write_feed_states(output, merged)
     return len(updates)
+
+
+def with_health_of(saved: FeedState | None, update: FeedState) -> FeedState:
+    """``update``'s health (attempts, status, errors, counts) with ``saved``'s validators.
+
+    For a job that runs on: its validators stay in its own state and are not written, since the
+    articles of its latest polls may not be committed yet; the ones on file came with committed
+    articles. An update older than what is saved (a late window) changes nothing."""
+    if saved is not None and saved.last_attempt and update.last_attempt and update.last_attempt < saved.last_attempt:
+        return saved
+    return update.replace(etag=saved.etag if saved else None, last_modified=saved.last_modified if saved else None,
+                          body_hash=saved.body_hash if saved else None)
+
+
+def save_feed_health(output: str, saved: dict[str, FeedState], updates: list[FeedState]) -> dict[str, FeedState]:
+    """Write ``saved`` with the health of ``updates`` (see :func:`with_health_of`); return what was written."""
+    merged = dict(saved)
+    for s in updates:
+        merged[s.feed_url] = with_health_of(saved.get(s.feed_url), s)
+    _write_feed_states(output, merged)
+    return merged

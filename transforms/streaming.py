@@ -30,6 +30,7 @@ from akhbar.transforms.dedup import (
     NearDupIndex,
     boilerplate_of,
 )
+from akhbar.transforms.feedstate import FeedState, load_feed_states, save_feed_health
 from akhbar.transforms.schedule import SourceSchedule, after_poll
 from akhbar.transforms.sink import (
     WriteArticles,
@@ -48,6 +49,7 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 NEAR_KEY = "near"
+HEALTH_KEY = "feeds"
 
 def _count(name: str, n: int = 1) -> None:
     tally.count(f"stream.{name}", n)
@@ -93,6 +95,7 @@ class PollWhenDue(beam.DoFn):
         for out in self.poller.process((source, feed_url), {feed_url: state} if state else {}):
             if isinstance(out, pvalue.TaggedOutput) and out.tag == steps.FEED_STATE:
                 feed.write(out.value)
+                yield out  # for the health written to _state/feeds.json (SaveFeedHealth)
             elif isinstance(out, pvalue.TaggedOutput):
                 yield out
             else:
@@ -107,6 +110,54 @@ class PollWhenDue(beam.DoFn):
         _count("polls")
         _count("new_entries", new)
         yield from candidates
+
+
+class LatestFeedStates(beam.CombineFn):
+    """FeedStates → {feed URL: the one of its latest attempt}."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, state: FeedState):
+        have = acc.get(state.feed_url)
+        if have is None or (state.last_attempt or _EPOCH) >= (have.last_attempt or _EPOCH):
+            acc[state.feed_url] = state
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict = {}
+        for acc in accs:
+            for state in acc.values():
+                self.add_input(out, state)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class SaveFeedHealth(beam.DoFn):
+    """(one key, {feed URL: latest FeedState of a window}) → ``_state/feeds.json`` rewritten with
+    that health, so ``akhbar sources health`` shows a running job's feeds. One key: the writes
+    of successive windows are serialized instead of racing on the one file. The validators on
+    file are kept (see :func:`~akhbar.transforms.feedstate.with_health_of`)."""
+
+    SAVED = ReadModifyWriteStateSpec("saved_feed_states", PickleCoder())
+
+    def __init__(self, output: str):
+        self.output = output
+
+    def process(self, element, saved=beam.DoFn.StateParam(SAVED)):
+        _, latest = element
+        known = saved.read()
+        if known is None:  # first window of this job: start from the file
+            known = load_feed_states(self.output)
+        written = save_feed_health(self.output, known, list(latest.values()))
+        saved.write(written)
+        _count("feed_health_saved", len(latest))
+        yield len(latest)
 
 
 class _FirstOnly(beam.DoFn):
