@@ -225,3 +225,13 @@ def test_trafilatura_body_equals_the_full_cascade_and_skips_it_only_when_sound()
     # the case the check exists for: here the fast pass alone would lose the line breaks
     fast = _bare(trees["spans"], None, fast=True).text
     assert "\n" not in fast and "\n" in _bare(trees["spans"], None, fast=False).text
+
+
+@pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1f", "\x08", "\ufffe", "\uffff"])
+@pytest.mark.parametrize("where", [0, 3])
+def test_a_character_xml_cannot_hold_does_not_lose_the_page(char, where):
+    """trafilatura builds XML: one vertical tab or U+FFFE in the text used to give 0 words."""
+    paras = [f"{PARA} ({i})" + (char if i == where else "") for i in range(4)]
+    page = _page(*paras, title="عنوان الخبر")
+    ex = extract(page, "https://ex.com/c", now=NOW)
+    assert ex.body.count(PARA) == 4 and char not in ex.body
