@@ -112,6 +112,9 @@ class PollWhenDue(beam.DoFn):
         yield from candidates
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 class LatestFeedStates(beam.CombineFn):
     """FeedStates → {feed URL: the one of its latest attempt}."""
 
@@ -133,9 +136,6 @@ class LatestFeedStates(beam.CombineFn):
 
     def extract_output(self, acc):
         return acc
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class SaveFeedHealth(beam.DoFn):
