@@ -105,3 +105,34 @@ def test_feedparser_alone_would_not_read_local_files_either():
 
     parsed = feedparser.parse(XXE.encode())
     assert "root:" not in str(parsed)
+
+
+def test_bare_ampersands_are_escaped_outside_cdata_only():
+    from akhbar.transforms.feeds import _escape_bare_ampersands
+
+    xml = (b'<rss><channel><item><link>http://e.com/a?x=1&y=2&amp;z=3&#38;w&#x26;v</link>'
+           b'<description><![CDATA[<p>R&D &nbsp; & co</p>]]></description><title>A &lt; B & C</title>'
+           b'</item></channel></rss>')
+    out = _escape_bare_ampersands(xml)
+    assert b"?x=1&amp;y=2&amp;z=3&#38;w&#x26;v" in out  # bare ones escaped, references kept
+    assert b"<![CDATA[<p>R&D &nbsp; & co</p>]]>" in out  # CDATA is literal: untouched
+    assert b"A &lt; B &amp; C" in out
+
+
+def test_a_feed_with_bare_ampersands_parses_strictly_to_the_same_entries():
+    import feedparser
+    from akhbar.transforms.feeds import _escape_bare_ampersands
+
+    items = "".join(
+        f"<item><title>خبر {i} &amp; تحليل</title><link>http://e.com/news/{i}.html?utm_source=rss&utm_medium=feed</link>"
+        f"<pubDate>Tue, 24 Nov 2026 10:0{i}:00 GMT</pubDate><description><![CDATA[<p>نص & {i}</p>]]></description></item>"
+        for i in range(5))
+    feed = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    body = feed.encode("utf-8")
+    kw = dict(sanitize_html=False, resolve_relative_uris=False)
+    lenient, strict = feedparser.parse(body, **kw), feedparser.parse(_escape_bare_ampersands(body), **kw)
+    assert lenient.bozo and not strict.bozo  # the escape spares feedparser its second, lenient parse
+    assert [dict(e) for e in strict.entries] == [dict(e) for e in lenient.entries]
+    parsed = parse_feed(body, "application/rss+xml", "http://e.com/rss", "s")
+    assert [c.link for c in parsed.candidates] == [e.link for e in lenient.entries]
+    assert all("&utm_medium=feed" in c.link for c in parsed.candidates)

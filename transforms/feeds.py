@@ -37,6 +37,19 @@ class FeedError(Exception):
 
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
+# The commonest flaw of real feeds: a bare "&" in a link ("?utm_source=rss&utm_medium=…"). It makes
+# feedparser's XML parser give up at the first one and parse the whole feed again with its
+# lenient SGML parser (0.48 instead of 0.32 ms an entry). Escaped first, outside CDATA sections
+# (whose text is literal), the feed parses strictly, to the same entries.
+_CDATA = re.compile(rb"(<!\[CDATA\[.*?\]\]>)", re.S)
+_BARE_AMPERSAND = re.compile(rb"&(?!(?:#[0-9]+|#x[0-9a-fA-F]+|[A-Za-z][A-Za-z0-9._-]*);)")
+
+
+def _escape_bare_ampersands(xml: bytes) -> bytes:
+    if b"&" not in xml:
+        return xml
+    parts = _CDATA.split(xml)  # odd indexes are the CDATA sections
+    return b"".join(part if i % 2 else _BARE_AMPERSAND.sub(b"&amp;", part) for i, part in enumerate(parts))
 
 
 def _to_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str]:
@@ -93,7 +106,7 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
     utf8, encoding = _to_utf8(body, content_type)
     media_type = (content_type or "application/xml").split(";")[0].strip() or "application/xml"
     parsed = feedparser.parse(
-        utf8,
+        _escape_bare_ampersands(utf8),
         response_headers={"content-type": f"{media_type}; charset=utf-8"},
         sanitize_html=False,
         resolve_relative_uris=False,
