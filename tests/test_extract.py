@@ -227,6 +227,32 @@ def test_trafilatura_body_equals_the_full_cascade_and_skips_it_only_when_sound()
     assert "\n" not in fast and "\n" in _bare(trees["spans"], None, fast=False).text
 
 
+def test_prebuilt_trafilatura_options_give_what_its_keyword_call_gives():
+    """``_bare`` hands trafilatura options built once; the result is what building them from
+    the same keywords on every call gives, and one page's URL never leaks into the next."""
+    import trafilatura
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    from akhbar.transforms.extract import _OPTIONS, _bare
+
+    trees = dict(_trees_for_cascade())
+    for path, resp, _ in list(_sample_pages())[:6]:
+        trees[path] = lxml_html.document_fromstring(decode_document(resp.body, resp.content_type)[0])
+    for fast in (True, False):
+        for i, (name, tree) in enumerate(trees.items()):
+            url = f"https://ex.com/{i}/story.html" if i % 2 else None
+            ours = _bare(tree, url, fast=fast)
+            theirs = trafilatura.bare_extraction(
+                tree, url=url, with_metadata=False, include_comments=False, include_tables=True,
+                deduplicate=False, favor_precision=False, fast=fast)
+            assert (ours is None) == (theirs is None), name
+            if ours is not None:
+                assert ours.text == theirs.text, name
+                assert etree.tostring(ours.body) == etree.tostring(theirs.body), name
+    assert all(o.url is None and o.source is None for o in _OPTIONS.values())
+
+
 @pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1f", "\x08", "\ufffe", "\uffff"])
 @pytest.mark.parametrize("where", [0, 3])
 def test_a_character_xml_cannot_hold_does_not_lose_the_page(char, where):

@@ -101,6 +101,7 @@ def test_fetch_counts_are_made_in_the_bundle_thread(server, monkeypatch):
             counted.append((self.name, n, threading.current_thread() is threading.main_thread()))
 
     monkeypatch.setattr(tally.Metrics, "counter", lambda namespace, name: Counter(name))
+    monkeypatch.setattr(tally, "_counters", {})  # counters made before the patch are kept there
     for i in range(12):
         server.route(f"/c{i}", Reply(200 if i % 3 else 404, b"<html><body><p>x</p></body></html>",
                                      {"Content-Type": "text/html"}))
@@ -131,6 +132,7 @@ def test_timed_counts_cpu_of_the_step_only(monkeypatch):
             counted.append((self.name, n))
 
     monkeypatch.setattr(tally.Metrics, "counter", lambda namespace, name: Counter(name))
+    monkeypatch.setattr(tally, "_counters", {})  # counters made before the patch are kept there
 
     class Busy(steps.Step):
         stage = "busy"
