@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -226,6 +227,7 @@ def test_the_graph_loads_and_sets_up_in_a_fresh_process(sample_site, tmp_path):
     build_pipeline(p, cfg)
     graph = tmp_path / "pipeline.pb"
     graph.write_bytes(p.to_runner_api().SerializeToString())
+    shutil.rmtree(p.local_tempdir, ignore_errors=True)  # Beam removes it only in run()
     lexicon.unlink()  # a worker elsewhere never had it
 
     done = subprocess.run([sys.executable, "-c", _LOAD_GRAPH, str(graph)], capture_output=True, text=True,

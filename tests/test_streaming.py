@@ -3,6 +3,7 @@ the BundleBasedDirectRunner (state, event-time timers, expiry, late data), the w
 graph driven by TestStream ticks against a loopback site, and the local cycle mode end to end."""
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -295,6 +296,7 @@ def test_the_unbounded_graph_translates_for_a_portable_runner(tmp_path):
     p = beam.Pipeline(options=opts)
     ps.build_streaming_pipeline(p, cfg, ps.StreamSettings(duration_s=60))
     proto = p.to_runner_api()
+    shutil.rmtree(p.local_tempdir, ignore_errors=True)  # Beam removes it only in run()
     labels = {t.unique_name for t in proto.components.transforms.values()}
     for step in ("Ticks", "PollWhenDue", "FirstSighting", "FirstContent", "NearDuplicates", "ArticleWindows",
                  "WriteArticles", "WriteDeadLetters"):
