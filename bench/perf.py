@@ -315,11 +315,37 @@ def render_table(results: list[dict]) -> str:
                 f"{(r.get('load_before') or ['–'])[0]} → {(r.get('load_after') or ['–'])[0]} |")
         for name, tail in (res.get("failed") or {}).items():
             lines.append(f"\n{name} failed: `{' '.join(tail)[:300]}`")
+        if res.get("paired"):
+            pairs = "; ".join(
+                f"{name} / {p['floor']}: {', '.join(f'{v:.2f}' for v in p['pages_per_s_ratio'])} "
+                f"(CPU a page: {', '.join(f'{v:.2f}' for v in p['cpu_per_page_ratio'])})"
+                for name, p in res["paired"].items())
+            lines.append(f"\nRound by round, against the floor measured in the same round: {pairs}.")
         if res.get("speedup_akhbar_2_over_1") is not None:
             lines.append(f"\nSpeed-up with 2 workers: akhbar {res['speedup_akhbar_2_over_1']:.2f}×, "
                          f"bare Pool(2) {res.get('speedup_bare_2_over_1', 0):.2f}× (same run).")
         lines.append("")
     return "\n".join(lines)
+
+
+def paired_ratios(all_rounds: dict[str, list[dict]]) -> dict[str, dict]:
+    """Each configuration against its floor measured in the same round: pages/s over the floor's,
+    and the floor's CPU per page over the configuration's, one figure per round. The best-of
+    figures of the table pair runs from different rounds; on a VM whose speed drifts between
+    rounds, these pairs of neighbours are the steadier comparison."""
+    out = {}
+    for name, runs in all_rounds.items():
+        floor_runs = all_rounds.get(FLOOR.get(name) or "")
+        if not floor_runs:
+            continue
+        speed, cpu = [], []
+        for r, f in zip(runs, floor_runs):
+            if r.get("pages_per_s") and f.get("pages_per_s"):
+                speed.append(round(r["pages_per_s"] / f["pages_per_s"], 3))
+            if r.get("cpu_ms_per_page") and f.get("cpu_ms_per_page"):
+                cpu.append(round(f["cpu_ms_per_page"] / r["cpu_ms_per_page"], 3))
+        out[name] = {"floor": FLOOR[name], "pages_per_s_ratio": speed, "cpu_per_page_ratio": cpu}
+    return out
 
 
 def update_docs(doc: Path, results_dir: Path) -> None:
@@ -397,6 +423,7 @@ def main(argv=None) -> int:
         floor = cfgs.get(FLOOR.get(name) or "")
         if floor and r.get("pages_per_s") and floor.get("pages_per_s"):
             r["ratio_to_floor"] = round(r["pages_per_s"] / floor["pages_per_s"], 3)
+    result["paired"] = paired_ratios(result["all_rounds"])
     for a, b, key in (("akhbar-2", "akhbar-1", "speedup_akhbar_2_over_1"), ("bare-2", "bare-1", "speedup_bare_2_over_1")):
         if cfgs.get(a, {}).get("pages_per_s") and cfgs.get(b, {}).get("pages_per_s"):
             result[key] = round(cfgs[a]["pages_per_s"] / cfgs[b]["pages_per_s"], 3)
