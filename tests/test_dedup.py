@@ -214,3 +214,24 @@ def test_shingle_hash_is_blake2b_little_endian():
     got = shingle_hashes("واحد اثنان ثلاثه", 3)
     want = int.from_bytes(hashlib.blake2b("واحد اثنان ثلاثه".encode(), digest_size=4).digest(), "little")
     assert got.dtype == np.uint32 and got.tolist() == [want]
+
+
+def test_lsh_candidates_share_a_band_in_the_same_position_in_first_seen_order():
+    """Candidates are the entries sharing at least one whole band with the query, each once, in
+    the order they were added; equal bytes in different bands are no match."""
+    cfg = NearDupConfig(num_perm=8, bands=4)  # bands of 2 rows, 8 bytes each
+    idx = NearDupIndex(cfg)
+
+    def sig(*rows):
+        return np.array(rows, dtype="<u4").tobytes()
+
+    idx.add("a", sig(1, 2, 3, 4, 5, 6, 7, 8), 10)
+    idx.add("b", sig(1, 2, 9, 9, 9, 9, 9, 9), 10)  # band 0 as a
+    idx.add("c", sig(0, 0, 1, 2, 0, 0, 0, 0), 10)  # a's band-0 bytes, but in band 1
+    idx.add("d", sig(1, 2, 3, 4, 9, 9, 7, 8), 10)  # bands 0, 1 and 3 as a
+    assert idx.candidates(sig(1, 2, 5, 5, 6, 6, 7, 7)) == [0, 1, 3]
+    assert idx.candidates(sig(5, 5, 1, 2, 5, 5, 5, 5)) == [2]
+    assert idx.candidates(sig(1, 2, 3, 4, 5, 6, 7, 8)) == [0, 1, 3]
+    assert idx.candidates(sig(3, 3, 3, 3, 3, 3, 3, 3)) == []
+    idx.add("e", sig(0, 0, 0, 0, 0, 0, 0, 0), 0)  # nothing to compare: kept out of the buckets
+    assert idx.candidates(sig(0, 0, 0, 0, 0, 0, 0, 0)) == [2]

@@ -217,7 +217,10 @@ class NearDupIndex:
 
     config: NearDupConfig = field(default_factory=NearDupConfig)
     boilerplate: dict[str, np.ndarray] = field(default_factory=dict)
-    _buckets: dict[tuple[int, bytes], list[int]] = field(default_factory=dict)
+    # LSH bucket → entry index, or a list of them (ascending) once a bucket holds more than one:
+    # most buckets hold one entry, and a plain int key with an int value is about a third of the
+    # memory of a (band, bytes) tuple key with a one-item list (the bulk of a large run's index)
+    _buckets: dict[int, int | list[int]] = field(default_factory=dict)
     _entries: list[IndexEntry] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -236,15 +239,26 @@ class NearDupIndex:
     def _kept(self, shingles: np.ndarray | None, source_id: str) -> np.ndarray | None:
         return None if shingles is None else remove_boilerplate(shingles, self.boilerplate.get(source_id or ""))
 
-    def _band_keys(self, signature: bytes) -> list[tuple[int, bytes]]:
+    def _band_keys(self, signature: bytes) -> list[int]:
+        """One int per band: the band's bytes (little-endian) with the band's number above them,
+        so equal bytes in different bands are different keys."""
         width = 4 * self.config.num_perm // self.config.bands
-        return [(i, signature[i * width:(i + 1) * width]) for i in range(self.config.bands)]
+        shift = 8 * width
+        return [int.from_bytes(signature[i * width:(i + 1) * width], "little") | (i << shift)
+                for i in range(self.config.bands)]
 
     def candidates(self, signature: bytes) -> list[int]:
         seen: dict[int, None] = {}
+        buckets = self._buckets
         for key in self._band_keys(signature):
-            for idx in self._buckets.get(key, ()):
-                seen.setdefault(idx)
+            hit = buckets.get(key)
+            if hit is None:
+                continue
+            if type(hit) is int:
+                seen.setdefault(hit)
+            else:
+                for idx in hit:
+                    seen.setdefault(idx)
         return list(seen)
 
     def score(self, e: IndexEntry, signature: bytes, size: int, kept: np.ndarray | None,
@@ -281,8 +295,15 @@ class NearDupIndex:
                                         when, self._kept(shingles, source_id)))
         if size == 0:
             return
+        buckets = self._buckets
         for key in self._band_keys(signature):
-            self._buckets.setdefault(key, []).append(idx)
+            hit = buckets.get(key)
+            if hit is None:
+                buckets[key] = idx
+            elif type(hit) is int:
+                buckets[key] = [hit, idx]
+            else:
+                hit.append(idx)
 
 
 def boilerplate_of(index: NearDupIndex, items: Iterable[NearItem]) -> dict[str, np.ndarray]:
