@@ -54,8 +54,9 @@ def _flex(name: str) -> str:
 
 _L = "\u0621-\u064a\u0660-\u0669\u066e-\u06d3A-Za-z0-9"  # word characters for edges
 # The word edges and the optional "وكالة" are written once around the alternation, not in each
-# of its branches: the same matches, tried in the same order, and a pattern a quarter the size,
-# whose three regexes below compile in 0.06 s instead of 0.24 s at every process start.
+# of its branches: a pattern a quarter the size that matches the same strings (and gave identical
+# results on 30,161 ANT articles), whose three regexes below compile in 0.06 s instead of 0.24 s
+# at every process start.
 _AGENCY = (rf"(?<![{_L}])(?:وكال[ةه]\s+)?(?:"
            + "|".join(_flex(a) for a in sorted(AGENCIES, key=len, reverse=True)) + rf")(?![{_L}])")
 _JOIN = r"\s*(?:[/|,،+\-–—]|\sو\s)\s*"

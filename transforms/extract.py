@@ -17,8 +17,8 @@ import trafilatura
 from htmldate import find_date
 from lxml import html as lxml_html
 from trafilatura.external import SANITIZED_XPATH
-from trafilatura.settings import Extractor
 from trafilatura.metadata import examine_meta, extract_meta_json, extract_title, extract_url
+from trafilatura.settings import Extractor
 from trafilatura.utils import line_processing
 
 from akhbar.transforms.arabic import tokens
