@@ -45,7 +45,10 @@ def sources(slow_site, tmp_path_factory):
 
 
 def start(sources, out):
-    env = {**os.environ, "NO_GCE_CHECK": "true"}
+    # its own temporary folder: Beam's temp folder of a killed run is never removed
+    tmp = out.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "NO_GCE_CHECK": "true", "TMPDIR": str(tmp)}
     return subprocess.Popen([sys.executable, "-m", "akhbar", "run", "--sources", str(sources), "--output", str(out),
                              "--allow-private-hosts", "--quiet"], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -150,7 +150,9 @@ def test_counts_read_from_a_pipeline_result():
             tally.count("fetch.pages")
             yield x
 
-    p = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner", "DirectRunner"]))
+    # the FnApiRunner, named: "DirectRunner" would first try to download the Prism runner from
+    # GitHub, a request off this machine (see conftest.py)
+    p = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner", "FnApiRunner"]))
     _ = p | beam.Create(range(7)) | beam.ParDo(Counting())
     out = io.StringIO()
     progress = Progress(1, stream=out, tty=False, interval=60).start()
