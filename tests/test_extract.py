@@ -261,3 +261,21 @@ def test_a_character_xml_cannot_hold_does_not_lose_the_page(char, where):
     page = _page(*paras, title="عنوان الخبر")
     ex = extract(page, "https://ex.com/c", now=NOW)
     assert ex.body.count(PARA) == 4 and char not in ex.body
+
+
+def test_the_second_try_without_such_characters_gets_what_is_left_of_the_time_limit(monkeypatch):
+    """The retry is part of one extraction: it runs under the time left, not a fresh limit."""
+    import akhbar.transforms.extract as ext
+
+    limits = []
+    original = ext.extract
+
+    def spy(*args, **kwargs):
+        limits.append(kwargs.get("time_limit"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ext, "extract", spy)
+    page = _page(*[f"{PARA} ({i})\x0b" for i in range(4)], title="عنوان الخبر")
+    ex = original(page, "https://ex.com/c", now=NOW, time_limit=10.0)
+    assert ex.body.count(PARA) == 4
+    assert len(limits) == 1 and 0 < limits[0] < 10.0

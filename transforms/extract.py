@@ -66,8 +66,6 @@ _XML_INCOMPATIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\u
 
 
 def _xml_compatible(html: str) -> str:
-    if not _XML_INCOMPATIBLE.search(html):
-        return html
     return _XML_INCOMPATIBLE.sub(lambda m: " " if m.group() in "\x0b\x0c" else "", html)
 
 
@@ -410,6 +408,9 @@ class _Deadline:
         self.limit, self.url = limit, url
         self.start = time.perf_counter()
 
+    def remaining(self) -> float | None:
+        return None if self.limit is None else max(0.0, self.limit - (time.perf_counter() - self.start))
+
     def check(self, step: str) -> None:
         spent = time.perf_counter() - self.start
         if self.limit is not None and spent > self.limit:
@@ -458,8 +459,10 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
     deadline.check("trafilatura")
     raw = (doc.text if doc is not None else "") or ""
     if not raw.strip() and _XML_INCOMPATIBLE.search(html):
+        # the second try gets what is left of this one's time, not a fresh limit
         return extract(_xml_compatible(html), url, feed_title=feed_title, feed_published=feed_published, now=now,
-                       min_words=min_words, max_elements=max_elements, max_chars=max_chars, time_limit=time_limit)
+                       min_words=min_words, max_elements=max_elements, max_chars=max_chars,
+                       time_limit=deadline.remaining())
     meta = trafilatura_metadata(work, url) if doc is not None else None
     title = _headline(tree, ((meta.title if meta is not None else None) or feed_title or "").strip())
     names = site_names(tree, title) | _leading_site_names([ln.strip() for ln in raw.split("\n") if ln.strip()])
