@@ -127,6 +127,13 @@ def make_site_report(ev: Path, site: Path | None, limit: int | None) -> dict:
 # --------------------------------------------------------------------------------------
 # real pages: one loader per reference format
 # --------------------------------------------------------------------------------------
+def _gold_day(value: str) -> str:
+    """The day of a reference date, ISO: the crawl wrote most as ISO 8601, a few as dd/mm/yyyy."""
+    if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", value.strip()):
+        return f"{m.group(3)}-{int(m.group(2)):02d}-{int(m.group(1)):02d}"
+    return value[:10]
+
+
 def _tag(text: str, name: str) -> str:
     m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
     return m.group(1) if m else ""
@@ -140,7 +147,7 @@ def real_pages(ev: Path):
         ref = txt.read_text(encoding="utf-8")
         html, _ = decode_document(txt.with_suffix(".html").read_bytes(), None)
         yield {"group": d.name, "id": txt.stem, "html": html, "url": _tag(ref, "URL"), "ref_text": _tag(ref, "TEXT"),
-               "gold_date": _tag(ref, "TIME")[:10]}
+               "gold_date": _gold_day(_tag(ref, "TIME"))}
     d = pages / "newspaper4k_arabic"
     meta = json.loads((d / "metadata_arabic_article.json").read_text(encoding="utf-8"))
     yield {"group": d.name, "id": "html_arabic_article", "url": meta["url"],

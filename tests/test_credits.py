@@ -72,3 +72,26 @@ def test_split_credits_moves_lines_trailing_brackets_and_the_dateline():
 def test_split_credits_leaves_plain_text_unchanged():
     body = f"{PARA}\n{PARA}"
     assert split_credits(body) == (body, (), None)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("(أ ش أ)", ["أ ش أ"]), ("واج", ["واج"]), ("(ومع)", ["ومع"]), ("(وات)", ["وات"]), ("سبأ", ["سبأ"]),
+    ("--(بترا)", ["بترا"]), ("العمانية", ["العمانية"]),
+])
+def test_more_agencies_and_a_dash_led_credit(line, expected):
+    assert credit_line(line) == expected
+
+
+def test_dashed_agency_dateline_and_clauses_that_look_like_one():
+    assert split_dateline("دمشق-سانا- قال وزير الخارجية إن سوريا تدعم جهود التهدئة") == (
+        "دمشق-سانا-", "قال وزير الخارجية إن سوريا تدعم جهود التهدئة", ["سانا"])
+    assert split_dateline("القاهرة (أ ش أ) - قال وزير الخارجية إن مصر تدعم التهدئة")[0] == "القاهرة (أ ش أ) -"
+    clause = "أكد وزير الخارجية (رويترز) - في تصريح - أن الوضع خطير جدا في المنطقة كلها."
+    assert split_dateline(clause) == (None, clause, [])
+
+
+@pytest.mark.parametrize("last", ["وأسفر الهجوم عن مقتل خمسة أشخاص، بحسب ما نقلت وكالة (رويترز).",
+                                  "وأسفر الهجوم عن مقتل خمسة أشخاص وفق ما أوردته قناة (الجزيرة)"])
+def test_a_bracketed_agency_the_sentence_names_stays_in_it(last):
+    body, credits, _ = split_credits(PARA + "\n" + last)
+    assert body.split("\n")[-1] == last and credits == ()

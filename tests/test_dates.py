@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from akhbar.transforms.dates import (
     choose_published,
+    iter_arabic_dates,
     parse_arabic_date,
     parse_feed_date,
     plausible,
+    undated_words,
 )
 
 NOW = datetime(2025, 10, 20, 12, 0, tzinfo=UTC)
@@ -272,3 +274,26 @@ def test_date_from_url(url, expected):
 def test_parse_hijri_date(text, expected):
     got = parse_hijri_date(text)
     assert (got and (got.year, got.month, got.day)) == expected or (got is None and expected is None)
+
+
+def test_iter_arabic_dates_in_page_order_and_the_first_is_parse_arabic_date():
+    text = "نشر في 3 مارس 2024 — موعد القمة 5/1/2030 ثم 2024-03-04T10:00"
+    found = list(iter_arabic_dates(text))
+    assert found == [utc(2024, 3, 3), utc(2030, 1, 5), utc(2024, 3, 4, 10)]
+    assert parse_arabic_date(text) == found[0]
+    assert list(iter_arabic_dates("")) == [] and list(iter_arabic_dates("لا تاريخ هنا")) == []
+
+
+def test_a_bracketed_gmt_offset_is_read():
+    assert parse_arabic_date("3 يناير 2024 - 02:15 (GMT+0400)") == utc(2024, 1, 2, 22, 15)
+
+
+@pytest.mark.parametrize("line, rest", [
+    ("الأربعاء 15:59 15/10/2025", []),
+    ("نشر في: 19 فبراير 2018 - 14:03 بتوقيت غرينتش", []),
+    ("بيروت 12 كانون الثاني 2024", ["بيروت"]),
+    ("وتجرى الانتخابات الرئاسية في 5 نوفمبر 2024", ["وتجري", "الانتخابات", "الرئاسيه", "في"]),
+    ("لا تاريخ هنا", None),
+])
+def test_undated_words(line, rest):
+    assert undated_words(line) == rest

@@ -2,6 +2,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
+from lxml import html as lh
 
 from akhbar.sample.site import build_site, load_records
 from akhbar.transforms.arabic import tokens
@@ -279,3 +280,139 @@ def test_the_second_try_without_such_characters_gets_what_is_left_of_the_time_li
     ex = original(page, "https://ex.com/c", now=NOW, time_limit=10.0)
     assert ex.body.count(PARA) == 4
     assert len(limits) == 1 and 0 < limits[0] < 10.0
+
+
+# --- where the date is read when the feed gives none --------------------------------------
+P3 = "من جانب آخر، يزور وزيرا الدفاع البريطاني والفرنسي كييف الخميس، لبحث تقديم المزيد من المساعدات العسكرية."
+TITLE = "ستولتنبرغ: كييف أقرب من أي وقت مضى إلى الناتو"
+
+
+def _article(before: str = "", byline: str = "", head: str = "", title: str = TITLE, h1: str = TITLE) -> str:
+    return (f"<html lang='ar'><head><meta charset='utf-8'><title>{title}</title>{head}</head><body>{before}"
+            f"<article><h1>{h1}</h1>{byline}<p>{PARA}</p><p>{PARA2}</p><p>{P3}</p></article></body></html>")
+
+
+@pytest.mark.parametrize("before", [
+    "<script>var cacheBust = '2019-06-15';</script>",  # a script's text is not shown
+    "<header>الأربعاء 1 يناير 2025</header>",  # the site header shows today's date
+    "<div><h3>الأكثر قراءة</h3><ul><li><a href='/1'>خبر أول</a> <span>03/01/2023</span></li></ul></div>",
+    "<aside><ul><li><a href='/1'>خبر أول</a> <time datetime='2023-01-05T10:00:00+03:00'>5 يناير</time></li></ul></aside>",
+], ids=["script", "site-header", "most-read", "sidebar-time"])
+def test_the_date_beside_the_headline_wins_over_other_dates_on_the_page(before):
+    html = _article(before, "<span class='date'>28 سبتمبر 2024 - 14:00</span>")
+    ex = extract(html, "https://ex.com/a", now=datetime(2025, 1, 2, tzinfo=timezone.utc), min_words=5)
+    assert (ex.published_at, ex.published_source) == (datetime(2024, 9, 28, 14, tzinfo=timezone.utc), "visible_text")
+
+
+def test_a_date_line_above_the_headline_is_the_articles_date():
+    # jawharafm's layout: "category  date" over the headline, "most read" dates far above it
+    before = ("<ul><li>التشريعية 2014 <span>2017/02/28</span></li><li>رياضة <span>2017/02/27</span></li></ul>"
+              + "<p>" + "نص جانبي طويل " * 40 + "</p><p><a href='/c'>متفرقات</a><span>2017/03/02 10:22</span></p>")
+    ex = extract(_article(before), "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.published_at == datetime(2017, 3, 2, 10, 22, tzinfo=timezone.utc)
+
+
+def test_a_future_date_in_the_text_yields_to_the_next_one():
+    ex = extract(_article(byline="<p>موعد القمة 5 يناير 2030 — نشر في 3 مارس 2024</p>"), "https://ex.com/a",
+                 now=NOW, min_words=5)
+    assert ex.published_at.date().isoformat() == "2024-03-03"
+
+
+def test_json_ld_article_date_wins_over_other_nodes_and_deep_json_is_no_error():
+    ld = ('{"@graph": [{"@type": "ItemList", "itemListElement": [{"@type": "ListItem", "datePublished": '
+          '"2023-01-05T10:00:00Z"}]}, {"@type": "NewsArticle", "datePublished": "2024-09-28T14:00:00Z"}]}')
+    head = f'<script type="application/ld+json">{ld}</script>'
+    assert metadata_date(lh.document_fromstring(_article(head=head))) == datetime(2024, 9, 28, 14, tzinfo=timezone.utc)
+    deep = '<script type="application/ld+json">' + "[" * 5000 + "]" * 5000 + "</script>"
+    ex = extract(_article(head=deep, byline="<p>28 سبتمبر 2024</p>"), "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.published_at.date().isoformat() == "2024-09-28"
+
+
+def test_time_marked_as_publication_or_beside_the_headline_wins():
+    times = ("<aside><time datetime='2023-01-05T10:00:00Z'>x</time></aside>"
+             "<article><h1>عنوان</h1><div><time datetime='2024-09-28T14:00:00Z'>y</time></div></article>")
+    assert metadata_date(lh.document_fromstring(times)) == datetime(2024, 9, 28, 14, tzinfo=timezone.utc)
+    marked = ("<body><time datetime='2023-01-05T10:00:00Z'>x</time>"
+              "<time itemprop='datePublished' datetime='2024-09-28T14:00:00Z'>y</time></body>")
+    assert metadata_date(lh.document_fromstring(marked)) == datetime(2024, 9, 28, 14, tzinfo=timezone.utc)
+    # a sidebar's <time> alone dates another story: not read
+    assert metadata_date(lh.document_fromstring("<body><aside><time datetime='2023-01-05'>x</time></aside></body>")) is None
+
+
+def test_published_local_from_an_rfc822_declaration():
+    head = '<meta property="article:published_time" content="Wed, 03 Jan 2024 01:15:00 +0300">'
+    ex = extract(_article(head=head), "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.published_local.isoformat() == "2024-01-03T01:15:00+03:00"
+
+
+# --- titles --------------------------------------------------------------------------------
+@pytest.mark.parametrize("og, site, title_tag, h1, expected", [
+    (f"{TITLE} - اليوم السابع", "اليوم السابع", f"{TITLE} - اليوم السابع", TITLE, TITLE),
+    (f"سكاي نيوز عربية | {TITLE}", "سكاي نيوز عربية", TITLE, TITLE, TITLE),
+    (f"المدينة نيوز - {TITLE}", None, f"المدينة نيوز - {TITLE}", TITLE, TITLE),  # the <h1> says which side
+    ("الجزيرة نت", "الجزيرة نت", "الجزيرة نت", TITLE, TITLE),  # og:title is the site's name
+    ("Al Jazeera", None, TITLE, TITLE, TITLE),
+    ("كورونا", "سكاي نيوز عربية", "كورونا - سكاي نيوز عربية", "كورونا", "كورونا"),  # a one-word headline
+    ("كورونا", None, "كورونا - سكاي نيوز عربية", "كورونا", "كورونا"),
+], ids=["suffix", "prefix", "h1-decides", "og-is-site", "og-latin-site", "short-declared", "short-h1"])
+def test_the_site_name_is_not_the_title_nor_part_of_it(og, site, title_tag, h1, expected):
+    head = f'<meta property="og:title" content="{og}">'
+    head += f'<meta property="og:site_name" content="{site}">' if site else ""
+    ex = extract(_article(head=head, title=title_tag, h1=h1), "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.title == expected
+    assert ex.body.split("\n")[0] == PARA  # the headline is not left in the body
+
+
+def test_a_site_name_title_gives_way_to_the_feed_title():
+    head = '<meta property="og:title" content="الجزيرة نت"><meta property="og:site_name" content="الجزيرة نت">'
+    html = _article(head=head, title="الجزيرة نت", h1="الجزيرة نت")
+    assert extract(html, "https://ex.com/a", feed_title=TITLE, now=NOW, min_words=5).title == TITLE
+
+
+# --- body cleanup ---------------------------------------------------------------------------
+def test_a_bare_agency_line_mid_article_does_not_end_it():
+    # a photo credit "رويترز", then a "read also" box, then the rest of the same story
+    html = _page(PARA, PARA2, "رويترز", "اقرأ أيضا:", "بوتين يحذر الناتو", P3, PARA.replace("قال", "وتابع"))
+    ex = extract(html, "https://ex.com/a", now=NOW, min_words=5)
+    assert ex.body.split("\n") == [PARA, PARA2, P3, PARA.replace("قال", "وتابع")]
+    # a chart's source mid-article, prose after it, then a box: the article goes on too
+    text = "\n".join([PARA, "(المصدر: حكومة موزمبيق)", PARA2, "اقرأ أيضا:", "عنوان آخر", P3])
+    assert clean_body(text).split("\n") == [PARA, "(المصدر: حكومة موزمبيق)", PARA2, P3]
+
+
+@pytest.mark.parametrize("line", [
+    "وسيتم صرف هذه الزيادة بمفعول رجعي بداية من 1ماي 2015",
+    "يوم السبت 25 فيفري 2017 بداية من السّاعة منتصف النهار",
+    "وتجرى الانتخابات الرئاسية في 5 نوفمبر 2024",
+])
+def test_a_sentence_holding_a_date_is_not_a_date_stamp(line):
+    assert clean_body("\n".join([PARA, PARA2, line])).split("\n")[-1] == line
+    assert clean_body("\n".join([line, PARA, PARA2])).split("\n")[0] == line
+
+
+@pytest.mark.parametrize("stamp", ["الأربعاء 15:59 15/10/2025", "نشر في: 19 فبراير 2018 - 14:03 بتوقيت غرينتش",
+                                   "آخر تحديث: الخميس 2 مارس 2017", "بيروت 12 كانون الثاني 2024"])
+def test_date_stamps_at_the_edges_are_dropped(stamp):
+    assert clean_body("\n".join([stamp, PARA, PARA2, stamp])).split("\n") == [PARA, PARA2]
+
+
+@pytest.mark.parametrize("marker", ["طالع أيضا:", "قد يهمك:", "اقرأ أيضا...", "اقرأ كذلك:", "شاهد أيضاً"])
+def test_read_also_markers(marker):
+    assert clean_body("\n".join([PARA, marker, "روسيا تهدد بالرد على توسع الناتو", PARA2])).split("\n") == [PARA, PARA2]
+
+
+def test_read_also_with_its_headline_on_one_line_and_prose_after_a_box():
+    text = "\n".join([PARA, "اقرأ أيضا: روسيا تهدد بالرد على توسع الناتو", PARA2])
+    assert clean_body(text).split("\n") == [PARA, PARA2]
+    # prose without a final full stop right after the linked headlines is kept
+    prose = "وأضاف المتحدث أن الحلف سيعقد قمة في واشنطن في يوليو المقبل لبحث الملف"
+    text = "\n".join([PARA, "اقرأ أيضا", "روسيا تهدد بالرد على توسع الناتو", prose, P3])
+    assert clean_body(text).split("\n") == [PARA, prose, P3]
+    # headlines that open with a word starting with و are still headlines
+    text = "\n".join([PARA, "اقرأ أيضا", "وزير الخارجية يصل إلى بروكسل", "وفاة فنان مصري شهير", P3])
+    assert clean_body(text).split("\n") == [PARA, P3]
+
+
+def test_share_lines_go_but_a_sentence_about_taking_part_stays():
+    line = "شاركت وفود من 40 دولة في المؤتمر."
+    assert clean_body("\n".join([PARA, line, "شارك:", "شارك على فيسبوك", PARA2])).split("\n") == [PARA, line, PARA2]

@@ -10,10 +10,12 @@ What is removed, and only this:
 
 * a line that is nothing but a credit: agency names or initials joined by ``/ - ، و``,
   optionally in brackets, or ``المصدر:`` / ``المصدر`` followed by a short name;
-* a credit in brackets closing the last paragraph ("… في بيان. (رويترز)");
+* a credit in brackets closing the last paragraph ("… في بيان. (رويترز)"), unless the sentence
+  names it ("… بحسب ما نقلت وكالة (رويترز).");
 * a dateline opening the first paragraph: a place (and/or outlet, date) of a few short
   segments ended by a dash, or anything short before a bracketed agency and a dash
-  ("واشنطن (رويترز) -"), or the site's own name before a dash.
+  ("واشنطن (رويترز) -"; not when that is a clause, "أكد الوزير (رويترز) -"), a place and an
+  agency between dashes ("دمشق-سانا-"), or the site's own name before a dash.
 
 Credits are kept as written (brackets, the ``المصدر:`` label and surrounding punctuation
 removed), split into one item per agency: ``"فرانس24/ أ ف ب"`` → ``("فرانس24", "أ ف ب")``.
@@ -33,6 +35,7 @@ __all__ = ["AGENCIES", "credit_line", "split_credits", "split_dateline"]
 AGENCIES = (
     "أ ف ب", "ا ف ب", "فرانس برس", "فرانس 24", "فرانس24", "رويترز", "أسوشيتد برس", "اسوشيتد برس",
     "أسوشييتد برس", "أ ب", "د ب أ", "الأناضول", "الاناضول", "وام", "واس", "قنا", "كونا", "بترا", "سانا",
+    "أ ش أ", "واج", "ومع", "وات", "واع", "بنا", "سبأ", "العمانية", "الأنباء العمانية",
     "إرنا", "ارنا", "شينخوا", "سبوتنيك", "تاس", "نوفوستي", "ريا نوفوستي", "يونهاب", "كيودو", "إفي", "أكي",
     "وكالات", "وكالة الأنباء", "مواقع", "سكاي نيوز عربية", "العربية.نت", "العربية نت", "الجزيرة", "الجزيرة نت",
     "بي بي سي", "يورونيوز", "مونت كارلو الدولية", "الشرق الأوسط", "CNN", "BBC", "AFP", "Reuters", "AP", "dpa",
@@ -61,7 +64,7 @@ _AGENCY = (rf"(?<![{_L}])(?:وكال[ةه]\s+)?(?:"
            + "|".join(_flex(a) for a in sorted(AGENCIES, key=len, reverse=True)) + rf")(?![{_L}])")
 _JOIN = r"\s*(?:[/|,،+\-–—]|\sو\s)\s*"
 # A whole line of agencies: "فرانس24/ أ ف ب", "(أ ف ب)", "رويترز - أ ف ب", "(CNN)".
-_AGENCY_LINE = re.compile(rf"^[\s(\[«\"]*(?:{_AGENCY})(?:{_JOIN}(?:{_AGENCY}))*[\s)\]»\".:،,-]*$", re.I)
+_AGENCY_LINE = re.compile(rf"^[\s(\[«\"\-–—]*(?:{_AGENCY})(?:{_JOIN}(?:{_AGENCY}))*[\s)\]»\".:،,-]*$", re.I)
 # "المصدر: موزاييك أف.أم", "المصدر : وكالات", "(المصدر: رويترز)", "مصدر الخبر: …"
 _SOURCE_LINE = re.compile(r"^[\s(\[]*(?:ال)?مصدر(?:\s+الخبر)?\s*[:：\-–]\s*(?P<name>[^\n!؟?]{2,60}?)[\s)\].]*$")
 # A bracketed credit closing the last paragraph.
@@ -69,6 +72,13 @@ _TRAILING = re.compile(rf"\s*[(\[]\s*(?P<c>(?:{_AGENCY})(?:{_JOIN}(?:{_AGENCY}))
 # "دمشق، سوريا (CNN) --", "واشنطن (رويترز) -", "(CNN)--"
 _AGENCY_DATELINE = re.compile(
     rf"^(?P<place>[^()\n]{{0,60}}?)\s*[(\[]\s*(?P<c>(?:{_AGENCY})(?:{_JOIN}(?:{_AGENCY}))*)\s*[)\]]\s*[-–—]{{1,2}}\s*", re.I)
+# "دمشق-سانا-", "عمان - بترا -": a place and an agency between dashes, without brackets
+_DASHED_AGENCY_DATELINE = re.compile(
+    rf"^(?P<place>[^()\-–—\n.!؟?:]{{1,40}}?)\s*[-–—]\s*(?P<c>{_AGENCY})\s*[-–—]{{1,2}}\s*", re.I)
+# Words after which a bracketed agency is part of the sentence ("نقلت وكالة (رويترز)"), not its credit.
+_GOVERNING = frozenset(tokens(
+    "وكالة وكاله قناة قناه صحيفة صحيفه موقع شبكة شبكه تلفزيون إذاعة اذاعة مراسل عن نقلت نقلا نقلاً "
+    "حسب بحسب وفق وفقا وفقاً أوردته أوردت اوردت ذكرته ذكرت أفادت افادت لوكالة لقناة لصحيفة لموقع"))
 # Segments ended by a dash at the start of the first paragraph: "بوابة اوكرانيا – كييف – 29 تشرين الثاني 2022 –"
 _DASH_PREFIX = re.compile(r"^(?P<pre>(?:[^\-–—\n.!؟?:]{1,40}?\s+[-–—]\s+){1,4})")
 # Words of running prose (normalized) that a place/outlet/date dateline never contains.
@@ -101,11 +111,13 @@ def split_dateline(paragraph: str, site_names: tuple[str, ...] = ()) -> tuple[st
 
     A dateline is removed only when real text follows it (at least four words).
     """
-    m = _AGENCY_DATELINE.match(paragraph)
-    if m and len(m.group("place").split()) <= 8:
-        rest = paragraph[m.end():]
-        if len(rest.split()) >= 4:
-            return paragraph[:m.end()].strip(), rest, _items(m.group("c"))
+    for rx in (_AGENCY_DATELINE, _DASHED_AGENCY_DATELINE):
+        m = rx.match(paragraph)
+        # a place (or nothing) before the agency: "أكد وزير الخارجية (رويترز) -" is a sentence
+        if m and len(m.group("place").split()) <= 8 and not set(tokens(m.group("place"))) & _PROSE_WORDS:
+            rest = paragraph[m.end():]
+            if len(rest.split()) >= 4:
+                return paragraph[:m.end()].strip(), rest, _items(m.group("c"))
     m = _DASH_PREFIX.match(paragraph)
     if m:
         pre, rest = m.group("pre"), paragraph[m.end():]
@@ -144,7 +156,8 @@ def split_credits(body: str, site_names: tuple[str, ...] = ()) -> tuple[str, tup
         credits = dl_credits + credits
     if kept:
         m = _TRAILING.search(kept[-1])
-        if m and len(kept[-1][:m.start()].split()) >= 4:
+        before = tokens(kept[-1][:m.start()]) if m else []
+        if m and len(before) >= 4 and before[-1] not in _GOVERNING:
             credits += _items(m.group("c"))
             kept[-1] = kept[-1][:m.start()].rstrip()
     seen: set[str] = set()

@@ -2,7 +2,8 @@
 
 Everything here is pure (no I/O, no clock reads): callers pass ``now`` explicitly.
 
-* :func:`parse_arabic_date` finds the first date written in visible Arabic text, in any of
+* :func:`parse_arabic_date` finds the first date written in visible Arabic text
+  (:func:`iter_arabic_dates` every date, in order), in any of
   the three Gregorian month-name families used in the Arab world (Levantine/Iraqi Syriac
   names, Egyptian/Gulf names borrowed from European languages, Maghrebi names borrowed
   from French, plus the Moroccan variants), or in numeric form (``15/10/2025``,
@@ -22,7 +23,7 @@ import email.utils
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
 __all__ = [
@@ -30,10 +31,12 @@ __all__ = [
     "MONTHS",
     "choose_published",
     "date_from_url",
+    "iter_arabic_dates",
     "parse_arabic_date",
     "parse_hijri_date",
     "parse_feed_date",
     "plausible",
+    "undated_words",
 ]
 
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
@@ -163,7 +166,7 @@ def _time(p: str) -> str:
         rf"(?:الساعه\s*)?"
         rf"(?<!\d)(?P<{p}H>[01]?\d|2[0-3]):(?P<{p}M>[0-5]\d)(?::(?P<{p}S>[0-5]\d)(?:\.\d+)?)?(?!\d)"
         rf"(?:\s*(?P<{p}ampm>صباحا|مساء|ظهرا|ص|م|[AaPp]\.?[Mm]\.?)(?![{_L}A-Za-z]))?"
-        rf"(?:\s*(?P<{p}tz>Z|(?:GMT|UTC)\s*[+-]\d{{1,2}}(?::?\d{{2}})?|[+-]\d{{2}}:?\d{{2}}|GMT|UTC)"
+        rf"(?:\s*\(?(?P<{p}tz>Z|(?:GMT|UTC)\s*[+-]\d{{1,2}}(?::?\d{{2}})?|[+-]\d{{2}}:?\d{{2}}|GMT|UTC)\)?"
         rf"(?![A-Za-z\d/.\-]))?"
     )
 
@@ -267,6 +270,35 @@ _PATTERNS = (
 )
 
 
+def iter_arabic_dates(text: str) -> Iterator[datetime]:
+    """Every date visible in ``text``, in the order they are written, as aware UTC datetimes.
+
+    Where two readings overlap, the one starting first wins (at the same start, the pattern
+    tried first: names of months before numbers). Lazy: each pattern is searched only as far as needed, so
+    taking the first few dates of a long text costs little more than taking the first.
+    """
+    if not text or not isinstance(text, str):
+        return
+    s = _fold(text)
+
+    def next_valid(i: int, pos: int) -> tuple[int, int, int, datetime] | None:
+        rx, by_name, swap = _PATTERNS[i]
+        for m in rx.finditer(s, pos):
+            dt = _build(m, month_is_name=by_name, allow_swap=swap)
+            if dt is not None:
+                return m.start(), i, m.end(), dt
+        return None
+
+    heads = [next_valid(i, 0) for i in range(len(_PATTERNS))]
+    while True:
+        live = [h for h in heads if h is not None]
+        if not live:
+            return
+        _start, _pattern, end, dt = min(live, key=lambda h: (h[0], h[1]))
+        yield dt
+        heads = [h if h is None or h[0] >= end else next_valid(i, end) for i, h in enumerate(heads)]
+
+
 def parse_arabic_date(text: str) -> datetime | None:
     """The first date visible in ``text``, as an aware UTC datetime, or ``None``.
 
@@ -275,19 +307,28 @@ def parse_arabic_date(text: str) -> datetime | None:
     just before or after the date. Numeric dates are read day/month/year unless they start
     with the year; an impossible d/m/y (``10/15/2025``) is retried as m/d/y.
     """
-    if not text or not isinstance(text, str):
+    return next(iter_arabic_dates(text), None)
+
+
+# Words a date stamp may carry besides the date itself ("الأربعاء 15:59 15/10/2025",
+# "نشر في: 19 فبراير 2018 - 14:03 بتوقيت غرينتش", "آخر تحديث 2 مارس 2017"), folded.
+_STAMP_PHRASES = re.compile(
+    r"نشر\s+(?:في|بتاريخ)|تاريخ\s+النشر|اخر\s+تحديث|تم\s+النشر|تم\s+التحديث|بتوقيت\s+(?:غرينتش|غرينيتش|جرينتش|مكه(?:\s+المكرمه)?|القدس|[^\s\d]+)"
+)
+_STAMP_WORDS = frozenset(_fold(w) for w in (
+    "يوم الأحد الاحد الإثنين الاثنين الثلاثاء الأربعاء الاربعاء الخميس الجمعة السبت الساعة الساعه "
+    "تاريخ بتاريخ التاريخ نشر تحديث محدث منذ ص م صباحا مساء ظهرا GMT UTC AM PM am pm").split())
+_LETTER_RUN = re.compile(rf"[{_L}A-Za-z]+")
+
+
+def undated_words(line: str) -> list[str] | None:
+    """The words of ``line`` besides its date: those that are not the date's month, a weekday, a
+    clock or a stamp's label ("نشر في", "آخر تحديث", "بتوقيت غرينتش"); ``None`` if ``line`` shows
+    no date. An empty list means the line is a date stamp and nothing else."""
+    if parse_arabic_date(line) is None:
         return None
-    s = _fold(text)
-    best: tuple[int, int, datetime] | None = None
-    for rx, by_name, swap in _PATTERNS:
-        for m in rx.finditer(s):
-            if best is not None and m.start() >= best[0]:
-                break
-            dt = _build(m, month_is_name=by_name, allow_swap=swap)
-            if dt is not None:
-                best = (m.start(), -(m.end() - m.start()), dt)
-                break
-    return best[2] if best else None
+    s = _STAMP_PHRASES.sub(" ", re.sub(_MONTH, " ", _fold(line)))
+    return [w for w in _LETTER_RUN.findall(s) if w not in _STAMP_WORDS]
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ visible-date search all read that one tree.
 from __future__ import annotations
 
 import copy
+import email.utils
+import functools
 import json
 import re
 import time
@@ -23,8 +25,8 @@ from trafilatura.utils import line_processing
 
 from akhbar.transforms.arabic import tokens
 from akhbar.transforms.credits import credit_line, split_credits
-from akhbar.transforms.dates import (choose_published, date_from_url, parse_arabic_date, parse_feed_date,
-                                     parse_hijri_date)
+from akhbar.transforms.dates import (choose_published, date_from_url, iter_arabic_dates, parse_feed_date,
+                                     parse_hijri_date, plausible, undated_words)
 from akhbar.transforms.language import detect_language, normalize_lang_tag
 
 MIN_BODY_WORDS = 25
@@ -40,17 +42,30 @@ MAX_HTML_CHARS = 4_000_000
 # rest and keeps a slow page from being written.
 TIME_LIMIT_S = 10.0
 
-# A line that opens an in-body block of links to other stories; the block is dropped.
-_READ_ALSO = re.compile(
-    r"^\s*(?:[•\-–*]\s*)?(?:[اإأآ]قرأ\s+(?:[اأ]يض[اًا]+|المزيد)|مقالات\s+(?:مشابهة|ذات\s+صلة)|مواضيع\s+ذات\s+صلة|"
-    r"[اأ]خبار\s+ذات\s+صلة|ذات\s+صلة|[اأ]خبار\s+متعلقة|المزيد\s+من\s+[اأ]خبار|شاهد\s+[اأ]يض[اًا]+|"
-    r"[اأ]قر[اأ]\s+[اأ]يض[اًا]+)\s*[:：.]?\s*$"
+# The words that open an in-body block of links to other stories ("اقرأ أيضا", "طالع أيضا", "قد يهمك").
+_READ_ALSO_WORDS = (
+    r"(?:[اإأآ]قر[اأ]\s+(?:[اأ]يض[اًا]+|كذلك|المزيد)|طالع\s+(?:[اأ]يض[اًا]+|كذلك)|شاهد\s+(?:[اأ]يض[اًا]+|كذلك)|"
+    r"قد\s+يهمك|مقالات\s+(?:مشابهة|ذات\s+صلة)|مواضيع\s+ذات\s+صلة|[اأ]خبار\s+ذات\s+صلة|ذات\s+صلة|"
+    r"[اأ]خبار\s+متعلقة|المزيد\s+من\s+[اأ]خبار)"
+)
+# A line that is such a marker alone: the block of linked headlines after it is dropped.
+_READ_ALSO = re.compile(rf"^\s*(?:[•\-–*]\s*)?{_READ_ALSO_WORDS}\s*(?:[:：.]|\.\.\.|…)?\s*$")
+# The marker and one linked headline on the same line ("اقرأ أيضا: روسيا تهدد …"): the line is dropped.
+_READ_ALSO_INLINE = re.compile(rf"^\s*(?:[•\-–*]\s*)?{_READ_ALSO_WORDS}\s*(?:[:：]|\.\.\.|…|[-–])\s*(?P<rest>\S.*)$")
+# Continuing prose opens with "و" and a verb of reporting or a particle ("وأضاف", "وقال", "وفي"),
+# or a discourse marker ("كما", "من جهته"); a linked headline hardly ever does.
+_PROSE_OPENING = re.compile(
+    r"^(?:و(?:قال|قالت|[أا]ضاف|[أا]ضافت|[أا]كد|[أا]كدت|[أا]شار|[أا]شارت|تابع|تابعت|[أا]وضح|[أا]وضحت|بحسب|وفق[اًا]*|"
+    r"ذكر|ذكرت|[أا]علن|[أا]علنت|لفت|لفتت|يأتي|تأتي|كان|كانت|في|من|قد|لم|[أاإ]ن|هو|هي)\s|"
+    r"كما\s|من\s+جهت|من\s+جانب|في\s+المقابل|بدور)"
 )
 # Whole lines that are page furniture, not article text.
 _FURNITURE = re.compile(
-    r"^\s*(?:مشاركة\s+عبر\s*:?.*|شارك(?:\s+هذا\s+المقال)?\s*:?.{0,40}|تابعونا\s+على.{0,60}|"
+    r"^\s*(?:مشاركة\s+عبر\s*:?.*|شارك(?:\s+(?:هذا\s+)?(?:المقال|الخبر|الموضوع))?(?:\s*:.{0,40}|\s+(?:على|عبر)\s.{0,40})?|"
+    r"تابعونا\s+على.{0,60}|"
     r"اشترك\s+في\s+النشرة.{0,80}|الرجاء\s+الانتظار\.*|يرجى\s+الانتظار\.*|الوسوم\s*:.{0,120}|"
-    r"جميع\s+الحقوق\s+محفوظة.{0,120}|لا\s+توجد\s+تعليقات.{0,60}|Main Logo|Article Image)\s*$"
+    r"جميع\s+الحقوق\s+محفوظة.{0,120}|لا\s+توجد\s+تعليقات.{0,60}|Main Logo|Article Image|"
+    r"ترحب\s+شبكة\s+CNN\s+بالنقاش.{0,400}|الآراء\s+الواردة\s+[أا]دناه.{0,400})\s*$"
 )
 _SENTENCE_END = re.compile(r"[.!؟?۔…»\"”]\s*$")
 # An XML declaration opening an XHTML page. The page is text by now (decoded with the charset
@@ -148,9 +163,11 @@ def clean_body(text: str, title: str | None = None, site_names: set[str] | None 
     """Remove in-body boilerplate from extracted text, keeping every real paragraph.
 
     A "read also" / "related articles" marker line is dropped with the run of headline-like
-    lines that follows it (the linked titles); the text after that run is kept, except when
-    the marker comes after a credit line ("المصدر: …", "(أ ف ب)"): the article has ended
-    there, and what follows is another story, so the rest is dropped. Share, follow,
+    lines that follows it (the linked titles; a line opening like continuing prose, "وأضاف …",
+    ends the run); the text after that run is kept, except when the marker comes right after
+    a closing credit line ("المصدر: …", "(أ ف ب)"): the article has ended there, and what
+    follows is another story, so the rest is dropped. A marker with its one headline on the
+    same line ("اقرأ أيضا: …") is dropped alone. Share, follow,
     newsletter and "please wait" lines are dropped wherever they stand. Before the first
     paragraph of prose, lines repeating the headline or the site's name are dropped too.
     Rows of layout tables keep only their prose cells.
@@ -176,14 +193,15 @@ def clean_body(text: str, title: str | None = None, site_names: set[str] | None 
                 break
             skipping = True
             continue
+        if (m := _READ_ALSO_INLINE.match(line)) and _headline_like(m.group("rest")):
+            continue
         if skipping:
-            if _headline_like(line) or line.startswith(("•", "-", "–")):
+            if (_headline_like(line) and not _PROSE_OPENING.match(line)) or line.startswith(("•", "-", "–")):
                 continue
             skipping = False
         if _FURNITURE.match(line):
             continue
-        if credit_line(line) is not None:
-            credited = True
+        credited = _closing_credit(line)
         prose_seen = prose_seen or _is_prose(line)
         out.append(line)
     # a dateline ("19 فبراير 2018 - 14:03 بتوقيت غرينتش") opening or closing the text
@@ -191,12 +209,25 @@ def clean_body(text: str, title: str | None = None, site_names: set[str] | None 
     return "\n".join(line for i, line in enumerate(out) if i not in edges or not _is_dateline(line))
 
 
+def _closing_credit(line: str) -> bool:
+    """A credit that closes an article: labelled ("المصدر: …") or in brackets ("(أ ف ب)"). A bare
+    name on its own line ("رويترز" under a photo, "الشرق الأوسط" as a subhead) is not taken as
+    the end of the article."""
+    s = line.strip()
+    return credit_line(s) is not None and (s[:1] in "([" or "مصدر" in s)
+
+
 def _is_prose(line: str) -> bool:
     return len(line.split()) > 12 or bool(_SENTENCE_END.search(line)) and len(line.split()) > 4
 
 
 def _is_dateline(line: str) -> bool:
-    return len(line.split()) <= 10 and not _SENTENCE_END.search(line) and parse_arabic_date(line) is not None
+    """A date stamp: a date with at most a label, weekday, clock or zone around it, and at most
+    two other words (a place); not a sentence that happens to hold a date."""
+    if len(line.split()) > 12 or _SENTENCE_END.search(line):
+        return False
+    rest = undated_words(line)
+    return rest is not None and len(rest) <= 2
 
 
 _META_DATE_KEYS = (
@@ -206,22 +237,68 @@ _META_DATE_KEYS = (
 )
 
 
-def _json_ld_dates(node) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["datePublished"]] if isinstance(node.get("datePublished"), str) else []
-        for v in node.values():
-            if isinstance(v, (dict, list)):
-                found += _json_ld_dates(v)
-        return found
-    if isinstance(node, list):
-        return [d for item in node for d in _json_ld_dates(item)]
-    return []
+def _is_article_type(node: dict) -> bool:
+    kinds = node.get("@type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    return any(isinstance(k, str) and (k.endswith("Article") or k.endswith("Posting")) for k in kinds)
 
 
-def metadata_date(tree) -> datetime | None:
+def _json_ld_dates(data) -> list[str]:
+    """The ``datePublished`` strings of a JSON-LD document: those of article nodes (``NewsArticle``,
+    ``BlogPosting`` …) first, then any other (a ``WebPage``, the items of an ``ItemList`` of other
+    stories), each group in document order. Walked with a stack: nesting depth is the page's
+    to choose."""
+    first: list[str] = []
+    rest: list[str] = []
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("datePublished"), str):
+                (first if _is_article_type(node) else rest).append(node["datePublished"])
+            stack.extend(v for v in reversed(list(node.values())) if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in reversed(node) if isinstance(v, (dict, list)))
+    return first + rest
+
+
+def _json_ld_documents(tree):
+    """Each parsable ``application/ld+json`` script of the page, decoded (bad or absurdly deep
+    JSON is skipped)."""
+    for script in tree.iter("script"):
+        if (script.get("type") or "").strip().lower() == "application/ld+json" and script.text:
+            try:
+                yield json.loads(script.text)
+            except (ValueError, RecursionError):
+                continue
+
+
+# Where a <time> stands, best first: marked as the publication time, beside the headline, in the
+# article, elsewhere in the page; in a sidebar, menu or footer outside the article it dates
+# other stories (a ticker, "most read") and is not used.
+_ASIDE_TAGS = frozenset({"aside", "nav", "footer"})
+_SIDEBAR_RANK = 4
+
+
+def _time_rank(el, near: set) -> int:
+    if (el.get("itemprop") or "").strip().lower() == "datepublished" or el.get("pubdate") is not None:
+        return 0
+    ancestors = list(el.iterancestors())
+    if near and any(a in near for a in ancestors[:4]):
+        return 1
+    tags = {a.tag for a in ancestors if isinstance(a.tag, str)}
+    if tags & {"article", "main"}:
+        return 2
+    return _SIDEBAR_RANK if tags & _ASIDE_TAGS else 3
+
+
+def metadata_date(tree, headline=None) -> datetime | None:
     """Publication time declared by the page: meta tags, JSON-LD, then ``<time datetime>``.
 
-    Read directly, with the time of day, rather than trafilatura's day-precision date.
+    Read directly, with the time of day, rather than trafilatura's day-precision date. Of
+    several ``<time>`` elements, the one marked as the publication time wins, then one beside
+    ``headline`` (the headline's element, when known), then one in the article; the times of a
+    sidebar, menu or footer outside the article are not read.
     """
     metas = {}
     for m in tree.iter("meta"):
@@ -231,17 +308,15 @@ def metadata_date(tree) -> datetime | None:
     for key in _META_DATE_KEYS:
         if key in metas and (dt := parse_feed_date(metas[key])):
             return dt
-    for script in tree.iter("script"):
-        if (script.get("type") or "").strip().lower() == "application/ld+json" and script.text:
-            try:
-                data = json.loads(script.text)
-            except ValueError:
-                continue
-            for value in _json_ld_dates(data):
-                if dt := parse_feed_date(value):
-                    return dt
-    for t in tree.iter("time"):
-        if t.get("datetime") and (dt := parse_feed_date(t.get("datetime"))):
+    for data in _json_ld_documents(tree):
+        for value in _json_ld_dates(data):
+            if dt := parse_feed_date(value):
+                return dt
+    near = {a for a in list(headline.iterancestors())[:3] if a.tag not in ("body", "html")} if headline is not None else set()
+    times = [t for t in tree.iter("time") if t.get("datetime")]
+    ranked = sorted((_time_rank(t, near), i, t) for i, t in enumerate(times))
+    for rank, _, t in ranked:
+        if rank < _SIDEBAR_RANK and (dt := parse_feed_date(t.get("datetime"))):
             return dt
     return None
 
@@ -250,12 +325,8 @@ def _declared_date_strings(tree) -> list[str]:
     out = [m.get("content") for m in tree.iter("meta")
            if (m.get("property") or m.get("name") or m.get("itemprop") or "").strip().lower() in _META_DATE_KEYS
            and m.get("content")]
-    for script in tree.iter("script"):
-        if (script.get("type") or "").strip().lower() == "application/ld+json" and script.text:
-            try:
-                out += _json_ld_dates(json.loads(script.text))
-            except ValueError:
-                continue
+    for data in _json_ld_documents(tree):
+        out += _json_ld_dates(data)
     return out + [t.get("datetime") for t in tree.iter("time") if t.get("datetime")]
 
 
@@ -269,23 +340,88 @@ def local_time(tree, instant: datetime | None) -> datetime | None:
         try:
             dt = datetime.fromisoformat(value.strip())
         except (ValueError, AttributeError):
-            continue
+            try:  # RFC 822 ("Wed, 03 Jan 2024 01:15:00 +0300"), as some meta tags have it
+                dt = email.utils.parsedate_to_datetime(value.strip())
+            except (TypeError, ValueError, IndexError, OverflowError, AttributeError):
+                continue
         if dt.tzinfo is not None and dt.utcoffset() and dt == instant:
             return dt
     return instant
 
 
-def _headline(tree, title: str) -> str:
-    """``title``, unless it is the short (site-name) side of a "Site - Headline" ``<title>``:
-    then the headline side."""
+_TITLE_PARTS = re.compile(r"\s+[-–—|]\s+|\s*\|\s*")
+
+
+def _joined(text: str) -> str:
+    return " ".join(tokens(text))
+
+
+def declared_site_names(tree) -> set[str]:
+    """The names the page's metadata gives its site (``og:site_name``, ``application-name``,
+    ``twitter:site``), in token form."""
+    names = set()
+    for m in tree.iter("meta"):
+        key = (m.get("property") or m.get("name") or "").strip().lower()
+        if key in ("og:site_name", "application-name", "twitter:site") and m.get("content"):
+            names.add(_joined(m.get("content")))
+    names.discard("")
+    return names
+
+
+def _without_site_name(title: str, names: set[str]) -> str:
+    """``title`` without a part at either end that is one of the site's ``names``
+    ("Headline - اليوم السابع", "سكاي نيوز عربية | Headline")."""
+    parts = [p for p in _TITLE_PARTS.split(title) if p.strip()]
+    kept = list(parts)
+    while len(kept) > 1 and _joined(kept[-1]) in names:
+        kept.pop()
+    while len(kept) > 1 and _joined(kept[0]) in names:
+        kept.pop(0)
+    if len(kept) == len(parts):
+        return title
+    return title[title.find(kept[0]):title.rfind(kept[-1]) + len(kept[-1])].strip()
+
+
+def choose_title(tree, title: str | None, feed_title: str | None = None) -> str:
+    """The article's headline, from the title the page's metadata gives (``title``), the feed's
+    and the page's own ``<h1>``/``<title>``.
+
+    - A title that is the site's name (an ``og:title`` of "الجزيرة نت") gives way to the feed's
+      title, else to the page's first ``<h1>``.
+    - The site's name is cut from either end ("Headline - اليوم السابع"): the names the metadata
+      declares, else the part beside an ``<h1>`` that holds the rest of the title.
+    - A title of three words or fewer that no ``<h1>`` repeats, on a page whose ``<h1>`` is a
+      headline of four words or more, is a name too: the feed's title, else that ``<h1>``, is used.
+    - A title of three words or fewer that is the short side of a "Site - Headline" ``<title>``
+      gives way to the other side, unless an ``<h1>`` says it is the headline ("كورونا").
+    """
+    names = declared_site_names(tree)
+    title = (title or feed_title or "").strip()
+    h1s = [el for el in tree.iter("h1") if _joined(el.text_content())]
+    if title and _joined(title) in names:
+        fallback = feed_title if feed_title and _joined(feed_title) not in names else None
+        if fallback is None and h1s and _joined(h1s[0].text_content()) not in names:
+            fallback = " ".join(h1s[0].text_content().split())
+        title = (fallback or title).strip()
+    title = _without_site_name(title, names)
+    head = headline_element(tree, title)
+    if head is not None:
+        if tokens(head.text_content()) != tokens(title) and len(_TITLE_PARTS.split(title)) > 1:
+            return " ".join(head.text_content().split())  # "Headline - Site", the headline in an <h1>
+        return title
+    if len(tokens(title)) <= 3 and h1s and len(tokens(h1s[0].text_content())) >= 4:
+        # a few words no <h1> repeats, beside an <h1> headline: the site's or a section's name
+        if feed_title and len(tokens(feed_title)) > len(tokens(title)):
+            return feed_title.strip()
+        return " ".join(h1s[0].text_content().split())
     t = tree.find(".//title")
     if not title or t is None or not t.text:
         return title
-    parts = [p.strip() for p in re.split(r"\s+[-–—|]\s+", t.text.strip()) if p.strip()]
+    parts = [p.strip() for p in _TITLE_PARTS.split(t.text.strip()) if p.strip()]
     norm = tokens(title)
     if len(parts) == 2 and norm in (tokens(parts[0]), tokens(parts[1])):
         other = parts[1] if tokens(parts[0]) == norm else parts[0]
-        if len(norm) <= 3 and len(other.split()) >= 2 * len(norm):
+        if len(norm) <= 3 and len(other.split()) >= 2 * len(norm) and _joined(other) not in names:
             return other
     return title
 
@@ -293,25 +429,107 @@ def _headline(tree, title: str) -> str:
 def site_names(tree, title: str | None = None) -> set[str]:
     """Names the page gives its site (``og:site_name``, ``application-name``, the part of
     ``<title>`` beside the headline), in token form."""
-    names = set()
-    for m in tree.iter("meta"):
-        key = (m.get("property") or m.get("name") or "").strip().lower()
-        if key in ("og:site_name", "application-name", "twitter:site") and m.get("content"):
-            names.add(" ".join(tokens(m.get("content"))))
+    names = declared_site_names(tree)
     t = tree.find(".//title")
     if t is not None and t.text and title:
-        parts = re.split(r"\s+[-–—|]\s+", t.text.strip())
-        norm_title = " ".join(tokens(title))
-        if len(parts) > 1 and any(" ".join(tokens(p)) == norm_title for p in parts):
-            names |= {" ".join(tokens(p)) for p in parts if " ".join(tokens(p)) != norm_title and len(p.split()) <= 5}
+        parts = _TITLE_PARTS.split(t.text.strip())
+        norm_title = _joined(title)
+        if len(parts) > 1 and any(_joined(p) == norm_title for p in parts):
+            names |= {_joined(p) for p in parts if _joined(p) != norm_title and len(p.split()) <= 5}
     names.discard("")
     return names
 
 
-def _visible_text(tree) -> str:
-    body = tree.find(".//body")
-    node = body if body is not None else tree
-    return " ".join(node.itertext())[:20000]
+# Elements whose text no reader sees.
+_INVISIBLE = frozenset({"script", "style", "noscript", "template", "svg", "head", "title", "iframe", "object"})
+
+
+def _visible_chunks(root, mark=None) -> tuple[list[str], int, int]:
+    """The text nodes of ``root`` a reader sees, in page order (no scripts, styles or comments),
+    and where in that list the text of ``mark`` starts and ends (``-1, -1`` without one).
+    Walked with a stack: nesting depth is the page's to choose."""
+    out: list[str] = []
+    start = end = -1
+    stack = [(root, False)]
+    while stack:
+        el, closing = stack.pop()
+        if closing:
+            if el is mark:
+                end = len(out)
+            if el is not root and el.tail:
+                out.append(el.tail)
+            continue
+        stack.append((el, True))
+        if el is mark:
+            start = len(out)
+        if isinstance(el.tag, str) and el.tag not in _INVISIBLE:  # comments and PIs: tail only
+            if el.text:
+                out.append(el.text)
+            stack.extend((child, False) for child in reversed(el))
+    return out, start, end
+
+
+def headline_element(root, title: str | None):
+    """The ``<h1>`` (else ``<h2>``) whose words are the title's, or that opens or ends it
+    ("Headline - Site"), if the page has one."""
+    want = tokens(title) if title else []
+    if not want:
+        return None
+    for tag in ("h1", "h2"):
+        for el in root.iter(tag):
+            got = tokens(el.text_content())
+            if got == want or len(got) >= 3 and got in (want[:len(got)], want[-len(got):]):
+                return el
+    return None
+
+
+def _squeeze(chunks: list[str]) -> str:
+    return " ".join(" ".join(chunks).split())
+
+
+class PageDates:
+    """The dates a page shows, looked for where the article's own date stands.
+
+    ``near_headline``: in the page's visible text between the headline and the first words of
+    the body (byline, dateline: "الخميس 2 مارس 2017 - 10:22"), else the date closest above the
+    headline (a category-and-date line over it). ``anywhere``: the first date of the whole visible
+    text. Scripts, styles and comments are never read: a cache-busting "2019-06-15" or a
+    tracker's config is not a publication date. A date that is not plausible (after ``now``)
+    yields to the next one.
+    """
+
+    AFTER_CHARS = 600  # a byline zone longer than this is not searched past it
+    AFTER_UNKNOWN_CHARS = 200  # the zone's end unknown: as far as a byline reaches
+    BEFORE_CHARS = 300
+    WHOLE_CHARS = 20_000
+
+    def __init__(self, tree, headline, body: str, now: datetime):
+        root = tree.find(".//body")
+        root = tree if root is None else root
+        self.chunks, self.head_start, self.head_end = _visible_chunks(root, headline)
+        self.body_start = " ".join(body.split("\n", 1)[0].split())[:30]
+        self.now = now
+
+    def _plausible(self, text: str):
+        return (d for d in iter_arabic_dates(text) if plausible(d, now=self.now))
+
+    def near_headline(self) -> datetime | None:
+        if self.head_start < 0:
+            return None
+        after = _squeeze(self.chunks[self.head_end:self.head_end + 200])[:5000]
+        i = after.find(self.body_start) if self.body_start else -1
+        window = after[:min(i, self.AFTER_CHARS)] if i >= 0 else after[:self.AFTER_UNKNOWN_CHARS]
+        if (found := next(self._plausible(window), None)) is not None:
+            return found
+        above = list(self._plausible(_squeeze(self.chunks[max(0, self.head_start - 200):self.head_start])
+                                     [-self.BEFORE_CHARS:]))
+        return above[-1] if above else None
+
+    def text(self) -> str:
+        return " ".join(self.chunks)[:self.WHOLE_CHARS]
+
+    def anywhere(self) -> datetime | None:
+        return next(self._plausible(self.text()), None)
 
 
 class TrafilaturaMetadata:
@@ -464,7 +682,7 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
                        min_words=min_words, max_elements=max_elements, max_chars=max_chars,
                        time_limit=deadline.remaining())
     meta = trafilatura_metadata(work, url) if doc is not None else None
-    title = _headline(tree, ((meta.title if meta is not None else None) or feed_title or "").strip())
+    title = choose_title(tree, meta.title if meta is not None else None, feed_title)
     names = site_names(tree, title) | _leading_site_names([ln.strip() for ln in raw.split("\n") if ln.strip()])
     body, credit, dateline = split_credits(clean_body(raw, title, names), tuple(names))
     n_words = len(tokens(body, normalized=True))
@@ -481,18 +699,20 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
         except ValueError:
             return None
 
-    visible: list[str] = []  # the page's visible text, read only if a date is still missing by then
+    @functools.cache
+    def headline():
+        return headline_element(tree, title)
 
-    def visible_text() -> str:
-        if not visible:
-            visible.append(_visible_text(tree))
-        return visible[0]
+    @functools.cache
+    def shown() -> PageDates:  # the page's visible text, read only if a date is still missing by then
+        return PageDates(tree, headline(), body, now)
 
     # in priority order; the costly ones are functions, called only when every earlier one failed
     published, published_source = choose_published(
-        [("feed", feed_published), ("metadata", lambda: metadata_date(tree)), ("url", lambda: date_from_url(url)),
-         ("metadata", meta_date), ("visible_text", lambda: parse_arabic_date(visible_text())),
-         ("hijri", lambda: parse_hijri_date(visible_text()))],
+        [("feed", feed_published), ("metadata", lambda: metadata_date(tree, headline())),
+         ("url", lambda: date_from_url(url)), ("visible_text", lambda: shown().near_headline()),
+         ("metadata", meta_date), ("visible_text", lambda: shown().anywhere()),
+         ("hijri", lambda: parse_hijri_date(shown().text()))],
         now=now,
     )
     language = detect_language(body, declared)
