@@ -143,6 +143,16 @@ def test_duckdb_sql_examples(in_sample):
                                               ("extract", "empty_body"), ("poll", "http_500"))}
     assert len({r["run_id"] for r in articles}) == 1 and len({r["run_id"] for r in dead}) == 2  # two runs
 
+    (failing,) = run_duckdb(con, "failing-now")
+    latest = {}
+    for r in dead:  # the always-failing feed is a dead letter of both runs: its latest attempt only
+        key = (r["url"], r["stage"])
+        if key not in latest or r["time"] > latest[key]["time"]:
+            latest[key] = r
+    assert len(failing) == len(latest) < len(dead)
+    assert {(r["url"], r["stage"], r["run_id"]) for r in failing} == {
+        (r["url"], r["stage"], r["run_id"]) for r in latest.values()}
+
     (dups,) = run_duckdb(con, "no-duplicates")
     assert dups == [] and len({r["article_id"] for r in articles}) == len(articles)
 
