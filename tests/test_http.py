@@ -440,3 +440,39 @@ def test_redirect_target_helper():
     assert redirect_target("http://a.test/x", "http://a.test/%D9%85") == "http://a.test/%D9%85"
     assert redirect_target("http://a.test/x", "/é".encode("latin-1").decode("latin-1")) == "http://a.test/%C3%A9"
 
+
+# --- decoding: one bad byte, or a wrong single-byte declaration, does not make mojibake ----------
+
+PAGE = ('<html><head><meta charset="utf-8"><title>خبر عاجل</title></head><body><p>قال الأمين العام لحلف '
+        'الناتو إن الدعم لأوكرانيا مستمر</p></body></html>')
+
+
+@pytest.mark.parametrize("body, header", [
+    (PAGE.encode().replace(b"<body>", b"<body>\xff"), "text/html; charset=utf-8"),  # a stray byte
+    (PAGE.encode().replace(b"<body>", b"<body>\xff"), "text/html"),  # undeclared
+    (PAGE.encode()[:-len("</p></body></html>") - 1], "text/html; charset=utf-8"),  # last character cut
+    (PAGE.encode(), "text/html; charset=windows-1256"),  # UTF-8 under a single-byte header
+    (PAGE.replace('charset="utf-8"', 'charset="windows-1256"').encode(), "text/html"),  # … or meta
+    (PAGE.encode(), "text/html; charset=iso-8859-1"),
+])
+def test_utf8_with_a_few_bad_bytes_or_a_wrong_declaration_stays_utf8(body, header):
+    text, enc = decode_document(body, header)
+    assert enc == "utf-8" and "<title>خبر عاجل</title>" in text
+
+
+def test_iso_8859_6_under_a_latin1_header_is_iso_8859_6():
+    page = PAGE.replace('<meta charset="utf-8">', "")
+    text, enc = decode_document(page.encode("iso8859_6"), "text/html; charset=iso-8859-1")
+    assert enc == "iso8859-6" and text == page
+
+
+@pytest.mark.parametrize("header", ["text/html", "text/html; charset=utf-16", "text/html; charset=utf-8"])
+def test_utf16_without_a_bom(header):
+    for codec in ("utf-16-le", "utf-16-be"):
+        text, enc = decode_document(PAGE.encode(codec), header)
+        assert enc == codec and text == PAGE
+
+
+def test_a_utf16_header_over_a_utf8_body_is_overruled():
+    text, enc = decode_document(PAGE.encode(), "text/html; charset=utf-16")
+    assert enc == "utf-8" and text == PAGE

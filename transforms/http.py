@@ -563,8 +563,8 @@ class Fetcher:
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_\-.]+)["']""", re.I)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-# Candidates for undeclared pages, in order of likelihood on Arabic sites.
-ARABIC_CANDIDATES = ["utf_8", "cp1256", "iso8859_6", "cp720", "cp864"]
+# Candidates for pages that are not UTF-8, in order of likelihood on Arabic sites.
+ARABIC_CODE_PAGES = ["cp1256", "iso8859_6", "cp720", "cp864"]
 
 
 # Servers often declare a Western code page by default (Apache's ISO-8859-1) for pages that are
@@ -605,16 +605,70 @@ def header_charset(content_type: str | None) -> str | None:
     return _codec(m.group(1)) if m else None
 
 
-def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Decode HTML/XML bytes: HTTP header → BOM → in-document declaration → detection.
+# Evidence needed to believe UTF-8: a bad byte is forgiven per 20 valid multi-byte characters (a
+# truncated last character, one stray byte); overruling a single-byte declaration also takes at
+# least 10 of them. Windows-1256 Arabic read as UTF-8 is nearly all bad bytes (its letters are
+# lead bytes followed by lead bytes), so a real code-page page never passes.
+_BAD_BYTES_PER_CHAR = 20
+_OVERRULE_MULTIBYTE = 10
+_NUL_SHARE = 0.2  # of the bytes at every other position, for UTF-16 without a BOM
 
-    Returns ``(text, encoding)``. A declared encoding that fails to decode the bytes is not
-    trusted; detection then picks among the Arabic code pages.
+
+def _utf8_text(body: bytes, min_multibyte: int) -> str | None:
+    """The body decoded as UTF-8 (bad bytes as U+FFFD) if it is UTF-8 text: at least
+    ``min_multibyte`` valid multi-byte characters and few bad bytes among them; else ``None``.
+
+    A strict decode fails at a single bad byte, and detection among single-byte code pages then
+    accepts anything, turning a whole Arabic page into mojibake for one byte."""
+    try:
+        text, bad = body.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - bad
+    if multibyte >= min_multibyte and bad * _BAD_BYTES_PER_CHAR <= multibyte:
+        return text
+    return None
+
+
+def _utf16_by_nuls(body: bytes) -> str | None:
+    """UTF-16 without a BOM, told by its NUL bytes: markup and spaces are ASCII, so every other
+    byte is 0 (the high byte of LE, the low byte of BE). No 8-bit page has that pattern, while
+    UTF-16 also decodes "validly" as UTF-8 into text full of NULs."""
+    sample = body[:4096]
+    if len(sample) < 16:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_nul >= _NUL_SHARE and even_nul < odd_nul / 10:
+        return "utf-16-le"
+    if even_nul >= _NUL_SHARE and odd_nul < even_nul / 10:
+        return "utf-16-be"
+    return None
+
+
+def _arabic_code_page(body: bytes) -> str:
+    """The likeliest single-byte Arabic code page of ``body`` (windows-1256 when undecided)."""
+    best = charset_normalizer.from_bytes(body, cp_isolation=ARABIC_CODE_PAGES).best()
+    return _codec(best.encoding) if best and _codec(best.encoding) else "cp1256"
+
+
+def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """Decode HTML/XML bytes: BOM → UTF-16 pattern → HTTP header → in-document declaration → detection.
+
+    Returns ``(text, encoding)``. A declaration that cannot be right is not trusted: UTF-8 that
+    does not decode (mostly), a single-byte code page over text that is plainly UTF-8 (a code
+    page decodes any bytes, into mojibake), UTF-16 without its NUL bytes, windows-1256 declared
+    as a Western code page. Text that is UTF-8 but for a few bad bytes stays UTF-8 (U+FFFD
+    for those); detection otherwise picks among the Arabic code pages.
     """
-    candidates: list[str] = []
     for bom, name in _BOMS:
         if body.startswith(bom):
             return body[len(bom):].decode(name, errors="replace"), name
+    utf16 = _utf16_by_nuls(body)
+    if utf16:
+        return body.decode(utf16, errors="replace"), utf16
+    candidates: list[str] = []
     declared = header_charset(content_type)
     if declared:
         candidates.append(declared)
@@ -625,20 +679,28 @@ def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
         if doc:
             candidates.append(doc)
     for enc in candidates:
+        if enc.startswith(("utf-16", "utf-32")):
+            continue  # neither a BOM nor the NUL pattern: it is not UTF-16
+        if enc in ("utf-8", "utf-8-sig"):
+            text = _utf8_text(body, 0)
+            if text is not None:
+                return text, "utf-8"
+            continue
+        text = _utf8_text(body, _OVERRULE_MULTIBYTE)
+        if text is not None:
+            return text, "utf-8"
         try:
             text = body.decode(enc)
         except (UnicodeDecodeError, LookupError):
             continue
         if enc in _LATIN_SINGLE_BYTE and _looks_like_misdeclared_arabic(text):
-            return body.decode("cp1256", errors="replace"), "cp1256"
+            enc = _arabic_code_page(body)
+            return body.decode(enc, errors="replace"), enc
         return text, enc
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    best = charset_normalizer.from_bytes(body, cp_isolation=ARABIC_CANDIDATES).best()
-    enc = _codec(best.encoding) if best else None
-    enc = enc or "cp1256"
+    text = _utf8_text(body, 0)
+    if text is not None:
+        return text, "utf-8"
+    enc = _arabic_code_page(body)
     return body.decode(enc, errors="replace"), enc
 
 
