@@ -196,6 +196,8 @@ class PollFeed(HttpStep):
             yield self.dead(url=problem.link, source_id=source.id, reason=problem.reason,
                             message=problem.message, feed_url=feed_url)
         self.count("entries", len(parsed.candidates))
+        if parsed.over_limit:  # max_articles_per_poll: older entries left for a later poll, not failures
+            self.count("over_limit", parsed.over_limit)
         yield from parsed.candidates
 
 
