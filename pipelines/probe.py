@@ -37,8 +37,7 @@ def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys
     for c in feed.candidates[:n_articles]:
         print(f"\narticle {c.url}", file=out)
         try:
-            robots.check(c.url)
-            html, encoding = html_of(fetcher.fetch(c.url))
+            html, encoding = html_of(fetcher.fetch(c.url, allow=robots.check))
             ex = extract(html, c.url, feed_title=c.feed_title, feed_published=c.feed_published,
                          now=datetime.now(timezone.utc))
         except (FetchError, ExtractError) as e:

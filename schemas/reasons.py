@@ -9,27 +9,36 @@ from akhbar.transforms.http import TRANSIENT_STATUSES
 
 # code: (stages, meaning, retried within the run)
 REASONS: dict[str, tuple[str, str, str]] = {
-    "http_NNN": ("poll, fetch", "The server answered with HTTP status NNN (e.g. http_404, http_503).",
+    "http_NNN": ("poll, fetch", "The server answered with HTTP status NNN (e.g. http_404, http_503). A 429/503 whose "
+                 "Retry-After is longer than the backoff cap (30 s) or the time left fails at once, and the host's "
+                 "other pages fail with the same code, unrequested, until then (at most a day).",
                  "yes for " + ", ".join(map(str, sorted(TRANSIENT_STATUSES))) + "; no for other statuses"),
-    "timeout": ("poll, fetch", "Connect, read or total time limit reached.", "yes"),
+    "timeout": ("poll, fetch", "Connect, read or total time limit reached (--total-timeout bounds the whole fetch of "
+                "a URL: every redirect hop, retry and pause, also a server dripping headers or body bytes).",
+                "yes, within the total time"),
     "connection_error": ("poll, fetch", "Connection refused or reset, or the response broke off.", "yes"),
     "dns_error": ("poll, fetch", "The host name does not resolve.", "yes"),
     "blocked_address": ("poll, fetch", "The host is or resolves to a private, loopback, link-local, multicast or "
                         "reserved address (any spelling, any redirect hop); allowed only with --allow-private-hosts.", "no"),
-    "bad_url": ("poll, fetch", "Not an http(s) URL with a host (also a feed entry's link or a redirect target).", "no"),
+    "bad_url": ("poll, fetch", "Not an http(s) URL with a host, or a malformed one (an unclosed IPv6 bracket, a port "
+                "that is not 1-65535); also a feed entry's link (that entry only) or a redirect target.", "no"),
     "bad_redirect": ("poll, fetch", "A redirect without a Location header.", "no"),
     "redirect_loop": ("poll, fetch", "A redirect chain returned to a URL it had visited.", "no"),
     "too_many_redirects": ("poll, fetch", "More redirects than the limit (5).", "no"),
     "too_large": ("poll, fetch", "The body (after decompression: gzip bombs too) is over --max-bytes; "
                   "stopped while streaming.", "no"),
-    "bad_encoding": ("poll, fetch", "The compressed body cannot be decompressed.", "no"),
+    "bad_encoding": ("poll, fetch", "The compressed body cannot be decompressed: corrupt, a Content-Encoding we cannot "
+                     "decode (br, zstd without their libraries), or gzip bytes without Content-Encoding that are "
+                     "not gzip.", "no"),
     "unsupported_content_type": ("poll, fetch", "A page that is not HTML (PDF, image, video) or a feed that is not XML.",
                                  "no"),
-    "robots_disallowed": ("fetch", "The site's robots.txt disallows the page for akhbar.", "no"),
+    "robots_disallowed": ("fetch", "The site's robots.txt disallows the page for akhbar (checked for every redirect "
+                          "hop, with the robots.txt of the hop's own site).", "no"),
     "robots_unavailable": ("fetch", "robots.txt could not be fetched (5xx, 429, timeout): the site is treated as "
                            "disallowed for now (RFC 9309).", "no (replay later)"),
     "feed_parse_error": ("poll", "The document is not a parsable RSS 2.0, RSS 1.0 or Atom feed.", "no"),
-    "hostile_xml": ("poll", "The feed declares XML entities (billion laughs, external entities); refused unparsed.", "no"),
+    "hostile_xml": ("poll", "The feed declares XML entities (billion laughs, external entities) anywhere before its "
+                    "root element, in any encoding; refused unparsed.", "no"),
     "entry_without_link": ("poll", "A feed entry with no usable link.", "no"),
     "unparsable_html": ("extract", "The page cannot be parsed as HTML.", "no"),
     "too_complex": ("extract", "The page is too big to extract in bounded time (more than 30,000 elements or "

@@ -97,3 +97,54 @@ class RouteServer:
     def __exit__(self, *exc) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 whose ``handler(sock, path)`` writes whatever bytes it likes, at its
+    own pace: header lines dripped one a second, interim 1xx responses, raw UTF-8 in headers.
+    Each connection is served in its own thread; ``stop`` (set on exit) tells handlers to end."""
+
+    def __init__(self, handler: Callable[[socket.socket, str], None]):
+        self.handler = handler
+        self.stop = threading.Event()
+        self.connections = 0
+
+    def __enter__(self) -> "RawServer":
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.base_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        return self
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            sock.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = sock.recv(4096)
+                if not data:
+                    return
+                request += data
+            self.handler(sock, request.split(b" ", 2)[1].decode("latin-1"))
+        except OSError:
+            pass  # the client went away: what these tests provoke
+        finally:
+            sock.close()
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self._thread.join(2)
+        self._listener.close()

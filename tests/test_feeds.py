@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from akhbar.transforms.feeds import FeedError, parse_feed
+from akhbar.transforms.urls import canonical_url
 
 RSS2 = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>أخبار</title>
 <link>https://ex.com/</link>
@@ -136,3 +137,57 @@ def test_a_feed_with_bare_ampersands_parses_strictly_to_the_same_entries():
     parsed = parse_feed(body, "application/rss+xml", "http://e.com/rss", "s")
     assert [c.link for c in parsed.candidates] == [e.link for e in lenient.entries]
     assert all("&utm_medium=feed" in c.link for c in parsed.candidates)
+
+
+def rss(items: str, decl: str = 'encoding="utf-8"') -> str:
+    return f'<?xml version="1.0" {decl}?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+
+
+def test_one_malformed_link_costs_one_entry_not_the_feed():
+    items = "".join(f"<item><title>t{i}</title><link>https://ex.com/n/{i}</link></item>" for i in range(3))
+    items += "<item><title>bad</title><link>http://[::1/x</link></item><item><title>port</title><link>http://ex.com:99999/x</link></item>"
+    f = parse_feed(rss(items).encode(), "application/rss+xml", "https://ex.com/f", "ex")
+    assert [c.url for c in f.candidates] == [f"https://ex.com/n/{i}" for i in range(3)]
+    assert [(p.link, p.reason) for p in f.problems] == [("http://[::1/x", "bad_url"), ("http://ex.com:99999/x", "bad_url")]
+
+
+def test_max_entries_keeps_the_newest_entries_of_an_oldest_first_feed():
+    items = "".join(f"<item><title>t{d}</title><link>https://ex.com/n/{d}</link>"
+                    f"<pubDate>Tue, {d:02d} Nov 2026 10:00:00 GMT</pubDate></item>" for d in range(1, 7))
+    f = parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex", max_entries=3)
+    assert [c.url for c in f.candidates] == ["https://ex.com/n/4", "https://ex.com/n/5", "https://ex.com/n/6"]
+    assert f.over_limit == 3
+
+
+def test_max_entries_ranks_undated_entries_after_dated_ones():
+    items = ("<item><title>u</title><link>https://ex.com/u</link></item>"
+             "<item><title>old</title><link>https://ex.com/old</link><pubDate>Tue, 01 Nov 2026 10:00:00 GMT</pubDate></item>"
+             "<item><title>new</title><link>https://ex.com/new</link><pubDate>Tue, 03 Nov 2026 10:00:00 GMT</pubDate></item>")
+    f = parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex", max_entries=2)
+    assert [c.url for c in f.candidates] == ["https://ex.com/old", "https://ex.com/new"]  # in feed order
+
+
+def test_a_stray_byte_in_a_utf8_feed_keeps_titles_and_arabic_links_right():
+    items = ("<item><title>الناتو يجتمع</title><link>https://ex.com/أخبار/مقال</link></item>"
+             "<item><title>كييف \udcff</title><link>https://ex.com/n/2</link></item>")
+    body = rss(items).encode("utf-8", "surrogateescape")
+    for ctype in ("application/rss+xml; charset=utf-8", "application/rss+xml"):
+        f = parse_feed(body, ctype, "https://ex.com/f", "ex")
+        assert f.encoding == "utf-8" and f.candidates[0].feed_title == "الناتو يجتمع"
+        assert f.candidates[0].url == canonical_url("https://ex.com/أخبار/مقال")
+
+
+@pytest.mark.parametrize("body", [
+    ('<?xml version="1.0"?><!--' + "x" * 70_000 + '-->' + XXE.split("?>", 1)[1]).encode(),  # past the first 64 KiB
+    XXE.encode("utf-16"),  # BOM
+    XXE.replace('<?xml version="1.0"?>', "").encode("utf-16-le"),  # no BOM
+])
+def test_entity_declarations_are_found_wherever_the_prolog_ends(body):
+    with pytest.raises(FeedError) as e:
+        parse_feed(body, "application/xml", "https://ex.com/f", "ex")
+    assert e.value.reason == "hostile_xml"
+
+
+def test_the_word_entity_in_an_item_is_not_hostile():
+    items = "<item><title>XML: &lt;!ENTITY&gt;</title><description><![CDATA[<!ENTITY x>]]></description><link>https://ex.com/1</link></item>"
+    assert len(parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex").candidates) == 1

@@ -4,11 +4,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
+from urllib.parse import quote
 
-from akhbar.transforms.http import FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, decode_document
+import pytest
+import urllib3.response
+
+from akhbar.transforms.http import (FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, decode_document,
+                                    redirect_target)
 from akhbar.transforms.netguard import HostGuard
-from tests.servers import Reply
+from tests.servers import RawServer, Reply
 
 ARABIC = "<html><body><p>قال الأمين العام لحلف شمال الأطلسي إن الحلف سيواصل دعم أوكرانيا.</p></body></html>"
 
@@ -282,3 +286,193 @@ def test_conditional_get_304(server):
         server.route("/odd", Reply(304, b""))
         f.fetch(server.url("/odd"))
     assert e.value.reason == "http_304"
+
+
+# --- a malformed redirect target is a bad_url, not a crash or a connection error -----------------
+
+@pytest.mark.parametrize("location", ["http://[::1/x", "http://127.0.0.1:99999/x", "http://127.0.0.1:abc/x"])
+def test_redirect_to_a_malformed_url_is_bad_url(server, location):
+    server.route("/go", Reply(302, b"", {"Location": location}))
+    with pytest.raises(FetchError) as e:
+        fetcher().fetch(server.url("/go"))
+    assert e.value.reason == "bad_url" and not e.value.transient
+
+
+# --- the total timeout bounds the whole fetch ----------------------------------------------------
+
+def drip(head: bytes, lines: list[bytes], pause: float, stop):
+    """A handler sending ``head`` and then ``lines`` one every ``pause`` seconds."""
+
+    def handler(sock, path):
+        sock.sendall(head)
+        for line in lines:
+            if stop.is_set():
+                return
+            sock.sendall(line)
+            time.sleep(pause)
+    return handler
+
+
+def timed_fetch(f, url, **kw):
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        f.fetch(url, **kw)
+    return e.value, time.monotonic() - t0
+
+
+def test_total_timeout_cuts_a_body_dripped_byte_by_byte():
+    stop = threading.Event()
+    body = b"<p>" + b"x" * 200 + b"</p>"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with RawServer(drip(head, [bytes([b]) for b in body], 0.25, stop)) as srv:
+        err, took = timed_fetch(fetcher(total_timeout=2, read_timeout=1, retries=2), srv.url("/p"))
+        stop.set()
+    assert err.reason == "timeout" and took < 2 + 3
+
+
+def test_total_timeout_cuts_header_lines_dripped_one_by_one():
+    stop = threading.Event()
+    lines = [b"X-Drip-%d: aaaa\r\n" % i for i in range(200)]
+    with RawServer(drip(b"HTTP/1.1 200 OK\r\n", lines, 0.25, stop)) as srv:
+        err, took = timed_fetch(fetcher(total_timeout=2, read_timeout=1, retries=2), srv.url("/p"))
+        stop.set()
+    assert err.reason == "timeout" and took < 2 + 3
+
+
+def test_total_timeout_spans_redirect_hops_and_retries(server):
+    # every hop answers within the read timeout, but the chain as a whole takes far too long
+    for i in range(5):
+        server.route(f"/hop{i}", Reply(302, b"", {"Location": f"/hop{i + 1}"}, delay=0.8))
+    server.route("/hop5", Reply(503, b"busy", delay=0.8))
+    f = fetcher(total_timeout=2, read_timeout=1.5, retries=3)
+    f._sleep = time.sleep  # real backoff pauses: they count too
+    err, took = timed_fetch(f, server.url("/hop0"))
+    assert err.reason == "timeout" and took < 2 + 3
+
+
+# --- Retry-After -----------------------------------------------------------------------------
+
+def test_a_retry_after_beyond_the_cap_fails_at_once_and_holds_the_host_off(server):
+    server.route("/a", Reply(429, b"slow down", {"Retry-After": "99999"}))
+    server.route("/b", Reply(200, b"fine"))
+    f = fetcher(retries=2)
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        f.fetch(server.url("/a"))
+    assert e.value.reason == "http_429" and e.value.transient  # replayable
+    with pytest.raises(FetchError) as e:  # the host asked for a day off: not asked again now
+        f.fetch(server.url("/b"))
+    assert e.value.reason == "http_429"
+    assert server.count("/a") == 1 and server.count("/b") == 0 and f.sleeps == []
+    assert time.monotonic() - t0 < 3
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_of_now_or_the_past_gets_the_normal_backoff(server, value):
+    calls = []
+
+    def flaky(_):
+        calls.append(1)
+        return Reply(503, b"busy", {"Retry-After": value}) if len(calls) < 2 else Reply(200, b"ok")
+
+    f = fetcher(retries=2, backoff_base=0.2)
+    assert f.fetch(server.route("/flaky", flaky)).body == b"ok"
+    assert len(f.sleeps) == 1 and f.sleeps[0] >= 0.1  # a real pause, not an immediate retry
+
+
+# --- reason codes ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, br"])
+def test_a_content_encoding_we_cannot_decode_is_bad_encoding(server, coding):
+    if coding.split(",")[-1].strip() in urllib3.response.HTTPResponse.CONTENT_DECODERS:
+        pytest.skip(f"{coding} is decodable here")
+    server.route("/c", Reply(200, bytes(range(256)) * 10, {"Content-Type": "text/html", "Content-Encoding": coding}))
+    with pytest.raises(FetchError) as e:
+        fetcher().fetch(server.url("/c"))
+    assert e.value.reason == "bad_encoding"
+
+
+def test_an_interim_103_early_hints_is_skipped():
+    page = "<p>مرحبا</p>".encode()
+
+    def early_hints(sock, path):
+        sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                     b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(page), page))
+
+    with RawServer(early_hints) as srv:
+        r = fetcher().fetch(srv.url("/p"))
+    assert r.status == 200 and r.body == page
+
+
+def test_gzip_without_content_encoding_is_decompressed(server):
+    server.route("/gz", Reply(200, gzip.compress(ARABIC.encode()), {"Content-Type": "text/html; charset=utf-8"}))
+    assert fetcher().fetch(server.url("/gz")).body.decode() == ARABIC
+    server.route("/bomb", Reply(200, gzip.compress(b" " * 5_000_000), {"Content-Type": "text/html"}))
+    with pytest.raises(FetchError) as e:
+        fetcher(max_bytes=1_000_000).fetch(server.url("/bomb"))
+    assert e.value.reason == "too_large"
+    server.route("/junk", Reply(200, b"\x1f\x8b" + bytes(range(200)), {"Content-Type": "text/html"}))
+    with pytest.raises(FetchError) as e:
+        fetcher().fetch(server.url("/junk"))
+    assert e.value.reason == "bad_encoding"
+
+
+def test_keep_prefix_cuts_a_long_body_instead_of_failing(server):
+    server.route("/long", Reply(200, b"a" * 300_000))
+    r = fetcher().fetch(server.url("/long"), max_bytes=100_000, keep_prefix=True)
+    assert r.truncated and r.body == b"a" * 100_000
+
+
+# --- a Location with raw UTF-8 ---------------------------------------------------------------
+
+def test_a_location_with_raw_utf8_arabic_is_followed_to_the_right_url(server):
+    slug = "/news/مقال-عاجل"
+    # http.server sends header values as Latin-1: these are the raw UTF-8 bytes on the wire
+    server.route("/short", Reply(301, b"", {"Location": slug.encode("utf-8").decode("latin-1")}))
+    server.route(quote(slug), Reply(200, b"found"))
+    r = fetcher().fetch(server.url("/short"))
+    assert r.body == b"found" and r.final_url == server.url(quote(slug))
+
+
+def test_redirect_target_helper():
+    assert redirect_target("http://a.test/x", "/b c") == "http://a.test/b%20c"
+    assert redirect_target("http://a.test/x", "http://a.test/%D9%85") == "http://a.test/%D9%85"
+    assert redirect_target("http://a.test/x", "/é".encode("latin-1").decode("latin-1")) == "http://a.test/%C3%A9"
+
+
+# --- decoding: one bad byte, or a wrong single-byte declaration, does not make mojibake ----------
+
+PAGE = ('<html><head><meta charset="utf-8"><title>خبر عاجل</title></head><body><p>قال الأمين العام لحلف '
+        'الناتو إن الدعم لأوكرانيا مستمر</p></body></html>')
+
+
+@pytest.mark.parametrize("body, header", [
+    (PAGE.encode().replace(b"<body>", b"<body>\xff"), "text/html; charset=utf-8"),  # a stray byte
+    (PAGE.encode().replace(b"<body>", b"<body>\xff"), "text/html"),  # undeclared
+    (PAGE.encode()[:-len("</p></body></html>") - 1], "text/html; charset=utf-8"),  # last character cut
+    (PAGE.encode(), "text/html; charset=windows-1256"),  # UTF-8 under a single-byte header
+    (PAGE.replace('charset="utf-8"', 'charset="windows-1256"').encode(), "text/html"),  # … or meta
+    (PAGE.encode(), "text/html; charset=iso-8859-1"),
+])
+def test_utf8_with_a_few_bad_bytes_or_a_wrong_declaration_stays_utf8(body, header):
+    text, enc = decode_document(body, header)
+    assert enc == "utf-8" and "<title>خبر عاجل</title>" in text
+
+
+def test_iso_8859_6_under_a_latin1_header_is_iso_8859_6():
+    page = PAGE.replace('<meta charset="utf-8">', "")
+    text, enc = decode_document(page.encode("iso8859_6"), "text/html; charset=iso-8859-1")
+    assert enc == "iso8859-6" and text == page
+
+
+@pytest.mark.parametrize("header", ["text/html", "text/html; charset=utf-16", "text/html; charset=utf-8"])
+def test_utf16_without_a_bom(header):
+    for codec in ("utf-16-le", "utf-16-be"):
+        text, enc = decode_document(PAGE.encode(codec), header)
+        assert enc == codec and text == PAGE
+
+
+def test_a_utf16_header_over_a_utf8_body_is_overruled():
+    text, enc = decode_document(PAGE.encode(), "text/html; charset=utf-16")
+    assert enc == "utf-8" and text == PAGE

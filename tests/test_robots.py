@@ -1,9 +1,15 @@
+import threading
+import time
+
 import pytest
 
+from akhbar.schemas.records import Candidate
+from akhbar.transforms import steps
 from akhbar.transforms.http import FetchConfig, FetchError, Fetcher
 from akhbar.transforms.netguard import HostGuard
-from akhbar.transforms.robots import RobotsCache
-from tests.servers import Reply
+from akhbar.transforms.robots import RobotsCache, robots_lines
+from akhbar.transforms.urls import article_id
+from tests.servers import RawServer, Reply
 
 
 def cache():
@@ -34,3 +40,65 @@ def test_missing_robots_allows_unreachable_robots_refuses(server, reply, allowed
         with pytest.raises(FetchError) as e:
             rc.check(server.url("/a"))
         assert e.value.reason == "robots_unavailable" and e.value.transient
+
+
+def test_a_huge_robots_txt_is_parsed_up_to_its_first_512_kib(server):
+    rules = b"User-agent: akhbar\nDisallow: /private/\n"
+    server.route("/robots.txt", Reply(200, rules + b"# padding padding padding\n" * 500_000))  # ~13 MB
+    rc = RobotsCache(Fetcher(FetchConfig(retries=0, host_interval=0, max_bytes=8 * 1024 * 1024),
+                             HostGuard(allow_private=True)))
+    rc.check(server.url("/news/1.html"))
+    with pytest.raises(FetchError) as e:
+        rc.check(server.url("/private/1.html"))
+    assert e.value.reason == "robots_disallowed"
+
+
+def test_robots_lines_drop_the_cut_last_line():
+    assert robots_lines(b"Disallow: /a\nDisallow: /b", truncated=True) == ["Disallow: /a"]
+    assert robots_lines(b"Disallow: /a\nDisallow: /b", truncated=False) == ["Disallow: /a", "Disallow: /b"]
+
+
+def test_a_dripped_robots_txt_gives_up_within_the_total_timeout():
+    stop = threading.Event()
+
+    def drip(sock, path):
+        sock.sendall(b"HTTP/1.1 200 OK\r\n")
+        while not stop.is_set():
+            sock.sendall(b"X-Drip: a\r\n")
+            time.sleep(0.25)
+
+    with RawServer(drip) as srv:
+        rc = RobotsCache(Fetcher(FetchConfig(retries=2, host_interval=0, total_timeout=2, read_timeout=1),
+                                 HostGuard(allow_private=True)))
+        t0 = time.monotonic()
+        with pytest.raises(FetchError) as e:
+            rc.check(srv.url("/a"))
+        took = time.monotonic() - t0
+        stop.set()
+    assert e.value.reason == "robots_unavailable" and took < 2 + 3
+
+
+def test_a_redirect_into_a_disallowed_path_is_refused(server):
+    server.route("/robots.txt", Reply(200, b"User-agent: akhbar\nDisallow: /private/\n"))
+    server.route("/go", Reply(302, b"", {"Location": "/private/x.html"}))
+    server.route("/private/x.html", Reply(200, b"secret"))
+    rc = cache()
+    with pytest.raises(FetchError) as e:
+        rc.fetcher.fetch(server.url("/go"), allow=rc.check)
+    assert e.value.reason == "robots_disallowed" and server.count("/private/x.html") == 0
+
+
+def test_a_redirect_to_another_sites_disallowed_page_is_refused(server):
+    from tests.servers import RouteServer
+
+    with RouteServer() as other:
+        other.route("/robots.txt", Reply(200, b"User-agent: akhbar\nDisallow: /page/\n"))
+        other.route("/page/1.html", Reply(200, b"<p>x</p>", {"Content-Type": "text/html"}))
+        server.route("/go", Reply(302, b"", {"Location": other.url("/page/1.html")}))
+        fn = steps.FetchPages(FetchConfig(retries=0, host_interval=0), allow_private=True)
+        fn.setup()
+        url = server.url("/go")
+        out = list(fn.fetch_one(Candidate(source_id="s", feed_url="http://f", link=url, url=url,
+                                          article_id=article_id(url))))
+        assert [o.value.reason for o in out] == ["robots_disallowed"]
+        assert other.count("/page/1.html") == 0 and other.count("/robots.txt") == 1

@@ -110,3 +110,12 @@ def test_canonical_url_is_idempotent_on_amp_and_mobile_variants(labels, base, pa
     assert not host.startswith(("m.", "mobile.", "amp.")) or host.count(".") == 1
     assert "/amp/" not in once.lower() and not once.lower().endswith(("/amp", ".amp"))
     assert "amp=" not in once.split("?", 1)[-1].lower().replace("amp=amp", "") or "?" not in once
+
+
+@pytest.mark.parametrize("bad", ["http://[::1/x", "http://ex.com:99999/x", "http://ex.com:abc/", "http://ex.com:0/",
+                                 "http://e x.com/", "https://[::1/"])
+def test_malformed_host_or_port_is_bad_url_not_a_crash(bad):
+    with pytest.raises(BadURL):
+        canonical_url(bad)
+    with pytest.raises(BadURL):
+        canonical_url(bad.removeprefix("http:").removeprefix("https:"), "https://ex.com/feed")  # relative form

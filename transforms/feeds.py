@@ -10,7 +10,7 @@ import feedparser
 
 from akhbar.schemas.records import Candidate
 from akhbar.transforms.http import decode_document
-from akhbar.transforms.urls import BadURL, article_id, canonical_url
+from akhbar.transforms.urls import article_id, canonical_url
 
 
 
@@ -28,6 +28,7 @@ class ParsedFeed:
     candidates: list[Candidate]
     problems: list[FeedProblem]
     encoding: str = "utf-8"
+    over_limit: int = 0  # entries left out by max_entries (older ones)
 
 
 class FeedError(Exception):
@@ -36,7 +37,28 @@ class FeedError(Exception):
         self.reason = reason
 
 
-_ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
+# What may come before the root element of an XML document: white space, the XML declaration
+# and other processing instructions, comments, and the DOCTYPE (with its internal subset).
+_PROLOG_ITEM = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.S | re.I)
+_ROOT_START = re.compile(r"<[A-Za-z_:]")
+_ENTITY_DECL = re.compile(r"<!ENTITY", re.I)
+
+
+def declares_entities(text: str) -> bool:
+    """Whether the decoded document declares XML entities.
+
+    Declarations can only stand in the DOCTYPE, before the root element, however long what
+    precedes it (a 70 KB comment) and in whatever encoding (UTF-16): the decoded prolog is
+    searched, up to the root element. A prolog that cannot be read as one (an unclosed
+    comment, an odd DOCTYPE) makes the whole text searched instead."""
+    pos = 0
+    while (m := _PROLOG_ITEM.match(text, pos)) and m.end() > pos:
+        pos = m.end()
+    if _ROOT_START.match(text, pos):
+        return bool(_ENTITY_DECL.search(text, 0, pos))
+    return bool(_ENTITY_DECL.search(text))
+
+
 # The commonest flaw of real feeds: a bare "&" in a link ("?utm_source=rss&utm_medium=…"). It makes
 # feedparser's XML parser give up at the first one and parse the whole feed again with its
 # lenient SGML parser (0.48 instead of 0.32 ms an entry). Escaped first, outside CDATA sections
@@ -52,17 +74,16 @@ def _escape_bare_ampersands(xml: bytes) -> bytes:
     return b"".join(part if i % 2 else _BARE_AMPERSAND.sub(b"&amp;", part) for i, part in enumerate(parts))
 
 
-def _to_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str]:
-    """Decode the feed ourselves and hand feedparser UTF-8 with a matching declaration.
+def _to_utf8(text: str) -> bytes:
+    """The feed, decoded by us (:func:`decode_document`), as UTF-8 with a matching declaration.
 
     feedparser trusts the XML declaration and guesses otherwise, which turns an undeclared or
     wrongly declared windows-1256 feed into mojibake. :func:`decode_document` applies one order
-    for pages and feeds alike: HTTP header, BOM, in-document declaration, then detection among
-    the Arabic code pages. Returns the bytes and the encoding used.
+    for pages and feeds alike: BOM, HTTP header, in-document declaration, then detection among
+    the Arabic code pages.
     """
-    text, encoding = decode_document(body, content_type)
     text = _XML_DECL_TEXT.sub("", text.lstrip("\ufeff"), count=1)
-    return b'<?xml version="1.0" encoding="utf-8"?>' + text.encode("utf-8"), encoding
+    return b'<?xml version="1.0" encoding="utf-8"?>' + text.encode("utf-8")
 
 
 _XML_DECL_TEXT = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
@@ -77,6 +98,20 @@ def _entry_time(entry) -> datetime | None:
             except (OverflowError, ValueError, TypeError):
                 continue
     return None
+
+
+def newest_first(candidates: list[Candidate], n: int) -> list[Candidate]:
+    """The ``n`` newest candidates by entry date, in feed order. Feeds list oldest first as
+    often as newest first, so the first ``n`` in feed order may be the oldest. Undated entries
+    rank after dated ones, in feed order (for a feed without dates: its first ``n``)."""
+    if len(candidates) <= n:
+        return candidates
+    ranked = sorted(range(len(candidates)),
+                    key=lambda i: (candidates[i].feed_published is None,
+                                   -(candidates[i].feed_published.timestamp() if candidates[i].feed_published else 0),
+                                   i))
+    keep = set(ranked[:n])
+    return [c for i, c in enumerate(candidates) if i in keep]
 
 
 def _entry_link(entry) -> str | None:
@@ -97,13 +132,15 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
     """Parse a feed document into candidates; raise :class:`FeedError` if it is not a feed.
 
     Entries without a usable link become problems (dead letters), not silent drops. The
-    same canonical URL listed twice in one feed yields one candidate.
+    same canonical URL listed twice in one feed yields one candidate. ``max_entries`` keeps the
+    newest entries by date (:func:`newest_first`), not the first ones in feed order.
     """
-    if _ENTITY_DECL.search(body[:65536]):
+    text, encoding = decode_document(body, content_type)
+    if declares_entities(text):
         # Entity declarations are how billion-laughs and external-entity (file-reading) attacks
         # work; real news feeds never declare entities.
         raise FeedError("hostile_xml", "feed declares XML entities (<!ENTITY …>); refused")
-    utf8, encoding = _to_utf8(body, content_type)
+    utf8 = _to_utf8(text)
     media_type = (content_type or "application/xml").split(";")[0].strip() or "application/xml"
     parsed = feedparser.parse(
         _escape_bare_ampersands(utf8),
@@ -125,7 +162,7 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
             continue
         try:
             url = canonical_url(link, feed_url if not link.startswith(("http://", "https://")) else None)
-        except BadURL as e:
+        except ValueError as e:  # BadURL, and anything else a malformed link raises: one entry, not the feed
             problems.append(FeedProblem(link, "bad_url", str(e)))
             continue
         if url in seen:
@@ -137,6 +174,9 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
             feed_summary=(entry.get("summary") or "").strip() or None,
             feed_published=_entry_time(entry),
         ))
-        if max_entries and len(candidates) >= max_entries:
-            break
-    return ParsedFeed(parsed.get("version") or "unknown", parsed.feed.get("title"), candidates, problems, encoding)
+    over_limit = 0
+    if max_entries and len(candidates) > max_entries:
+        over_limit = len(candidates) - max_entries
+        candidates = newest_first(candidates, max_entries)
+    return ParsedFeed(parsed.get("version") or "unknown", parsed.feed.get("title"), candidates, problems, encoding,
+                      over_limit)

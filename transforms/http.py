@@ -6,27 +6,32 @@ letter now): :func:`classify_status` and the exception handling in :meth:`Fetche
 from __future__ import annotations
 
 import codecs
+import http.client
 import random
 import re
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import charset_normalizer
 import urllib3
 import urllib3.connection
+import urllib3.response
 
 from akhbar.transforms.netguard import BlockedAddress, HostGuard
+from akhbar.transforms.urls import BadURL, split_http_url
 
 DEFAULT_USER_AGENT = "akhbar/0.1 (+https://github.com/akhbar-news/akhbar; Arabic news research crawler)"
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 FEED_TYPES = ("xml", "rss", "atom", "rdf", "text/plain", "text/html")
+MAX_REFUSAL = 86400.0  # the longest a Retry-After keeps a host's requests refused
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class HostLimiter:
         self._sems: dict[str, threading.BoundedSemaphore] = {}
         self._next: dict[str, float] = {}
         self._interval: dict[str, float] = {}
+        self._refused: dict[str, tuple[float, int]] = {}  # host -> (until, status)
 
     def _semaphore(self, host: str, concurrency: int) -> threading.BoundedSemaphore:
         with self._lock:
@@ -75,6 +81,24 @@ class HostLimiter:
         """No request to ``host`` starts in the next ``seconds``."""
         with self._lock:
             self._next[host] = max(self._next.get(host, 0.0), self._clock() + seconds)
+
+    def refuse(self, host: str, seconds: float, status: int) -> None:
+        """The host asked for a pause longer than we ever wait (``Retry-After`` over the backoff
+        cap): its requests fail at once, with that status, for the next ``seconds`` (at most a
+        day), instead of each page sleeping through the cap again and again."""
+        with self._lock:
+            until = self._clock() + min(seconds, MAX_REFUSAL)
+            if until > self._refused.get(host, (0.0, 0))[0]:
+                self._refused[host] = (until, status)
+
+    def check_refused(self, host: str) -> None:
+        """:class:`FetchError` with the status the host answered if it is refusing requests now."""
+        with self._lock:
+            until, status = self._refused.get(host, (0.0, 0))
+            left = until - self._clock()
+        if left > 0:
+            raise FetchError(f"http_{status}", f"{host} asked not to be requested for another {left:.0f} s "
+                             f"(HTTP {status} with Retry-After)", transient=True, status=status, retry_after=left)
 
     def slow_down(self, host: str, interval: float) -> None:
         """Raise the host's minimum interval (never lowers it), e.g. to a robots crawl-delay."""
@@ -103,6 +127,7 @@ class Response:
     body: bytes
     elapsed: float
     redirects: tuple[str, ...] = field(default=())
+    truncated: bool = False  # only with ``keep_prefix``: the body is the first ``max_bytes`` of a longer one
 
     @property
     def content_type(self) -> str | None:
@@ -128,38 +153,198 @@ def classify_status(status: int) -> tuple[str, bool] | None:
     return f"http_{status}", status in TRANSIENT_STATUSES
 
 
-def _retry_after(value: str | None, cap: float) -> float | None:
+def _retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for, uncapped; ``None`` when it asks for no wait
+    at all (0, negative, a date in the past) or cannot be read: the normal backoff applies
+    then, so a server that says "now" is not hammered without a pause."""
     if not value:
         return None
     try:
         secs = float(value)
     except ValueError:
         try:
-            secs = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
+            secs = parsedate_to_datetime(value).timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, OverflowError):
             return None
-    return max(0.0, min(secs, cap))
+    return secs if secs > 0 and secs == secs else None  # NaN is not a wait either
 
 
-def _guarded_pool_classes(guard: HostGuard) -> dict:
-    """urllib3 pool classes whose connections go through ``guard`` (resolve, check, connect)."""
+class _Budget:
+    """What is left of ``--total-timeout`` for one URL: every hop, every retry and every backoff
+    pause is charged to it. Waiting for a politeness slot is not (a host with many pages queued
+    would otherwise time its own pages out)."""
 
-    def new_conn(self):
+    def __init__(self, total: float):
+        self.total = total
+        self.spent = 0.0
+
+    def left(self) -> float:
+        return self.total - self.spent
+
+    @contextmanager
+    def charged(self):
+        started = time.monotonic()
         try:
-            return guard.connect(self._dns_host, self.port, self.timeout, self.source_address, self.socket_options)
-        except socket.gaierror as e:
-            raise urllib3.exceptions.NameResolutionError(self.host, self, e) from e
-        except TimeoutError as e:
-            raise urllib3.exceptions.ConnectTimeoutError(self, f"connect to {self.host} timed out") from e
-        except OSError as e:
-            raise urllib3.exceptions.NewConnectionError(self, f"cannot connect: {e}") from e
+            yield
+        finally:
+            self.spent += time.monotonic() - started
 
-    conn = type("GuardedHTTPConnection", (urllib3.connection.HTTPConnection,), {"_new_conn": new_conn})
-    sconn = type("GuardedHTTPSConnection", (urllib3.connection.HTTPSConnection,), {"_new_conn": new_conn})
+
+class _Watchdog:
+    """Cuts one hop off when its share of the total time is used up.
+
+    Socket timeouts bound each ``recv`` separately, so a server sending one header line or one
+    body byte a second never trips them. A timer that shuts the hop's socket down does, wherever
+    the read is blocked (status line, headers, body); the hop then fails as ``timeout``.
+    """
+
+    def __init__(self, seconds: float):
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._socks.append(sock)
+            if self.fired:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._socks:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown also for a TLS socket: it acts on the descriptor and leaves
+    # the TLS object (in use by the reading thread) alone; the blocked read then ends at once
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _SkipInterim(http.client.HTTPResponse):
+    """http.client skips only ``100 Continue``; any other interim 1xx (``103 Early Hints``) would
+    be taken as the answer. Reported as 100 here, the interim response is skipped the same way
+    and the final one read. 101 (a protocol switch) stays what it is."""
+
+    def _read_status(self):
+        version, status, reason = super()._read_status()
+        if 100 < status < 200 and status != 101:
+            return version, http.client.CONTINUE, reason
+        return version, status, reason
+
+
+def _guarded_pool_classes(guard: HostGuard, hops: threading.local) -> dict:
+    """urllib3 pool classes whose connections go through ``guard`` (resolve, check, connect) and
+    whose sockets are handed to the current hop's :class:`_Watchdog` (``hops.watchdog``)."""
+
+    class Guarded:
+        response_class = _SkipInterim
+
+        def _new_conn(self):
+            try:
+                sock = guard.connect(self._dns_host, self.port, self.timeout, self.source_address,
+                                     self.socket_options)
+            except socket.gaierror as e:
+                raise urllib3.exceptions.NameResolutionError(self.host, self, e) from e
+            except TimeoutError as e:
+                raise urllib3.exceptions.ConnectTimeoutError(self, f"connect to {self.host} timed out") from e
+            except OSError as e:
+                raise urllib3.exceptions.NewConnectionError(self, f"cannot connect: {e}") from e
+            _watch(hops, sock)  # from here on: a TLS handshake can be dripped too
+            return sock
+
+        def getresponse(self, *args, **kwargs):
+            _watch(hops, self.sock)  # a reused connection was not opened in this hop
+            return super().getresponse(*args, **kwargs)
+
+    conn = type("GuardedHTTPConnection", (Guarded, urllib3.connection.HTTPConnection), {})
+    sconn = type("GuardedHTTPSConnection", (Guarded, urllib3.connection.HTTPSConnection), {})
     return {
         "http": type("GuardedHTTPPool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
         "https": type("GuardedHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
     }
+
+
+def _watch(hops: threading.local, sock) -> None:
+    watchdog = getattr(hops, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(sock)
+
+
+_NOT_URL_SAFE = re.compile(r"[^\x21-\x7e]+")
+
+
+def redirect_target(current: str, location: str) -> str:
+    """The absolute URL a ``Location`` header points to, ASCII only.
+
+    http.client decodes header bytes as Latin-1, so a raw UTF-8 Arabic slug
+    (``/مقال``, common on Arabic WordPress sites) arrives as Latin-1 mojibake. Where the
+    round trip Latin-1 → bytes → UTF-8 is valid, those were the bytes meant; anything not
+    printable ASCII is then percent-encoded as UTF-8 (the host as IDNA). :class:`FetchError`
+    ``bad_url`` for a target that cannot be an http(s) URL.
+    """
+    try:
+        location = location.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass  # not UTF-8 bytes read as Latin-1: keep what the header said
+    try:
+        parts = split_http_url(urljoin(current, location.strip()))
+    except (BadURL, ValueError) as e:
+        raise FetchError("bad_url", f"redirect from {current} to a bad URL: {e}") from e
+    netloc = parts.netloc
+    if not netloc.isascii():
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError as e:
+            raise FetchError("bad_url", f"redirect to a host that is not a valid name: {parts.hostname!r}") from e
+        netloc = host + (f":{parts.port}" if parts.port is not None else "")
+    encode = lambda s: _NOT_URL_SAFE.sub(lambda m: quote(m.group(0), safe=""), s)  # noqa: E731
+    return urlunsplit((parts.scheme.lower(), netloc, encode(parts.path), encode(parts.query), encode(parts.fragment)))
+
+
+def _decodable(content_encoding: str | None) -> bool:
+    """Whether urllib3 can undo every coding listed (it passes unknown ones, e.g. ``br``
+    without the brotli package, through unchanged: compressed bytes posing as a page)."""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    known = set(urllib3.response.HTTPResponse.CONTENT_DECODERS) | {"identity"}
+    return all(c in known for c in codings)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip_bounded(body: bytes, limit: int) -> bytes:
+    """A gzip body sent without ``Content-Encoding`` (the server compressed it twice or forgot
+    the header), decompressed under the same size limit as any body. ``bad_encoding`` if it is
+    not gzip after all."""
+    out = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        text = out.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise FetchError("bad_encoding", f"gzip body without Content-Encoding cannot be decompressed: {e}") from e
+    if len(text) > limit:
+        raise FetchError("too_large", f"body exceeds {limit} bytes (gzip without Content-Encoding)")
+    return text
+
+
+class _Refused(Exception):
+    """``allow`` refused a URL: passed through :meth:`Fetcher.fetch` without retries."""
+
+    def __init__(self, error: FetchError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class Fetcher:
@@ -172,13 +357,14 @@ class Fetcher:
         self.guard = guard or HostGuard()
         self._sleep = sleep
         self.limiter = limiter or HostLimiter(sleep=sleep)
+        self._hops = threading.local()  # the watchdog of the hop this thread is fetching
         self._pool = urllib3.PoolManager(
             num_pools=64,
             maxsize=8,
             retries=False,
             timeout=urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.read_timeout),
         )
-        self._pool.pool_classes_by_scheme = _guarded_pool_classes(self.guard)
+        self._pool.pool_classes_by_scheme = _guarded_pool_classes(self.guard, self._hops)
         # urllib3 replaces (does not merge) pool headers when a request passes its own.
         self._headers = {
             "User-Agent": self.config.user_agent,
@@ -187,35 +373,62 @@ class Fetcher:
         }
 
     def fetch(self, url: str, *, accept: str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
-              headers: dict[str, str] | None = None, policy: HostPolicy | None = None) -> Response:
+              headers: dict[str, str] | None = None, policy: HostPolicy | None = None,
+              allow: Callable[[str], None] | None = None, max_bytes: int | None = None,
+              keep_prefix: bool = False) -> Response:
         """GET ``url``, retrying transient failures; raise :class:`FetchError` on failure.
 
         With ``If-None-Match``/``If-Modified-Since`` in ``headers`` a 304 is an answer (status
         304, empty body), not a failure. ``policy`` overrides the per-host politeness defaults.
+        ``allow(url)`` is called before every hop, redirects included, and raises
+        :class:`FetchError` to refuse one (robots.txt). ``max_bytes`` overrides the size limit;
+        with ``keep_prefix`` a longer body is cut there instead of failing (``truncated``).
+        ``--total-timeout`` bounds the whole call: all hops, retries and backoff pauses.
         """
         policy = policy or HostPolicy(self.config.host_interval, self.config.host_concurrency)
+        budget = _Budget(self.config.total_timeout)
+        limit = (max_bytes or self.config.max_bytes, keep_prefix)
         attempt = 0
         while True:
             try:
-                return self._fetch_once(url, accept, headers or {}, policy)
+                return self._fetch_once(url, accept, headers or {}, policy, budget, allow, limit)
+            except _Refused as refused:
+                raise refused.error from None  # robots.txt said no: asking again will not change that
             except FetchError as e:
                 if not e.transient or attempt >= self.config.retries:
                     raise
-                if e.retry_after is None:
+                if e.retry_after is not None:
+                    if e.retry_after > min(self.config.backoff_max, budget.left()):
+                        raise  # waiting that long would outlast the fetch; the host is held off
+                    # else: the server's Retry-After already holds off every request to the host
+                else:
                     delay = min(self.config.backoff_max, self.config.backoff_base * 2**attempt)
-                    self._sleep(delay * (0.5 + random.random()))  # exponential, with jitter
-                # else: the server's Retry-After already holds off every request to the host
+                    delay *= 0.5 + random.random()  # exponential, with jitter
+                    if delay >= budget.left():
+                        raise
+                    with budget.charged():
+                        self._sleep(delay)
                 attempt += 1
 
-    def _fetch_once(self, url: str, accept: str, extra: dict[str, str], policy: HostPolicy) -> Response:
+    def _fetch_once(self, url: str, accept: str, extra: dict[str, str], policy: HostPolicy,
+                    budget: _Budget, allow: Callable[[str], None] | None, limit: tuple[int, bool]) -> Response:
         seen = [url]
         current = url
         while True:
-            parts = urlsplit(current)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise FetchError("bad_url", f"not an http(s) URL: {current}")
-            with self.limiter.slot(parts.netloc.lower(), policy):
-                result = self._hop(url, current, accept, extra, tuple(seen[1:]))
+            try:
+                parts = split_http_url(current)
+            except BadURL as e:
+                raise FetchError("bad_url", str(e)) from e
+            if allow is not None:
+                try:
+                    allow(current)
+                except FetchError as e:
+                    raise _Refused(e) from e
+            host = parts.netloc.lower()
+            self.limiter.check_refused(host)
+            with self.limiter.slot(host, policy):
+                with budget.charged():
+                    result = self._hop(url, current, accept, extra, tuple(seen[1:]), budget.left(), limit)
             if isinstance(result, Response):
                 return result
             if result in seen:
@@ -226,14 +439,35 @@ class Fetcher:
             current = result
 
     def _hop(self, url: str, current: str, accept: str, extra: dict[str, str],
-             redirects: tuple[str, ...]) -> Response | str:
-        """One request: the response, or the next URL of a redirect."""
+             redirects: tuple[str, ...], time_left: float, limit: tuple[int, bool]) -> Response | str:
+        """One request within ``time_left`` seconds: the response, or the next URL of a redirect."""
+        cfg = self.config
+        if time_left <= 0:
+            raise FetchError("timeout", f"total time over {cfg.total_timeout}s", transient=True)
         start = time.monotonic()
         host = urlsplit(current).hostname
+        watchdog = _Watchdog(time_left)
+        self._hops.watchdog = watchdog
+        try:
+            return self._request(url, current, accept, extra, redirects, start, host, watchdog, limit, time_left)
+        except FetchError as e:
+            if watchdog.fired and e.reason in ("timeout", "connection_error"):
+                raise FetchError("timeout", f"total time over {cfg.total_timeout}s for {url}", transient=True) from e
+            raise
+        finally:
+            watchdog.cancel()
+            self._hops.watchdog = None
+
+    def _request(self, url: str, current: str, accept: str, extra: dict[str, str], redirects: tuple[str, ...],
+                 start: float, host: str | None, watchdog: _Watchdog, limit: tuple[int, bool],
+                 time_left: float) -> Response | str:
+        cfg = self.config
         try:
             resp = self._pool.request(
                 "GET", current, headers={**self._headers, "Accept": accept, **extra}, redirect=False,
                 preload_content=False, decode_content=True,
+                timeout=urllib3.Timeout(connect=min(cfg.connect_timeout, time_left),
+                                        read=min(cfg.read_timeout, time_left)),
             )
         except BlockedAddress as e:
             raise FetchError("blocked_address", str(e)) from e
@@ -249,7 +483,7 @@ class Fetcher:
                 location = resp.headers.get("location")
                 if not location:
                     raise FetchError("bad_redirect", f"HTTP {resp.status} without Location", status=resp.status)
-                return urljoin(current, location)
+                return redirect_target(current, location)
             headers = {k.lower(): v for k, v in resp.headers.items()}
             if resp.status == 304 and ({"If-None-Match", "If-Modified-Since"} & set(extra)):
                 return Response(url=url, final_url=current, status=304, headers=headers, body=b"",
@@ -257,49 +491,70 @@ class Fetcher:
             failure = classify_status(resp.status)
             if failure:
                 reason, transient = failure
-                retry_after = _retry_after(resp.headers.get("retry-after"), self.config.backoff_max)
-                if retry_after:
-                    self.limiter.hold_off(urlsplit(current).netloc.lower(), retry_after)
+                retry_after = _retry_after(resp.headers.get("retry-after"))
+                if retry_after is not None:
+                    netloc = urlsplit(current).netloc.lower()
+                    if retry_after <= cfg.backoff_max:
+                        self.limiter.hold_off(netloc, retry_after)
+                    else:  # longer than any pause we make: the host's pages fail at once until then
+                        self.limiter.refuse(netloc, retry_after, resp.status)
                 raise FetchError(reason, f"HTTP {resp.status} for {current}", transient=transient,
                                  status=resp.status, retry_after=retry_after)
-            body = self._read_bounded(resp, start)
-            complete = True
+            if not _decodable(resp.headers.get("content-encoding")):
+                raise FetchError("bad_encoding", f"Content-Encoding {resp.headers.get('content-encoding')!r} "
+                                 "cannot be decoded")
+            body, truncated = self._read_bounded(resp, start + time_left, limit)
+            if watchdog.fired:  # the cut-off socket may look like a body that simply ended
+                raise FetchError("timeout", f"total time over {cfg.total_timeout}s", transient=True)
+            complete = not truncated
+            if body.startswith(_GZIP_MAGIC) and "gzip" not in (headers.get("content-type") or ""):
+                body = _gunzip_bounded(body, limit[0])
             return Response(url=url, final_url=current, status=resp.status, headers=headers, body=body,
-                            elapsed=time.monotonic() - start, redirects=redirects)
+                            elapsed=time.monotonic() - start, redirects=redirects, truncated=truncated)
         finally:
             # A connection whose body was not read to the end cannot be reused: reading a
             # little of a small error body is cheaper than reconnecting; else close it.
             if not complete:
                 try:
-                    resp.read(64 * 1024, decode_content=False)
-                    if not resp.isclosed() and resp.length_remaining not in (0, None):
+                    if watchdog.fired:
                         resp.close()
+                    else:
+                        resp.read(64 * 1024, decode_content=False)
+                        if not resp.isclosed() and resp.length_remaining not in (0, None):
+                            resp.close()
                 except Exception:  # noqa: BLE001 - the connection is discarded either way
                     resp.close()
             resp.release_conn()
 
-    def _read_bounded(self, resp, start: float) -> bytes:
+    def _read_bounded(self, resp, deadline: float, limit: tuple[int, bool]) -> tuple[bytes, bool]:
+        """The body, stopped at ``max_bytes`` (``too_large``, or cut there with ``keep_prefix``)
+        and at the deadline (the watchdog interrupts a read that blocks past it)."""
         cfg = self.config
+        max_bytes, keep_prefix = limit
         declared = resp.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cfg.max_bytes and not resp.headers.get("content-encoding"):
-            raise FetchError("too_large", f"Content-Length {declared} exceeds {cfg.max_bytes} bytes")
+        if (declared and declared.isdigit() and int(declared) > max_bytes and not keep_prefix
+                and not resp.headers.get("content-encoding")):
+            raise FetchError("too_large", f"Content-Length {declared} exceeds {max_bytes} bytes")
         chunks: list[bytes] = []
         size = 0
         try:
             for chunk in resp.stream(64 * 1024):
-                size += len(chunk)
-                if size > cfg.max_bytes:  # counts decompressed bytes: stops gzip bombs too
-                    raise FetchError("too_large", f"body exceeds {cfg.max_bytes} bytes")
-                if time.monotonic() - start > cfg.total_timeout:
+                if time.monotonic() > deadline:
                     raise FetchError("timeout", f"total time over {cfg.total_timeout}s", transient=True)
+                if size + len(chunk) > max_bytes:  # counts decompressed bytes: stops gzip bombs too
+                    if keep_prefix:
+                        chunks.append(chunk[:max_bytes - size])
+                        return b"".join(chunks), True
+                    raise FetchError("too_large", f"body exceeds {max_bytes} bytes")
+                size += len(chunk)
                 chunks.append(chunk)
         except urllib3.exceptions.TimeoutError as e:
             raise FetchError("timeout", f"read timed out: {e}", transient=True) from e
         except urllib3.exceptions.DecodeError as e:
             raise FetchError("bad_encoding", f"cannot decompress body: {e}") from e
-        except urllib3.exceptions.HTTPError as e:
+        except (urllib3.exceptions.HTTPError, OSError) as e:
             raise FetchError("connection_error", f"{type(e).__name__}: {e}", transient=True) from e
-        return b"".join(chunks)
+        return b"".join(chunks), False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,8 +563,8 @@ class Fetcher:
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_\-.]+)["']""", re.I)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-# Candidates for undeclared pages, in order of likelihood on Arabic sites.
-ARABIC_CANDIDATES = ["utf_8", "cp1256", "iso8859_6", "cp720", "cp864"]
+# Candidates for pages that are not UTF-8, in order of likelihood on Arabic sites.
+ARABIC_CODE_PAGES = ["cp1256", "iso8859_6", "cp720", "cp864"]
 
 
 # Servers often declare a Western code page by default (Apache's ISO-8859-1) for pages that are
@@ -350,16 +605,70 @@ def header_charset(content_type: str | None) -> str | None:
     return _codec(m.group(1)) if m else None
 
 
-def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Decode HTML/XML bytes: HTTP header → BOM → in-document declaration → detection.
+# Evidence needed to believe UTF-8: a bad byte is forgiven per 20 valid multi-byte characters (a
+# truncated last character, one stray byte); overruling a single-byte declaration also takes at
+# least 10 of them. Windows-1256 Arabic read as UTF-8 is nearly all bad bytes (its letters are
+# lead bytes followed by lead bytes), so a real code-page page never passes.
+_BAD_BYTES_PER_CHAR = 20
+_OVERRULE_MULTIBYTE = 10
+_NUL_SHARE = 0.2  # of the bytes at every other position, for UTF-16 without a BOM
 
-    Returns ``(text, encoding)``. A declared encoding that fails to decode the bytes is not
-    trusted; detection then picks among the Arabic code pages.
+
+def _utf8_text(body: bytes, min_multibyte: int) -> str | None:
+    """The body decoded as UTF-8 (bad bytes as U+FFFD) if it is UTF-8 text: at least
+    ``min_multibyte`` valid multi-byte characters and few bad bytes among them; else ``None``.
+
+    A strict decode fails at a single bad byte, and detection among single-byte code pages then
+    accepts anything, turning a whole Arabic page into mojibake for one byte."""
+    try:
+        text, bad = body.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - bad
+    if multibyte >= min_multibyte and bad * _BAD_BYTES_PER_CHAR <= multibyte:
+        return text
+    return None
+
+
+def _utf16_by_nuls(body: bytes) -> str | None:
+    """UTF-16 without a BOM, told by its NUL bytes: markup and spaces are ASCII, so every other
+    byte is 0 (the high byte of LE, the low byte of BE). No 8-bit page has that pattern, while
+    UTF-16 also decodes "validly" as UTF-8 into text full of NULs."""
+    sample = body[:4096]
+    if len(sample) < 16:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_nul >= _NUL_SHARE and even_nul < odd_nul / 10:
+        return "utf-16-le"
+    if even_nul >= _NUL_SHARE and odd_nul < even_nul / 10:
+        return "utf-16-be"
+    return None
+
+
+def _arabic_code_page(body: bytes) -> str:
+    """The likeliest single-byte Arabic code page of ``body`` (windows-1256 when undecided)."""
+    best = charset_normalizer.from_bytes(body, cp_isolation=ARABIC_CODE_PAGES).best()
+    return _codec(best.encoding) if best and _codec(best.encoding) else "cp1256"
+
+
+def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """Decode HTML/XML bytes: BOM → UTF-16 pattern → HTTP header → in-document declaration → detection.
+
+    Returns ``(text, encoding)``. A declaration that cannot be right is not trusted: UTF-8 that
+    does not decode (mostly), a single-byte code page over text that is plainly UTF-8 (a code
+    page decodes any bytes, into mojibake), UTF-16 without its NUL bytes, windows-1256 declared
+    as a Western code page. Text that is UTF-8 but for a few bad bytes stays UTF-8 (U+FFFD
+    for those); detection otherwise picks among the Arabic code pages.
     """
-    candidates: list[str] = []
     for bom, name in _BOMS:
         if body.startswith(bom):
             return body[len(bom):].decode(name, errors="replace"), name
+    utf16 = _utf16_by_nuls(body)
+    if utf16:
+        return body.decode(utf16, errors="replace"), utf16
+    candidates: list[str] = []
     declared = header_charset(content_type)
     if declared:
         candidates.append(declared)
@@ -370,20 +679,28 @@ def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
         if doc:
             candidates.append(doc)
     for enc in candidates:
+        if enc.startswith(("utf-16", "utf-32")):
+            continue  # neither a BOM nor the NUL pattern: it is not UTF-16
+        if enc in ("utf-8", "utf-8-sig"):
+            text = _utf8_text(body, 0)
+            if text is not None:
+                return text, "utf-8"
+            continue
+        text = _utf8_text(body, _OVERRULE_MULTIBYTE)
+        if text is not None:
+            return text, "utf-8"
         try:
             text = body.decode(enc)
         except (UnicodeDecodeError, LookupError):
             continue
         if enc in _LATIN_SINGLE_BYTE and _looks_like_misdeclared_arabic(text):
-            return body.decode("cp1256", errors="replace"), "cp1256"
+            enc = _arabic_code_page(body)
+            return body.decode(enc, errors="replace"), enc
         return text, enc
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    best = charset_normalizer.from_bytes(body, cp_isolation=ARABIC_CANDIDATES).best()
-    enc = _codec(best.encoding) if best else None
-    enc = enc or "cp1256"
+    text = _utf8_text(body, 0)
+    if text is not None:
+        return text, "utf-8"
+    enc = _arabic_code_page(body)
     return body.decode(enc, errors="replace"), enc
 
 

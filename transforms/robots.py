@@ -3,6 +3,9 @@
 Following RFC 9309: a robots.txt that does not exist (any 4xx) allows everything; one that cannot
 be fetched (5xx, timeout, connection failure) is treated as disallowing everything for now, so
 the page becomes a transient ``robots_unavailable`` dead letter (``akhbar replay`` retries it).
+Only the first 512 KiB of a robots.txt are read and parsed (RFC 9309 asks for at least 500 KiB).
+Every hop of a page's fetch is checked (:meth:`RobotsCache.check` as the fetch's ``allow``), so a
+redirect cannot lead into a disallowed path or to another site's disallowed page.
 A ``Crawl-delay`` for our agent slows requests to that host down to it (capped).
 """
 from __future__ import annotations
@@ -18,6 +21,15 @@ from akhbar.transforms.http import FetchError, Fetcher
 
 AGENT_TOKEN = "akhbar"
 MAX_CRAWL_DELAY = 30.0
+# RFC 9309 2.5: crawlers must parse at least the first 500 KiB. A longer file is read that far
+# and parsed, rather than failing as too_large and refusing the whole site.
+MAX_ROBOTS_BYTES = 512 * 1024
+
+
+def robots_lines(body: bytes, truncated: bool) -> list[str]:
+    """The lines of a robots.txt; of a cut-off one, without the last line (it may be half a rule)."""
+    lines = body.decode("utf-8", errors="replace").splitlines()
+    return lines[:-1] if truncated and lines else lines
 
 
 @dataclass
@@ -64,7 +76,8 @@ class RobotsCache:
     def _load(self, origin: str) -> _Entry:
         now = self._clock()
         try:
-            resp = self.fetcher.fetch(f"{origin}/robots.txt", accept="text/plain, */*;q=0.1")
+            resp = self.fetcher.fetch(f"{origin}/robots.txt", accept="text/plain, */*;q=0.1",
+                                      max_bytes=MAX_ROBOTS_BYTES, keep_prefix=True)
         except FetchError as e:
             if e.status is not None and 400 <= e.status < 500 and e.status != 429:
                 return _Entry(None, None, now + self.ttl)  # no robots.txt: everything allowed
@@ -72,7 +85,7 @@ class RobotsCache:
                 raise
             return _Entry(None, e.reason, now + self.retry_unavailable_after)
         parser = RobotFileParser()
-        parser.parse(resp.body.decode("utf-8", errors="replace").splitlines())
+        parser.parse(robots_lines(resp.body, resp.truncated))
         delay = parser.crawl_delay(self.agent)
         if delay:
             self.fetcher.limiter.slow_down(urlsplit(origin).netloc, min(float(delay), MAX_CRAWL_DELAY))

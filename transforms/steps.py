@@ -196,6 +196,8 @@ class PollFeed(HttpStep):
             yield self.dead(url=problem.link, source_id=source.id, reason=problem.reason,
                             message=problem.message, feed_url=feed_url)
         self.count("entries", len(parsed.candidates))
+        if parsed.over_limit:  # max_articles_per_poll: older entries left for a later poll, not failures
+            self.count("over_limit", parsed.over_limit)
         yield from parsed.candidates
 
 
@@ -277,9 +279,10 @@ class FetchPages(HttpStep):
     def fetch_one(self, c: Candidate) -> Iterable:
         source = self.sources.get(c.source_id)
         try:
-            if source is None or source.obey_robots:
-                self.robots.check(c.url)
-            resp = self.fetcher.fetch(c.url, policy=host_policy(source, self.fetch_config))
+            # robots.txt is asked before every hop: a redirect may lead to a disallowed path or
+            # to another site with its own robots.txt
+            allow = self.robots.check if source is None or source.obey_robots else None
+            resp = self.fetcher.fetch(c.url, policy=host_policy(source, self.fetch_config), allow=allow)
             html, encoding = html_of(resp)
         except FetchError as e:
             yield self.dead(url=c.url, source_id=c.source_id, reason=e.reason, message=str(e), feed_url=c.feed_url)

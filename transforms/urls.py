@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from courlan import normalize_url
 
@@ -33,6 +33,25 @@ class BadURL(ValueError):
     """A link that cannot be turned into a fetchable http(s) URL."""
 
 
+def split_http_url(url: str) -> SplitResult:
+    """``urlsplit`` for a URL that came from the web (a feed link, a ``Location`` header):
+    :class:`BadURL` instead of the ``ValueError`` the standard library raises for an unclosed
+    IPv6 bracket or a port that is not a number in 1-65535, and for anything but http(s) with a
+    host. Without this, one broken link escapes as an unexpected error and takes its whole feed
+    (or page) with it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parsed lazily: a bad port only raises here
+        host = parts.hostname
+    except ValueError as e:
+        raise BadURL(f"malformed URL {url!r}: {e}") from e
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise BadURL(f"not an http(s) URL: {url!r}")
+    if port == 0 or any(ch.isspace() or ord(ch) < 32 for ch in parts.netloc):
+        raise BadURL(f"malformed URL {url!r}: bad host or port")
+    return parts
+
+
 def canonical_url(link: str, base: str | None = None) -> str:
     """The canonical form of ``link`` (resolved against ``base``).
 
@@ -42,15 +61,16 @@ def canonical_url(link: str, base: str | None = None) -> str:
     """
     if not link or not link.strip():
         raise BadURL("empty link")
-    raw = urljoin(base, link.strip()) if base else link.strip()
-    parts = urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise BadURL(f"not an http(s) URL: {link!r}")
+    try:
+        raw = urljoin(base, link.strip()) if base else link.strip()
+    except ValueError as e:  # urljoin splits both URLs: an unclosed "[" raises
+        raise BadURL(f"malformed URL {link!r}: {e}") from e
+    split_http_url(raw)
     try:
         norm = normalize_url(raw, strict=False)
     except Exception as e:  # courlan raises ValueError and friends on malformed netlocs
         raise BadURL(f"malformed URL {link!r}: {e}") from e
-    p = urlsplit(norm)
+    p = split_http_url(norm)
     path = _main_path(_ESCAPE.sub(lambda m: m.group(0).upper(), p.path or "/"))
     query = [(k, v) for k, v in parse_qsl(p.query, keep_blank_values=True)
              if k.lower() not in TRACKING_PARAMS and not _amp_param(k, v)]
