@@ -1,5 +1,6 @@
 """The fetch layer against a misbehaving server on 127.0.0.1."""
 import gzip
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,8 +10,8 @@ from urllib.parse import quote
 import pytest
 import urllib3.response
 
-from akhbar.transforms.http import (FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, decode_document,
-                                    redirect_target)
+from akhbar.transforms.http import (FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, _Watchdog,
+                                    decode_document, redirect_target)
 from akhbar.transforms.netguard import HostGuard
 from tests.servers import RawServer, Reply
 
@@ -476,3 +477,27 @@ def test_utf16_without_a_bom(header):
 def test_a_utf16_header_over_a_utf8_body_is_overruled():
     text, enc = decode_document(PAGE.encode(), "text/html; charset=utf-16")
     assert enc == "utf-8" and text == PAGE
+
+
+def test_one_thread_fires_every_hops_deadline_and_a_cancelled_hop_is_left_alone():
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        before = threading.active_count()
+        dogs = [_Watchdog(s) for s in (0.3, 0.1, 0.2)]
+        for dog, (a, _) in zip(dogs, pairs):
+            dog.watch(a)
+        dogs[2].cancel()  # its hop ended: its socket may be back in the pool, in another hop's hands
+        assert threading.active_count() <= before + 1  # one deadline thread at most, not one per hop
+        time.sleep(0.6)
+        assert [d.fired for d in dogs] == [True, True, False]
+        for (a, b), cut in zip(pairs, (True, True, False)):
+            b.settimeout(0.5)
+            if cut:
+                assert a.recv(1) == b""  # shut down: a blocked read would end at once
+            else:
+                b.sendall(b"x")
+                assert a.recv(1) == b"x"
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
