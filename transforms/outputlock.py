@@ -9,7 +9,9 @@ cycles, and the launcher of the streaming graph while it waits for the job
 (:mod:`akhbar.pipelines.streaming`). A second writer is refused at once with
 :class:`OutputLocked`, which names the output and the holder (host, pid, run id, since when).
 Compaction does not take the lock: it moves committed rows and is built to run beside writers
-and readers (see :mod:`akhbar.transforms.compact`).
+and readers (see :mod:`akhbar.transforms.compact`). A writer that takes a local output also
+creates its ``articles/`` and ``dead_letter/`` folders (:func:`make_folders`), so that readers
+find the datasets, empty, before the first row is written.
 
 **Local output.** ``OUTPUT/_state/output.lock``, locked with ``flock`` through a descriptor kept
 open for the whole run. The kernel drops the lock when the process ends, however it ends
@@ -42,6 +44,7 @@ from datetime import datetime, timedelta, timezone
 from akhbar.transforms import store
 
 LOCK_FILE = ("_state", "output.lock")
+DATASETS = ("articles", "dead_letter")
 DEFAULT_LEASE_S = 300.0
 DEFAULT_RENEW_S = 60.0
 HOLDER_WAIT_S = 0.5  # a lock just taken: how long to wait for its holder to write who it is
@@ -270,9 +273,18 @@ def _read_holder(fd: int) -> dict | None:
         time.sleep(0.02)
 
 
+def make_folders(output: str) -> None:
+    """``articles/`` and ``dead_letter/`` of a local output, so that readers find the datasets
+    (empty) before the first row is written. Object stores have no folders: nothing to do."""
+    if store.is_local(output):
+        for dataset in DATASETS:
+            os.makedirs(store.join(output, dataset), exist_ok=True)
+
+
 @contextlib.contextmanager
 def writing(output: str, run_id: str, what: str = "run", **lease) -> Iterator[OutputLock]:
-    """Hold ``output``'s lock for the block; raises :class:`OutputLocked` at once when another
-    process holds it."""
+    """Hold ``output``'s lock for the block, with its dataset folders made; raises
+    :class:`OutputLocked` at once when another process holds it."""
     with OutputLock(output, run_id, what, **lease) as lock:
+        make_folders(output)
         yield lock
