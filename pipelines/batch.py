@@ -16,6 +16,7 @@ from akhbar.transforms.extract import MIN_BODY_WORDS
 from akhbar.transforms.feedstate import load_feed_states
 from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.model import ApplyTopicModel
+from akhbar.transforms.outputlock import writing
 from akhbar.transforms.sink import DEFAULT_MAX_ROWS, WriteArticles, WriteDeadLetters
 from akhbar.transforms.state import load_prior
 
@@ -171,12 +172,17 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None, on_start=None):
     """Run the batch pipeline to completion; return Beam's result (metrics included).
 
     ``on_start(result)`` is called as soon as the runner hands back a result, before waiting for
-    the end (runners such as Dataflow return while the job runs; the DirectRunner when done)."""
+    the end (runners such as Dataflow return while the job runs; the DirectRunner when done).
+
+    This process holds the output's lock until the job ends (see
+    :mod:`akhbar.transforms.outputlock`): :class:`~akhbar.transforms.outputlock.OutputLocked`
+    at once if another run writes there."""
     options = PipelineOptions(with_runner(beam_args))
-    p = beam.Pipeline(options=options)
-    build_pipeline(p, cfg)
-    result = p.run()
-    if on_start is not None:
-        on_start(result)
-    result.wait_until_finish()
+    with writing(cfg.output, cfg.run_id, "run" if cfg.replay is None else "replay"):
+        p = beam.Pipeline(options=options)
+        build_pipeline(p, cfg)
+        result = p.run()
+        if on_start is not None:
+            on_start(result)
+        result.wait_until_finish()
     return result

@@ -434,6 +434,7 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, p
     from akhbar.pipelines.batch import describes_only, run
     from akhbar.pipelines.progress import Progress, live_counts_visible
     from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
+    from akhbar.transforms.outputlock import OutputLocked
 
     started = datetime.now(timezone.utc)
     note = runner_note(beam_args)
@@ -444,6 +445,11 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, p
                                            live=live_counts_visible(beam_args)).start()
     try:
         result = run(cfg, beam_args, on_start=progress.attach if progress else None)
+    except OutputLocked as e:  # another run writes to this output: nothing was run (exit 2, as a usage error)
+        if progress:
+            progress.stop()
+        print(f"akhbar: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
     except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
         if progress:
             progress.stop()

@@ -33,6 +33,7 @@ import apache_beam as beam
 from akhbar.pipelines.batch import RunConfig, build_pipeline, fetch_extract_classify, new_run_id, stored_state
 from akhbar.transforms import steps
 from akhbar.transforms import streaming as st
+from akhbar.transforms.outputlock import OutputLocked, writing
 from akhbar.transforms.schedule import (
     after_poll,
     bounds,
@@ -58,6 +59,7 @@ STREAMING_RUNNERS = {"dataflowrunner", "testdataflowrunner", "portablerunner", "
 LOCAL_RUNNERS = {"", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "swappingrunner"}
 PRISM_CACHE = os.path.expanduser("~/.apache_beam/cache/prism/bin")
 MAX_FAILED_CYCLES = 3
+EXIT_LOCKED = 2  # the CLI's exit code for "nothing was run": another run writes to the output
 RECENT_CYCLES = 1000
 KEYED = typing.Tuple[str, typing.Any]  # keys of the stateful steps are strings (a deterministic coder)
 
@@ -197,7 +199,16 @@ def _percentile(values: list[float], q: float) -> float | None:
 def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str = NO_PRISM,
                quiet: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run polling rounds until ``settings.duration_s`` passes or a signal arrives; return the
-    stream's summary (also written to ``_reports/stream-<id>.json`` after every cycle)."""
+    stream's summary (also written to ``_reports/stream-<id>.json`` after every cycle).
+
+    The output's lock is held from the first cycle to the last (:class:`OutputLocked` at once if
+    another run writes there)."""
+    with writing(cfg.output, cfg.run_id, "streaming"):
+        return _cycles(cfg, beam_args, settings, why=why, quiet=quiet, log=log)
+
+
+def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, quiet: bool,
+            log: Callable[[str], None] | None) -> dict:
     from akhbar.pipelines.summary import beam_counters, summarize, write_report
 
     log = log or (lambda text: print(text, flush=True))
@@ -377,20 +388,25 @@ def write_stream(articles, dead, cfg: RunConfig, settings: StreamSettings):
 
 
 def run_graph(cfg: RunConfig, beam_args, settings: StreamSettings, quiet: bool = False):
-    """Run the streaming graph on a streaming runner until it ends (``--duration``) or is stopped."""
+    """Run the streaming graph on a streaming runner until it ends (``--duration``) or is stopped.
+
+    This process holds the output's lock while it waits for the job: the job is covered only as
+    long as its launcher lives (see docs/streaming.md)."""
     options = PipelineOptions(list(beam_args))
     options.view_as(StandardOptions).streaming = True
-    p = beam.Pipeline(options=options)
-    build_streaming_pipeline(p, cfg, settings)
-    result = p.run()
-    if not quiet:
-        print(f"akhbar: streaming job {cfg.run_id} started on {options.view_as(StandardOptions).runner}", flush=True)
-    try:
-        result.wait_until_finish()
-    except KeyboardInterrupt:
-        print("akhbar: interrupted: cancelling the job (on Dataflow prefer `gcloud dataflow jobs drain`)",
-              file=sys.stderr)
-        result.cancel()
+    with writing(cfg.output, cfg.run_id, "streaming"):
+        p = beam.Pipeline(options=options)
+        build_streaming_pipeline(p, cfg, settings)
+        result = p.run()
+        if not quiet:
+            print(f"akhbar: streaming job {cfg.run_id} started on {options.view_as(StandardOptions).runner}",
+                  flush=True)
+        try:
+            result.wait_until_finish()
+        except KeyboardInterrupt:
+            print("akhbar: interrupted: cancelling the job (on Dataflow prefer `gcloud dataflow jobs drain`)",
+                  file=sys.stderr)
+            result.cancel()
     return result
 
 
@@ -404,11 +420,18 @@ def run_streaming(cfg: RunConfig, beam_args, args) -> int:
             print(f"akhbar: streaming mode runs the streaming graph ({how.why})", file=sys.stderr, flush=True)
         try:
             run_graph(cfg, how.beam_args, settings, quiet=args.quiet)
+        except OutputLocked as e:
+            print(f"akhbar: {e}", file=sys.stderr)
+            return EXIT_LOCKED
         except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
             print(f"akhbar: streaming job {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
         return 0
-    totals = run_cycles(cfg, how.beam_args, settings, why=how.why, quiet=args.quiet)
+    try:
+        totals = run_cycles(cfg, how.beam_args, settings, why=how.why, quiet=args.quiet)
+    except OutputLocked as e:
+        print(f"akhbar: {e}", file=sys.stderr)
+        return EXIT_LOCKED
     if args.quiet:
         print(cfg.output)
     return 1 if totals["stopped_by"] and "failed cycles" in totals["stopped_by"] else 0

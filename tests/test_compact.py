@@ -1,5 +1,8 @@
 """Compaction: fewer files, the same rows, and readers that never fail or see a row twice."""
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -9,11 +12,12 @@ import fcntl
 import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pytest
 
 from akhbar.pipelines.cli import main
 from akhbar.schemas.arrow import ARTICLES_SCHEMA, DEAD_LETTER_SCHEMA, article_row, dead_letter_row
 from akhbar.schemas.records import DeadLetter
-from akhbar.transforms.compact import compact, compact_partition
+from akhbar.transforms.compact import compact, compact_partition, remove_stale_staging
 from akhbar.transforms.sink import write_partition
 from akhbar.transforms.state import load_prior
 from tests.test_output import article
@@ -212,3 +216,41 @@ def test_readers_never_fail_and_never_see_a_row_twice(tmp_path):
     assert "state" not in short_reads  # the seen index re-reads until it saw one consistent state
     print(f"compactions={compactions} reads={reads} short_reads={len(short_reads)} "
           f"writer_retries={writer.failed}")
+
+
+@pytest.mark.parametrize("killed", ["before the swap", "after the swap"])
+def test_a_killed_compactions_staging_folder_goes_at_the_next_one(tmp_path, killed):
+    out = str(tmp_path)
+    ids = add_files(out, 0, 4, 2)
+    # a compaction that stops for good just before (or just after) swapping the folders
+    script = ("import sys, time\n"
+              "from akhbar.transforms import compact as C\n"
+              "swap = C.exchange\n"
+              "def stuck(a, b):\n"
+              f"    if {killed == 'after the swap'}:\n"
+              "        swap(a, b)\n"
+              "    print('staged', flush=True)\n"
+              "    time.sleep(600)\n"
+              "C.exchange = stuck\n"
+              f"C.compact({out!r})\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == b"staged"
+        state = os.path.join(out, "_state", "compact")
+        (staging,) = [n for n in os.listdir(state) if n != "locks"]
+        assert os.listdir(os.path.join(state, staging, "partition"))
+        # a live compaction's staging folder is left alone, however old
+        assert remove_stale_staging(out, max_age_s=0) == []
+        compact(out, stale_s=0)
+        assert os.path.isdir(os.path.join(state, staging))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert sorted(read_ids(out)) == sorted(ids)
+    assert remove_stale_staging(out) == []  # younger than an hour: perhaps a compaction just starting
+    old = time.time() - 7200
+    os.utime(os.path.join(state, staging), (old, old))
+    (r,) = compact(out)  # removed first, then the partition is compacted (or left) as usual
+    assert sorted(os.listdir(state)) == ["locks"]
+    assert r.status == ("compacted" if killed == "before the swap" else "skipped")
+    assert sorted(read_ids(out)) == sorted(ids) and len(read_ids(out)) == len(ids)

@@ -69,7 +69,9 @@ def test_private_hosts_refused_without_the_flag(sources_file, tmp_path, sample_s
     before = len(sample_site.requests)
     assert main(["run", "--sources", str(sources_file), "--output", str(out)]) == 0
     assert len(sample_site.requests) == before  # not one request reached the site
-    assert not (out / "articles").exists()
+    # no article stored, yet the dataset is there for readers: empty, not missing
+    assert ds.dataset(str(out / "articles"), partitioning="hive").count_rows() == 0
+    assert not list((out / "articles").iterdir())
     reasons = duckdb.connect().execute(
         f"SELECT DISTINCT reason FROM read_parquet('{out}/dead_letter/**/*.parquet')").fetchall()
     assert reasons == [("blocked_address",)]

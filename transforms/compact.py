@@ -18,6 +18,11 @@ before the merged file appears). So the switch is made on the whole folder at on
 3. The old folder is deleted (open file handles keep working). Placeholders are deleted by a
    later compaction once they are more than an hour old.
 
+A compaction holds a lock on its staging folder from creating it to deleting it. A compaction
+killed on the way (even by SIGKILL) leaves its staging folder, with merged copies or the old
+folder's files in it; the next compaction deletes every staging folder that is more than an hour
+old and whose lock it can take (its owner is dead), before it starts.
+
 What a concurrent reader can observe:
 
 - A reader whose listing happens after the swap, or whose listing and opens all happen before
@@ -46,6 +51,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import time
 import uuid
@@ -186,6 +192,55 @@ def placeholder_bytes(path: str) -> bytes:
     return data + empty[4:]  # the old file, then footer + footer length + magic of an empty file
 
 
+_STAGING_NAME = re.compile(r"^[0-9a-f]{32}$")  # OUTPUT/_state/compact/UUID
+
+
+def _lock_staging(folder: str) -> int:
+    """An open descriptor of a new staging folder holding its lock (kept until it is deleted)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def remove_stale_staging(output: str, max_age_s: float = store.STALE_TEMP_SECONDS,
+                         now: float | None = None) -> list[str]:
+    """Delete the staging folders that killed compactions left under ``OUTPUT/_state/compact/``;
+    return their paths.
+
+    A folder goes only when it is older than ``max_age_s`` and its lock can be taken, i.e. no live
+    compaction holds it (a compaction locks its folder right after creating it; the age covers
+    that moment). A dead compaction's staging folder holds either copies of rows that are still in
+    the live partition (killed before the swap) or the partition's old files (killed after it):
+    nothing a reader or the dataset needs.
+    """
+    state = os.path.join(output, "_state", "compact")
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        names = sorted(os.listdir(state))
+    except FileNotFoundError:
+        return removed
+    for name in filter(_STAGING_NAME.match, names):
+        path = os.path.join(state, name)
+        try:
+            if now - os.stat(path).st_mtime <= max_age_s:
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):  # removed meanwhile, or not a folder
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live compaction's
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(path)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
 class _FolderLock:
     """The exclusive side of the lock :func:`akhbar.transforms.store.write_atomic` holds shared."""
 
@@ -243,8 +298,10 @@ def compact_partition(output: str, dataset: str, partition: str, *, min_files: i
         merged = _merged_tables(small, DATASETS[dataset])
         stage_root = os.path.join(state, uuid.uuid4().hex)
         stage = os.path.join(stage_root, "partition")
-        os.makedirs(stage)
+        os.makedirs(stage_root)
+        stage_fd = _lock_staging(stage_root)
         try:
+            os.mkdir(stage)
             # the staged folder = the live folder after compaction: merged files, a placeholder
             # under each input's name, and every other file (hard links: the same bytes)
             run = f"compact-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -273,6 +330,7 @@ def compact_partition(output: str, dataset: str, partition: str, *, min_files: i
                 folder_lock.close()
         finally:
             shutil.rmtree(stage_root, ignore_errors=True)
+            os.close(stage_fd)
         report.status, report.inputs, report.rows = "compacted", len(small), merged.num_rows
         return report
     finally:
@@ -283,11 +341,13 @@ def compact_partition(output: str, dataset: str, partition: str, *, min_files: i
 def compact(output: str, selectors: list[list[tuple[str, str]]] | None = None, *,
             min_files: int = DEFAULT_MIN_FILES, target_rows: int = DEFAULT_TARGET_ROWS,
             stale_s: float = store.STALE_TEMP_SECONDS) -> list[PartitionReport]:
-    """Compact every selected partition of ``output`` (``articles/`` and ``dead_letter/``)."""
+    """Compact every selected partition of ``output`` (``articles/`` and ``dead_letter/``), after
+    deleting the staging folders of compactions that were killed (:func:`remove_stale_staging`)."""
     if not store.is_local(output):
         raise CompactionUnsupported("compaction needs a local output folder (object stores cannot "
                                     "swap a folder atomically)")
     output = output[len("file://"):] if output.startswith("file://") else output
+    remove_stale_staging(output, stale_s)
     return [compact_partition(output, dataset, partition, min_files=min_files, target_rows=target_rows,
                               stale_s=stale_s)
             for dataset, partition in find_partitions(output, selectors)]

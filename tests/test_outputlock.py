@@ -1,0 +1,372 @@
+"""The output lock: one writer per output at a time. Locally a flock that dies with its process;
+on gs:// a lease object, against the Cloud Storage emulator on 127.0.0.1."""
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+
+import pyarrow.dataset as ds
+import pytest
+import yaml
+
+from akhbar.pipelines.cli import main
+from akhbar.sample.site import build_site, expected, sources_yaml
+from akhbar.transforms import outputlock
+from akhbar.transforms.outputlock import OutputLock, OutputLocked
+from tests.servers import Reply, RouteServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
+       "GCE_METADATA_ROOT": "127.0.0.1:9"}
+
+
+def holder_process(output: str, run_id: str, **lease) -> subprocess.Popen:
+    """Another process that takes the lock of ``output``, says so on stdout and waits to be killed."""
+    script = ("import sys, time\n"
+              "from akhbar.transforms.outputlock import OutputLock\n"
+              f"OutputLock({output!r}, {run_id!r}, **{lease!r}).acquire()\n"
+              "print('held', flush=True)\n"
+              "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**ENV, **os.environ},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    line = proc.stdout.readline()
+    assert line.strip() == b"held", proc.stderr.read().decode()
+    return proc
+
+
+def kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+# --- local ------------------------------------------------------------------------------------
+
+def test_a_second_writer_is_refused_and_told_who_holds_the_output(tmp_path):
+    out = str(tmp_path / "out")
+    with OutputLock(out, "20261124T000000Z-aaaa", "run") as held:
+        with pytest.raises(OutputLocked) as refused:
+            OutputLock(out, "20261124T000001Z-bbbb").acquire()
+        message = str(refused.value)
+        for part in (out, "run 20261124T000000Z-aaaa", f"pid {os.getpid()}", socket.gethostname(),
+                     held.holder()["since"], "nothing was run"):
+            assert part in message
+        assert refused.value.holder["run_id"] == "20261124T000000Z-aaaa"
+    with OutputLock(out, "20261124T000001Z-bbbb"):  # released at the end of the first
+        pass
+
+
+def test_a_killed_holder_never_blocks_the_next_run(tmp_path):
+    out = str(tmp_path / "out")
+    proc = holder_process(out, "killed-run")
+    try:
+        with pytest.raises(OutputLocked, match=f"killed-run \\(pid {proc.pid} "):
+            OutputLock(out, "next-run").acquire()
+    finally:
+        kill(proc)  # SIGKILL: no clean-up code runs
+    with OutputLock(out, "next-run") as lock:  # the kernel dropped the dead process's lock
+        with open(lock.path, encoding="utf-8") as f:
+            assert json.loads(f.read())["run_id"] == "next-run"
+
+
+@pytest.fixture()
+def gated_site():
+    """The sample site, whose article pages wait until ``gate`` is set: a run holds on, mid-fetch,
+    for as long as the test needs."""
+    gate = threading.Event()
+    with RouteServer() as srv:
+        for path, resp in build_site(srv.base_url).items():
+            headers = {"Content-Type": resp.content_type, **resp.headers} if resp.content_type else dict(resp.headers)
+            reply = Reply(resp.status, resp.body, headers)
+            if path.endswith(".html"):
+                srv.route(path, lambda _request, reply=reply: gate.wait(60) and reply)
+            else:
+                srv.route(path, reply)
+        yield srv, gate
+        gate.set()
+
+
+def test_two_runs_at_once_one_writes_and_the_other_is_refused(gated_site, tmp_path):
+    srv, gate = gated_site
+    doc = yaml.safe_load(sources_yaml(srv.base_url))
+    for s in doc["sources"]:
+        s["min_interval"] = 0
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "out"
+
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "akhbar", "run", "--sources", str(sources), "--output",
+                                 str(out), "--allow-private-hosts", "--host-interval", "0", "--quiet"],
+                                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    first = start()
+    try:
+        lock_file = out / "_state" / "output.lock"
+        deadline = time.monotonic() + 60
+        while not (lock_file.exists() and lock_file.read_text()) or not srv.hits:
+            assert first.poll() is None, first.communicate()[1].decode()  # it ended: why
+            assert time.monotonic() < deadline, "the first run never took the output's lock"
+            time.sleep(0.05)
+        holder = json.loads(lock_file.read_text())
+        second = start()  # while the first is running (its article pages are held back)
+        _, err = second.communicate(timeout=120)
+        assert first.poll() is None  # the two really overlapped
+        assert second.returncode == 2, err.decode()
+        err = err.decode()
+        assert f"{out} is being written by run {holder['run_id']} (pid {first.pid} on" in err
+        assert "Traceback" not in err
+    except BaseException:
+        first.kill()
+        first.wait()
+        raise
+    finally:
+        gate.set()
+    assert first.wait(timeout=120) == 0, first.stderr.read().decode()
+
+    truth = expected(srv.base_url)
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["article_id", "url"]).to_pylist()
+    assert sorted(r["url"] for r in rows) == sorted(truth["articles"])
+    assert len({r["article_id"] for r in rows}) == len(rows) == 15
+    dead = ds.dataset(str(out / "dead_letter"), partitioning="hive").to_table(columns=["url", "reason"]).to_pylist()
+    assert sorted((r["url"], r["reason"]) for r in dead) == sorted(truth["dead_letters"].items())
+    assert lock_file.read_text() == ""  # released: nobody named as holder
+
+
+def test_every_kind_of_writer_is_refused_while_the_output_is_held(sample_site, tmp_path, capsys):
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    out = str(tmp_path / "out")
+    common = ["--sources", str(sources), "--allow-private-hosts", "--host-interval", "0"]
+    assert main(["run", "--output", out, *common]) == 0
+    capsys.readouterr()
+    with OutputLock(out, "the-holder"):
+        with pytest.raises(SystemExit) as batch:
+            main(["run", "--output", out, *common])
+        assert batch.value.code == 2
+        assert "is being written by run the-holder" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as replay:
+            main(["replay", out, "--sources", str(sources), "--allow-private-hosts"])
+        assert replay.value.code == 2
+        assert main(["run", "--output", out, "--mode", "streaming", "--duration", "1", *common]) == 2
+        err = capsys.readouterr().err
+        assert "is being written by run the-holder" in err and "Traceback" not in err
+    assert len(ds.dataset(os.path.join(out, "articles"), partitioning="hive").files) > 0
+    assert main(["run", "--output", out, "--mode", "streaming", "--duration", "1", *common]) == 0
+
+
+# --- gs:// ------------------------------------------------------------------------------------
+
+storage = pytest.importorskip("google.cloud.storage")
+emulator_server = pytest.importorskip("gcp_storage_emulator.server")
+BUCKET = "akhbar-lock"
+
+
+@contextlib.contextmanager
+def generation_preconditions():
+    """Make the emulator answer ``ifGenerationMatch`` as Cloud Storage does.
+
+    gcp-storage-emulator ignores the parameter (it overwrites and deletes whatever the generation),
+    so the lease's create-only-if-absent and replace-only-what-was-read could not be seen failing.
+    While the block runs, an upload or delete with ``ifGenerationMatch`` goes through only if the
+    object's generation is that value (``0``: no object), otherwise the answer is 412; the check and
+    the write happen under one lock, atomically, as on the real service.
+    """
+    from gcp_storage_emulator.exceptions import NotFound
+    from gcp_storage_emulator.handlers import objects
+
+    guard = threading.Lock()
+
+    def name_of(request):
+        if "object_id" in (request.params or {}):
+            return request.params["object_id"]
+        if "name" in request.query:
+            return request.query["name"][0]
+        return request.data["meta"]["name"]  # a multipart upload names the object in its metadata
+
+    def guarded(handler):
+        def checked(request, response, storage, *args, **kwargs):
+            want = request.query.get("ifGenerationMatch")
+            if not want:
+                return handler(request, response, storage, *args, **kwargs)
+            with guard:
+                try:
+                    have = str(storage.get_file_obj(request.params["bucket_name"], name_of(request))["generation"])
+                except NotFound:
+                    have = "0"
+                if have != want[0]:
+                    response.status = HTTPStatus.PRECONDITION_FAILED
+                    response.json({"error": {"code": 412, "message": "At least one of the pre-conditions you "
+                                             "specified did not hold."}})
+                    return None
+                return handler(request, response, storage, *args, **kwargs)
+        return checked
+
+    originals = {name: getattr(objects, name) for name in ("insert", "delete")}
+    replaced = []
+    for _, handlers in emulator_server.HANDLERS:
+        for method, handler in handlers.items():
+            for name, original in originals.items():
+                if handler is original:
+                    handlers[method] = guarded(original)
+                    replaced.append((handlers, method, original))
+    for name, original in originals.items():
+        setattr(objects, name, guarded(original))
+    try:
+        yield
+    finally:
+        for handlers, method, original in replaced:
+            handlers[method] = original
+        for name, original in originals.items():
+            setattr(objects, name, original)
+
+
+@pytest.fixture(scope="module")
+def gcs():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = emulator_server.create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    os.environ["GOOGLE_CLOUD_PROJECT"] = "akhbar-test"
+    try:
+        from google.auth.credentials import AnonymousCredentials
+
+        with generation_preconditions():
+            yield storage.Client(project="akhbar-test", credentials=AnonymousCredentials())
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def lease_of(gcs, output):
+    blob = gcs.bucket(BUCKET).get_blob(output[len(f"gs://{BUCKET}/"):] + "/_state/output.lock")
+    if blob is None:
+        return None
+    generation = blob.generation
+    return json.loads(blob.download_as_bytes()), generation
+
+
+def test_the_emulator_answers_preconditions_like_cloud_storage(gcs):
+    from google.api_core.exceptions import PreconditionFailed
+
+    blob = gcs.bucket(BUCKET).blob("pre/x")
+    blob.upload_from_string(b"one", if_generation_match=0)
+    first = blob.generation
+    with pytest.raises(PreconditionFailed):
+        gcs.bucket(BUCKET).blob("pre/x").upload_from_string(b"two", if_generation_match=0)
+    with pytest.raises(PreconditionFailed):
+        gcs.bucket(BUCKET).blob("pre/x").delete(if_generation_match=first + 1)
+    gcs.bucket(BUCKET).blob("pre/x").upload_from_string(b"three", if_generation_match=first)
+    assert gcs.bucket(BUCKET).blob("pre/x").download_as_bytes() == b"three"
+
+
+def test_lease_taken_renewed_refused_and_released(gcs):
+    output = f"gs://{BUCKET}/lease/out"
+    with OutputLock(output, "holder-run", lease_s=1.5, renew_s=0.3) as held:
+        holder, generation = lease_of(gcs, output)
+        assert holder["run_id"] == "holder-run" and holder["pid"] == os.getpid()
+        assert holder["host"] == socket.gethostname() and holder["what"] == "run"
+        time.sleep(2.5)  # longer than the lease: only renewals keep it
+        renewed, later = lease_of(gcs, output)
+        assert later != generation and renewed["expires"] > holder["expires"]
+        with pytest.raises(OutputLocked) as refused:
+            OutputLock(output, "second-run").acquire()
+        message = str(refused.value)
+        assert "is being written by run holder-run" in message and f"pid {os.getpid()}" in message
+        assert "expires at" in message and "delete the object by hand" in message
+        assert held.lost is None
+    assert lease_of(gcs, output) is None  # released
+
+
+def test_only_one_of_two_runs_racing_for_a_free_lease_gets_it(gcs):
+    output = f"gs://{BUCKET}/race/out"
+    def take(name, start, won, lost):
+        lock = OutputLock(output, name)
+        start.wait()
+        try:
+            lock.acquire()
+            won.append(lock)
+        except OutputLocked:
+            lost.append(name)
+
+    for attempt in range(5):
+        start = threading.Barrier(2)
+        won, lost = [], []
+        threads = [threading.Thread(target=take, args=(f"racer-{attempt}-{k}", start, won, lost)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and len(lost) == 1
+        assert lease_of(gcs, output)[0]["run_id"] == won[0].run_id
+        won[0].release()
+
+
+def test_a_dead_holders_lease_is_taken_over_once_expired(gcs):
+    output = f"gs://{BUCKET}/dead/out"
+    proc = holder_process(output, "killed-run", lease_s=3.0, renew_s=0.5)
+    kill(proc)
+    holder, _ = lease_of(gcs, output)
+    assert holder["pid"] == proc.pid
+    with pytest.raises(OutputLocked, match="killed-run"):
+        OutputLock(output, "early-run").acquire()  # not expired yet
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            lock = OutputLock(output, "next-run").acquire()
+            break
+        except OutputLocked:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    try:
+        assert datetime.now(timezone.utc) > datetime.fromisoformat(holder["expires"])
+        assert lease_of(gcs, output)[0]["run_id"] == "next-run"
+    finally:
+        lock.release()
+
+
+def test_a_holder_that_lost_its_lease_neither_renews_nor_deletes_it(gcs):
+    output = f"gs://{BUCKET}/lost/out"
+    slow = OutputLock(output, "stalled-run", lease_s=60, renew_s=0.2).acquire()
+    later = datetime.now(timezone.utc) + timedelta(seconds=120)  # a run that finds the lease expired
+    taker = OutputLock(output, "taker-run", clock=lambda: later).acquire()
+    try:
+        deadline = time.monotonic() + 10
+        while slow.lost is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert "taker-run" in slow.lost
+        slow.release()
+        assert lease_of(gcs, output)[0]["run_id"] == "taker-run"
+    finally:
+        taker.release()
+    assert lease_of(gcs, output) is None
+
+
+def test_a_gs_run_is_refused_while_the_lease_is_held_and_releases_its_own(gcs, sample_site, tmp_path, capsys):
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    output = f"gs://{BUCKET}/cli/out"
+    argv = ["run", "--sources", str(sources), "--output", output, "--allow-private-hosts", "--host-interval", "0"]
+    with OutputLock(output, "other-run"):
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2
+        assert f"{output} is being written by run other-run" in capsys.readouterr().err
+    assert main(argv) == 0
+    assert "wrote 15 article rows" in capsys.readouterr().out
+    assert lease_of(gcs, output) is None
+    assert outputlock.lock_path(output) == f"{output}/_state/output.lock"
