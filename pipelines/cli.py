@@ -602,11 +602,11 @@ def cmd_probe(args) -> int:
     if not args.url:
         print("akhbar: sources probe needs a feed URL or --source ID --sources FILE", file=sys.stderr)
         return EXIT_CONFIG
-    from urllib.parse import urlsplit
+    from akhbar.schemas.sources import feed_url_problem
 
-    parts = urlsplit(args.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        print(f"akhbar: {args.url!r} is not an http(s) URL of a feed", file=sys.stderr)
+    problem = feed_url_problem(args.url)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     from akhbar.pipelines.probe import probe
 

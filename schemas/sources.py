@@ -224,6 +224,13 @@ def _feed_problem(feed: str) -> str | None:
     return None
 
 
+def feed_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a feed URL, as the sources file checks it (``None`` if nothing)."""
+    if not _search(FEED_PATTERN).search(url):
+        return f"feed {_short(url)} is not an http(s) URL without spaces or control characters"
+    return _feed_problem(url)
+
+
 # what the schema asks of a feed URL; its host and port are checked by :func:`_feed_problem`
 FEED_PATTERN = _schema()["$defs"]["source"]["properties"]["feeds"]["items"]["pattern"]
 # A DNS name (labels of letters, digits, '-' and '_', at most 63 characters each; a final dot allowed)

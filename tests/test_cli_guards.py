@@ -61,6 +61,9 @@ REFUSED = [
     (["run", "--sources", "ipv6.yaml", "--output", "o"], "ipv6.yaml:2: sources[0] (id: a): feed 'http://[::1/rss' "
                                                          "is not a valid URL"),
     (["sources", "validate", "ipv6.yaml"], "is not a valid URL"),
+    (["sources", "probe", "http://[::1/rss"], "is not a valid URL: Invalid IPv6 URL"),
+    (["sources", "probe", "http://x.example:abc/rss"], "Port could not be cast to integer"),
+    (["sources", "probe", "http://x.example/a b"], "is not an http(s) URL without spaces"),
     (["sources", "probe", "--source", "a", "--sources", "good.yaml", "--articles", "-1"], "--articles must be at least 0"),
     (["sources", "health", "gs://"], "gs:// output needs a bucket"),
     (["sources", "health", "http://127.0.0.1:9/x"], "unsupported output"),
