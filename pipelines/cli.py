@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import re
 import sys
 import tempfile
 import textwrap
@@ -36,8 +38,8 @@ BEAM_NOTE = ("Any other --option of `run`, `sample` and `replay` is passed to Be
              "an error.")
 EXIT_CODES = (
     (EXIT_OK, "success"),
-    (EXIT_FAILED, "the run failed (the summary and the log say why), or `sources probe` found a feed or article "
-                  "that fails"),
+    (EXIT_FAILED, "the run failed (the summary and the log say why), a Parquet file of the output cannot be read "
+                  "(named), or `sources probe` found a feed or article that fails"),
     (EXIT_CONFIG, "bad configuration or usage: unreadable or invalid sources file, bad option value, output "
                   "that cannot be written, … — nothing was run"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); files already committed stay, the next run goes on from them"),
@@ -85,14 +87,14 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--fetch-concurrency", type=int, default=8, metavar="N",
                     help="pages fetched at once per worker (default 8)")
     ap.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
-                    help="how far back near-duplicates are looked for, by fetch time (default 30)")
+                    help="how far back near-duplicates are looked for, by fetch time (default 30; at most 3650)")
     ap.add_argument("--min-words", type=int, default=None, metavar="N",
                     help="bodies shorter than this are dead letters (default 25)")
     ap.add_argument("--lexicon", default=None, metavar="FILE", help="classifier lexicon YAML (default: the bundled one)")
     ap.add_argument("--classifier", default=None, metavar="MODEL",
                     help="a model from `akhbar classify train` decides topics and scores (needs akhbar[ml]); "
                          "the lexicon still gives the evidence and gates every topic")
-    ap.add_argument("--user-agent", default=None, metavar="TEXT", help="User-Agent header for every request")
+    ap.add_argument("--user-agent", default=None, metavar="TEXT", help="User-Agent header for every request (printable ASCII, at most 512 characters)")
     ap.add_argument("--host-interval", type=float, default=None, metavar="SECONDS",
                     help="seconds between requests to one host, per worker (default 1; a source's min_interval wins)")
     ap.add_argument("--host-concurrency", type=int, default=None, metavar="N",
@@ -179,7 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--sources", required=True, metavar="FILE",
                         help="sources YAML file (items of other sources are skipped)")
     replay.add_argument("--reason", action="append", default=None, metavar="CODE",
-                        help="only dead letters with this reason code, e.g. http_404 (repeatable; default: all)")
+                        help="only dead letters with this reason code, e.g. http_404 (repeatable; default: all; a code "
+                             "not in docs/dead-letters.md is refused)")
     replay.add_argument("--stage", choices=["fetch", "extract"], default=None,
                         help="only dead letters of this stage (default: fetch and extract)")
     replay.add_argument("--since", type=_day, default=None, metavar="YYYY-MM-DD",
@@ -232,6 +235,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_output(output: str, must_exist: bool = False) -> str | None:
+    if not output.strip() or output == "file://":
+        return "the output path is empty; give a directory (\".\" for the current one) or gs://bucket/prefix"
     if output.startswith("gs://"):
         try:
             from google.cloud import storage  # noqa: F401 - what transforms/store.py uses for gs://
@@ -249,12 +254,17 @@ def _check_output(output: str, must_exist: bool = False) -> str | None:
 
 def _check_local_dir(path: str, must_exist: bool = False) -> str | None:
     """Why ``path`` cannot be (or become) an output folder; ``None`` if it can. Creates nothing."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
     if os.path.exists(path) and not os.path.isdir(path):
         return f"{path} exists and is not a directory"
     if must_exist and not os.path.isdir(path):
         return f"no output at {path} (no such directory)"
     existing = os.path.abspath(path)
     while not os.path.exists(existing):  # the folder the run would create it in
+        if os.path.islink(existing):
+            return f"cannot create directory {path}: {existing} is a symbolic link to {os.readlink(existing)}, " \
+                   "which does not exist"
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         return f"cannot create directory {path}: {existing} is not a directory"
@@ -264,10 +274,15 @@ def _check_local_dir(path: str, must_exist: bool = False) -> str | None:
     return None
 
 
-def _check_file_target(path: str, what: str) -> str | None:
-    """Why a local file cannot be written at ``path`` (``None`` if it can)."""
-    if "://" in path:
-        return None
+def _check_file_target(path: str, what: str, remote: bool = False) -> str | None:
+    """Why a file cannot be written at ``path``, a local one or on gs:// (``None`` if it can)."""
+    if "://" in path and not path.startswith("file://"):
+        if path.startswith("gs://") and remote:
+            return _check_output(path)
+        return f"{what} {path!r}: use a local file name{' or gs://BUCKET/NAME' if remote else ''}"
+    path = path[len("file://"):] if path.startswith("file://") else path
+    if not path:
+        return f"{what} is empty; give a file name"
     if os.path.isdir(path):
         return f"{what} {path} is a directory; give a file name"
     folder = os.path.dirname(os.path.abspath(path))
@@ -276,6 +291,9 @@ def _check_file_target(path: str, what: str) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"{what} {path}: folder {folder} is not writable"
     return None
+
+
+MAX_LOCAL_WORKERS = 256
 
 
 class _BeamWarnings(logging.Handler):
@@ -295,7 +313,7 @@ def _check_beam_args(beam_args: list[str]) -> str | None:
     nor Beam knows (Beam itself would only warn and drop them, hiding a typo), or an unknown runner."""
     if not beam_args:
         return None
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
     from apache_beam.runners.runner import create_runner
 
     catch = _BeamWarnings()
@@ -305,6 +323,7 @@ def _check_beam_args(beam_args: list[str]) -> str | None:
         options = PipelineOptions(beam_args)
         options.get_all_options()
         runner = options.view_as(StandardOptions).runner
+        workers = options.view_as(DirectOptions).direct_num_workers
     except SystemExit:  # Beam's parser printed why (e.g. a number that is not one)
         return "invalid Beam option value (see above)"
     finally:
@@ -313,6 +332,8 @@ def _check_beam_args(beam_args: list[str]) -> str | None:
         flags = [a for a in beam_args if a.startswith("-")]
         return (f"unknown option(s): {' '.join(flags) if len(flags) < 6 else catch.discarded[0]} — neither akhbar "
                 f"nor Beam knows {'it' if len(flags) == 1 else 'them'} (see `akhbar COMMAND --help`)")
+    if workers is not None and not 0 <= workers <= MAX_LOCAL_WORKERS:  # Beam fails mid-run (IndexError, threads)
+        return f"--direct_num_workers must be from 0 (one per CPU) to {MAX_LOCAL_WORKERS}, not {workers}"
     if runner:
         try:
             create_runner(runner)
@@ -350,6 +371,63 @@ def _check_remote(beam_args: list[str], **paths: str | None) -> str | None:
     return None
 
 
+# (option, lowest, highest) of the numbers `akhbar run` takes. The limits are far beyond any
+# sensible value; they are there to stop typos and values no clock or buffer can hold.
+RUN_BOUNDS = (
+    ("fetch_concurrency", 1, 1024), ("dedup_window_days", 0, 3650), ("min_words", 1, 100_000),
+    ("host_interval", 0, 3600), ("host_concurrency", 1, 64), ("connect_timeout", 0.1, 3600),
+    ("read_timeout", 0.1, 3600), ("total_timeout", 0.1, 86400), ("max_bytes", 1024, 2**31),
+    ("retries", 0, 10), ("progress_interval", 0.1, 86400),
+)
+STREAMING_BOUNDS = (("duration", 0, 10 * 365 * 86400), ("window", 0, 86400), ("state_ttl", 0, 3650 * 86400),
+                    ("compact_every", 0, 365 * 86400))
+# what an HTTP header value can carry as it is: printable ASCII (no CR/LF, no other control characters)
+USER_AGENT = re.compile(r"[\x20-\x7e]{1,512}")
+
+
+def _number_problems(args, bounds) -> list[str]:
+    """What is wrong with the numeric options of ``bounds`` (none given is fine); NaN and infinity
+    are refused, comparisons alone would let NaN through."""
+    bad = []
+    for name, low, high in bounds:
+        value = getattr(args, name, None)
+        flag = f"--{name.replace('_', '-')}"
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            bad.append(f"{flag} must be a finite number, not {value}")
+        elif value < low:
+            bad.append(f"{flag} must be at least {low}")
+        elif value > high:
+            bad.append(f"{flag} must be at most {high}")
+    return bad
+
+
+def _set_aside_unreadable_feed_state(output: str) -> str | None:
+    """Before a run: move an unreadable ``_state/feeds.json`` out of the way, with a warning, so that
+    it does not fail this run and every later one. It holds only feed validators and health; the
+    stored-article index is read from the committed files, so nothing is written twice. A storage
+    error is left to the run itself (which reads the state again). Returns why the run cannot
+    start: the state is unreadable and cannot be moved."""
+    from akhbar.transforms.feedstate import CorruptFeedState, load_feed_states, set_aside_feed_states
+
+    try:
+        load_feed_states(output)
+        return None
+    except CorruptFeedState as e:
+        problem = str(e)
+    except OSError:
+        return None
+    try:
+        aside = set_aside_feed_states(output)
+    except OSError as e:
+        return f"{problem}, and it cannot be moved aside: {e}"
+    print(f"akhbar: warning: {problem}; moved it to {aside} and starting without feed state (conditional-request "
+          "validators and feed health start over; stored articles are still recognised and not written again)",
+          file=sys.stderr)
+    return None
+
+
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     from akhbar.pipelines.summary import duckdb_command, duckdb_sql
     from akhbar.transforms.http import FetchConfig
@@ -365,11 +443,9 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    bad = [f"--{name.replace('_', '-')} must be at least {low}" for name, low in
-           (("fetch_concurrency", 1), ("dedup_window_days", 0), ("min_words", 1), ("host_interval", 0),
-            ("host_concurrency", 1), ("connect_timeout", 0.1), ("read_timeout", 0.1), ("total_timeout", 0.1),
-            ("max_bytes", 1024), ("retries", 0), ("progress_interval", 0.1))
-           if getattr(args, name) is not None and getattr(args, name) < low]
+    bad = _number_problems(args, RUN_BOUNDS)
+    if args.user_agent is not None and not USER_AGENT.fullmatch(args.user_agent):
+        bad.append("--user-agent must be 1 to 512 printable ASCII characters (it is sent as an HTTP header)")
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
         return EXIT_CONFIG
@@ -391,10 +467,19 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if args.mode == "batch" and args.duration is not None:
         print("akhbar: --duration applies to --mode streaming only", file=sys.stderr)
         return EXIT_CONFIG
-    if args.mode == "streaming" and ((args.duration is not None and args.duration <= 0) or args.window <= 0
-                                     or args.state_ttl <= 0 or args.compact_every < 0):
-        print("akhbar: --duration, --window and --state-ttl must be positive, --compact-every not negative",
-              file=sys.stderr)
+    if args.mode == "streaming":
+        bad = _number_problems(args, STREAMING_BOUNDS) + [
+            f"--{name.replace('_', '-')} must be positive" for name in ("duration", "window", "state_ttl")
+            if getattr(args, name) == 0]
+        if bad:
+            print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
+            return EXIT_CONFIG
+
+    from akhbar.pipelines.batch import describes_only
+
+    problem = None if describes_only(beam_args) else _set_aside_unreadable_feed_state(args.output)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
     from akhbar.pipelines.batch import RunConfig, new_run_id  # Beam is imported only once the checks pass
@@ -481,9 +566,20 @@ def cmd_validate(args) -> int:
 
 def cmd_health(args) -> int:
     from akhbar.pipelines.summary import render_feed_health
-    from akhbar.transforms.feedstate import load_feed_states
+    from akhbar.transforms.feedstate import CorruptFeedState, load_feed_states
 
-    states = load_feed_states(args.output)
+    problem = _check_output(args.output)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        states = load_feed_states(args.output)
+    except CorruptFeedState as e:
+        print(f"akhbar: {e} (the next `akhbar run` moves it aside and starts over)", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as e:
+        print(f"akhbar: cannot read the feed state under {args.output}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     if not states:
         print(f"akhbar: no feed state under {args.output} (no run has finished there yet)", file=sys.stderr)
         return EXIT_CONFIG
@@ -492,6 +588,10 @@ def cmd_health(args) -> int:
 
 
 def cmd_probe(args) -> int:
+    bad = _number_problems(args, (("articles", 0, 1000), ("host_interval", 0, 3600)))
+    if bad:
+        print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.source or args.sources or args.save_fixture:
         if not (args.source and args.sources) or args.url:
             print("akhbar: use either a feed URL or --source ID --sources FILE [--save-fixture DIR]", file=sys.stderr)
@@ -508,14 +608,11 @@ def cmd_probe(args) -> int:
     if not args.url:
         print("akhbar: sources probe needs a feed URL or --source ID --sources FILE", file=sys.stderr)
         return EXIT_CONFIG
-    from urllib.parse import urlsplit
+    from akhbar.schemas.sources import feed_url_problem
 
-    parts = urlsplit(args.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        print(f"akhbar: {args.url!r} is not an http(s) URL of a feed", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.articles < 0:
-        print("akhbar: --articles must be at least 0", file=sys.stderr)
+    problem = feed_url_problem(args.url)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     from akhbar.pipelines.probe import probe
 
@@ -571,15 +668,32 @@ def cmd_replay(args, beam_args: list[str]) -> int:
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    from akhbar.schemas.reasons import REASONS, is_known
+    from akhbar.transforms.store import UnreadableFile
+
     problem = (_check_output(args.path, must_exist=True) or _check_beam_args(beam_args)
                or _check_remote(beam_args, output=args.path))
-    if problem or args.fetch_concurrency < 1:
-        print(f"akhbar: {problem or '--fetch-concurrency must be at least 1'}", file=sys.stderr)
+    bad = ([problem] if problem else []) + _number_problems(args, (("fetch_concurrency", 1, 1024),
+                                                                   ("progress_interval", 0.1, 86400)))
+    if args.since and args.until and args.since > args.until:
+        bad.append("--since is after --until")
+    unknown = [code for code in args.reason or [] if not is_known(code)]
+    if unknown:  # a typo would match nothing and replay nothing, successfully
+        bad.append(f"unknown --reason {', '.join(map(repr, unknown))}: the codes are "
+                   f"{', '.join(REASONS)} (see docs/dead-letters.md)")
+    problem = "; ".join(bad) or _set_aside_unreadable_feed_state(args.path)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     from akhbar.pipelines.batch import RunConfig, new_run_id
 
     stages = (args.stage,) if args.stage else REPLAYABLE_STAGES
-    plan = plan_replay(args.path, sources, stages=stages, reasons=args.reason, since=args.since, until=args.until)
+    try:
+        plan = plan_replay(args.path, sources, stages=stages, reasons=args.reason, since=args.since,
+                           until=args.until)
+    except (UnreadableFile, OSError) as e:
+        print(f"akhbar: replay: cannot read the dead letters: {e}", file=sys.stderr)
+        return EXIT_FAILED
     cfg = RunConfig(sources=tuple(sources), output=args.path, run_id=new_run_id(),
                     allow_private_hosts=args.allow_private_hosts, fetch_concurrency=args.fetch_concurrency,
                     replay=tuple(plan.candidates))
@@ -599,8 +713,9 @@ def cmd_compact(args) -> int:
     from akhbar.transforms import store
     from akhbar.transforms.compact import CompactionUnsupported, compact
 
-    if args.min_files < 1 or args.target_rows < 1:
-        print("akhbar: --min-files and --target-rows must be at least 1", file=sys.stderr)
+    bad = _number_problems(args, (("min_files", 1, 1_000_000), ("target_rows", 1, 100_000_000)))
+    if bad:
+        print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         selectors = [store.parse_partition(p) for p in args.partition] if args.partition else None
@@ -615,6 +730,9 @@ def cmd_compact(args) -> int:
     except CompactionUnsupported as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    except store.UnreadableFile as e:  # partitions done so far stay done
+        print(f"akhbar: compaction failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as e:  # noqa: BLE001 - report and exit non-zero; partitions done so far stay done
         logging.exception("compaction failed")
         print(f"akhbar: compaction failed: {type(e).__name__}: {e}", file=sys.stderr)
@@ -657,7 +775,8 @@ def main(argv: list[str] | None = None) -> int:
 
         missing = [f"{flag} {path}: no such file" for flag, path in (("--labels", args.labels), ("--articles", args.articles))
                    if path and not os.path.isfile(path)]
-        problem = "; ".join(missing) or _check_file_target(args.out, "--out")
+        problem = ("; ".join(missing + _number_problems(args, (("c", 1e-6, 1e6), ("folds", 0, 100))))
+                   or _check_file_target(args.out, "--out"))
         if problem:
             print(f"akhbar: {problem}", file=sys.stderr)
             return EXIT_CONFIG
@@ -669,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "report":
         from akhbar.pipelines.report import cmd_report
 
-        problem = _check_file_target(args.out, "--out")
+        problem = _check_output(args.output) or _check_file_target(args.out, "--out", remote=True)
         if problem:
             print(f"akhbar: {problem}", file=sys.stderr)
             return EXIT_CONFIG
@@ -681,13 +800,48 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_probe(args)
 
 
+class _ReaderMayLeave:
+    """stdout or stderr for `akhbar … | head`: once the reader has gone, what is written is dropped
+    (the descriptor is pointed at /dev/null, so later flushes, at exit too, succeed) and the command
+    goes on to its own exit code, instead of ending with whatever code a BrokenPipeError would get."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _gone(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+            self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _entry() -> None:
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a real file (embedded, captured): leave it
+            continue
+        setattr(sys, name, _ReaderMayLeave(stream))
     try:
         code = main()
     except KeyboardInterrupt:
         print("\nakhbar: interrupted; files already committed stay, the next run goes on from them", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    except BrokenPipeError:  # `akhbar … | head`: the reader left
-        sys.stderr.close()
-        code = EXIT_OK
     sys.exit(code)

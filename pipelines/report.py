@@ -376,6 +376,14 @@ def build_report(output: str, since: date | None = None, until: date | None = No
 
 
 def cmd_report(args) -> int:
+    try:
+        return _report(args)
+    except OSError as e:  # storage: no credentials, no such bucket, not allowed
+        print(f"akhbar: report: {e}", file=sys.stderr)
+        return 1
+
+
+def _report(args) -> int:
     if not (store.list_files(store.join(args.output, "articles")) or store.list_files(store.join(args.output, "dead_letter"))
             or store.exists(store.join(args.output, "_state", "feeds.json"))):
         print(f"akhbar: nothing to report under {args.output} (no articles, dead letters or feed state)", file=sys.stderr)
@@ -383,7 +391,16 @@ def cmd_report(args) -> int:
     if args.since and args.until and args.since > args.until:
         print("akhbar: --since is after --until", file=sys.stderr)
         return 2
-    text = build_report(args.output, args.since, args.until)
+    from akhbar.transforms.feedstate import CorruptFeedState
+
+    try:
+        text = build_report(args.output, args.since, args.until)
+    except CorruptFeedState as e:
+        print(f"akhbar: {e} (the next `akhbar run` moves it aside and starts over)", file=sys.stderr)
+        return 2
+    except store.UnreadableFile as e:
+        print(f"akhbar: report: {e}", file=sys.stderr)
+        return 1
     store.write_atomic(args.out, text.encode("utf-8"))
     print(f"akhbar: report written to {args.out}")
     return 0

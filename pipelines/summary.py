@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -72,7 +74,7 @@ def write_report(output: str, summary: dict) -> str:
 
 
 def duckdb_sql(output: str) -> str:
-    glob = store.join(output, "articles", "**", "*.parquet")
+    glob = store.join(output, "articles", "**", "*.parquet").replace("'", "''")  # an SQL string literal
     return (
         "SELECT source, count(*) AS n, count(*) FILTER (WHERE list_contains(topics, 'nato')) AS nato, "
         "count(*) FILTER (WHERE list_contains(topics, 'ukraine')) AS ukraine, "
@@ -82,8 +84,13 @@ def duckdb_sql(output: str) -> str:
 
 
 def duckdb_command(output: str, python: str) -> str:
-    """A shell command that runs :func:`duckdb_sql` with the duckdb module installed beside akhbar."""
-    return f'{python} -c "import duckdb; duckdb.sql(\\"{duckdb_sql(output)}\\").show()"'
+    """A shell command that runs :func:`duckdb_sql` with the duckdb module installed beside akhbar.
+
+    The SQL sits in a Python string literal inside a double-quoted shell word, so each level's
+    special characters are escaped in turn (a path may hold quotes, ``$`` or backslashes)."""
+    sql = duckdb_sql(output).replace("\\", "\\\\").replace('"', '\\"')
+    code = re.sub(r'([\\$`"])', r"\\\1", f'import duckdb; duckdb.sql("{sql}").show()')
+    return f'{shlex.quote(python)} -c "{code}"'
 
 
 def render(summary: dict) -> str:

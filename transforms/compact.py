@@ -167,7 +167,7 @@ def _version(raw: bytes | None) -> tuple[int, ...]:
 def _merged_tables(paths: list[str], sort_keys: tuple[str, ...]) -> pa.Table:
     """Every input row once, in one table whose schema covers every input (a newer minor
     version's added columns are kept; older files get nulls there)."""
-    tables = [pq.read_table(p) for p in paths]
+    tables = [store.read_table(p) for p in paths]  # an unreadable input is named
     schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
     newest = max(tables, key=lambda t: _version((t.schema.metadata or {}).get(b"akhbar.schema_version")))
     schema = schema.with_metadata(newest.schema.metadata)
@@ -282,7 +282,10 @@ def compact_partition(output: str, dataset: str, partition: str, *, min_files: i
         small, empties = [], []
         for name in sorted(filter(_is_data, os.listdir(live))):
             path = os.path.join(live, name)
-            rows = pq.read_metadata(path).num_rows
+            try:
+                rows = pq.read_metadata(path).num_rows
+            except pa.ArrowInvalid as e:  # not Parquet: stop, naming it (a merge would lose or keep it blindly)
+                raise store.UnreadableFile(f"{path} is not a readable Parquet file ({e})") from e
             if rows == 0:
                 empties.append(path)
             elif rows < target_rows:

@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from akhbar.transforms import store
 
@@ -123,12 +123,32 @@ def with_entries(state: FeedState, n: int, encoding: str | None) -> FeedState:
     return state.replace(entries=n, encoding=encoding)
 
 
+class CorruptFeedState(ValueError):
+    """``_state/feeds.json`` is there but is not a feed-state document; the message names the file."""
+
+
 def load_feed_states(output: str) -> dict[str, FeedState]:
+    """The saved state of every feed; :class:`CorruptFeedState` if the file cannot be understood
+    (storage errors stay ``OSError``)."""
     path = store.join(output, *STATE_FILE)
     if not store.exists(path):
         return {}
-    data = json.loads(store.read_bytes(path).decode("utf-8"))
-    return {d["feed_url"]: FeedState.from_json(d) for d in data.get("feeds", [])}
+    try:
+        data = json.loads(store.read_bytes(path).decode("utf-8"))
+        return {d["feed_url"]: FeedState.from_json(d) for d in data.get("feeds", [])}
+    except IsADirectoryError:
+        raise CorruptFeedState(f"{path} is a directory, not a feed-state file") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, not UTF-8, not the expected shape
+        raise CorruptFeedState(f"{path} is not a readable feed-state file ({type(e).__name__}: {e})") from e
+
+
+def set_aside_feed_states(output: str) -> str:
+    """Rename an unreadable ``_state/feeds.json`` to ``feeds.json.corrupt-TIMESTAMP`` (kept for a
+    look, out of the way of the next save); return the new name."""
+    path = store.join(output, *STATE_FILE)
+    aside = f"{path}.corrupt-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+    store.rename(path, aside)
+    return aside
 
 
 def _write_feed_states(output: str, states: dict[str, FeedState]) -> None:

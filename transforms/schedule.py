@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -105,7 +106,10 @@ def load_schedule(output: str) -> dict[str, SourceSchedule]:
     try:
         doc = json.loads(store.read_bytes(path).decode("utf-8"))
         return {d["source_id"]: SourceSchedule.from_json(d) for d in doc.get("sources", [])}
-    except (ValueError, KeyError, TypeError):  # a damaged schedule only costs an early poll
+    except (ValueError, KeyError, TypeError, AttributeError, IsADirectoryError) as e:
+        # a damaged schedule only costs an early poll of each source; say so, naming the file
+        logging.getLogger(__name__).warning("%s is not a readable schedule (%s: %s); every source is due now",
+                                            path, type(e).__name__, e)
         return {}
 
 

@@ -75,7 +75,13 @@ def _gcs_client():
                 client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "akhbar-local"),
                                         credentials=AnonymousCredentials())
             else:
-                client = storage.Client()
+                from google.auth.exceptions import GoogleAuthError
+
+                try:
+                    client = storage.Client()
+                except GoogleAuthError as e:  # no Application Default Credentials: a storage error like any other
+                    raise OSError(f"gs:// needs Google Cloud credentials (gcloud auth application-default "
+                                  f"login, or GOOGLE_APPLICATION_CREDENTIALS): {e}") from e
             _clients[key] = client
         return client
 
@@ -182,6 +188,15 @@ def delete(path: str) -> None:
             _blob(path).delete()
 
 
+def rename(path: str, new_path: str) -> None:
+    """Give a file (locally also a folder) a new name in the same tree; on gs:// a copy, then a delete."""
+    if is_local(path):
+        os.replace(_local(path), _local(new_path))
+        return
+    write_atomic(new_path, read_bytes(path))
+    delete(path)
+
+
 def read_bytes(path: str) -> bytes:
     if is_local(path):
         with open(_local(path), "rb") as f:
@@ -217,10 +232,21 @@ def table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+class UnreadableFile(ValueError):
+    """A committed data file that is not readable Parquet (truncated, overwritten, not Parquet at all)."""
+
+
 def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
-    if is_local(path):
-        return pq.read_table(_local(path), columns=columns)
-    return pq.read_table(io.BytesIO(read_bytes(path)), columns=columns)
+    """The table in ``path``; :class:`UnreadableFile`, naming the file, if it is not Parquet
+    (storage errors stay ``OSError``)."""
+    try:
+        if is_local(path):
+            return pq.read_table(_local(path), columns=columns)
+        return pq.read_table(io.BytesIO(read_bytes(path)), columns=columns)
+    except pa.ArrowException as e:
+        if isinstance(e, OSError):
+            raise
+        raise UnreadableFile(f"{path} is not a readable Parquet file ({e})") from e
 
 
 @contextlib.contextmanager
