@@ -41,7 +41,7 @@ EXIT_CODES = (
     (EXIT_FAILED, "the run failed (the summary and the log say why), a Parquet file of the output cannot be read "
                   "(named), or `sources probe` found a feed or article that fails"),
     (EXIT_CONFIG, "bad configuration or usage: unreadable or invalid sources file, bad option value, output "
-                  "that cannot be written, … — nothing was run"),
+                  "that cannot be written or that another run is writing to (its lock is held), … — nothing was run"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); files already committed stay, the next run goes on from them"),
 )
 # examples shown by `akhbar COMMAND --help` and in docs/cli.md
