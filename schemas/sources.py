@@ -116,7 +116,10 @@ def _describe(err: jsonschema.ValidationError, node: yaml.Node | None) -> str:
     if err.validator == "additionalProperties":
         return f"unknown field(s): {err.message.split('(')[-1].rstrip(')')}"
     if err.validator == "pattern" and field == "id":
-        return f"id {_short(err.instance)} must be lowercase letters, digits, '_' or '-'"
+        if isinstance(err.instance, str) and re.fullmatch(r"[a-z0-9_-]+", err.instance):
+            return (f"id {_short(err.instance)} must start with a lowercase letter: as the source= partition, "
+                    "readers (pyarrow, DuckDB) would take it for a number or a date")
+        return f"id {_short(err.instance)} must be lowercase letters, digits, '_' or '-', starting with a letter"
     if err.validator == "pattern" and field and field.startswith("feeds"):
         if re.match(r"https?://", err.instance) and (not err.instance.isprintable() or " " in err.instance):
             return f"feed {_short(err.instance)} has a space or a control character in it"

@@ -126,7 +126,7 @@ def test_no_anchored_pattern_takes_a_final_newline():
 
     patterns = list(_anchored_patterns(_schema()))
     assert len(patterns) >= 4
-    samples = {"^[a-z0-9_-]+$": "abc", "^[A-Z]{2}$": "GB", "^[a-z]{2,3}(-[A-Za-z0-9]+)*$": "ar"}
+    samples = {"^[a-z][a-z0-9_-]*$": "abc", "^[A-Z]{2}$": "GB", "^[a-z]{2,3}(-[A-Za-z0-9]+)*$": "ar"}
     for pattern in patterns:
         sample = samples.get(pattern, "http://a.example/rss")
         assert _search(pattern).search(sample), pattern
@@ -224,3 +224,13 @@ def test_long_values_are_cut_short_in_messages():
 ])
 def test_messages_name_the_field(text, message):
     assert message in "\n".join(map(str, problems(text)))
+
+
+@pytest.mark.parametrize("bad", ["2024", "007", "2024-01-01", "1e5", "9news"])
+def test_an_id_must_start_with_a_letter(tmp_path, bad):
+    # the id becomes the source= partition: readers infer "2024" as an integer, "2024-01-01" as a date
+    f = tmp_path / "s.yaml"
+    f.write_text(f"sources:\n  - id: '{bad}'\n    feeds: [https://example.com/rss]\n", encoding="utf-8")
+    with pytest.raises(SourcesError) as e:
+        load_sources(f)
+    assert f"id '{bad}' must start with a lowercase letter" in str(e.value)
