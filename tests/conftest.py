@@ -30,3 +30,17 @@ def sample_site():
 def server():
     with RouteServer() as srv:
         yield srv
+
+
+def ingest_sample(site: SampleSite, folder) -> tuple:
+    """Write the sample site's sources file into ``folder`` and run ``akhbar run`` on it into
+    ``folder/out``; return (sources path, output path)."""
+    from akhbar.pipelines.cli import main
+    from akhbar.sample.site import sources_yaml
+
+    src = folder / "sources.yaml"
+    src.write_text(sources_yaml(site.base_url), encoding="utf-8")
+    out = folder / "out"
+    assert main(["run", "--sources", str(src), "--output", str(out), "--allow-private-hosts",
+                 "--host-interval", "0", "--quiet"]) == 0
+    return src, out

@@ -139,13 +139,17 @@ MISTAKES = [
 ]
 
 
-def test_user_mistakes_exit_2_without_a_traceback(mistakes_dir):
+def refused_wrongly(cases: list[tuple[list[str], str]], cwd: Path) -> list[str]:
+    """Run each ``(args, needle)`` command; describe those that did not exit 2 with ``needle`` in their
+    message and no traceback."""
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda m: run_cli(m[0], mistakes_dir), MISTAKES))
-    failures = []
-    for (args, needle), r in zip(MISTAKES, results):
-        if r.returncode != 2 or "Traceback" in r.stderr or needle not in r.stderr:
-            failures.append(f"akhbar {' '.join(args)} -> {r.returncode}\n{r.stderr[-1500:]}")
+        results = list(pool.map(lambda m: run_cli(m[0], cwd), cases))
+    return [f"akhbar {' '.join(args)} -> {r.returncode}\n{r.stderr[-1500:]}" for (args, needle), r in zip(cases, results)
+            if r.returncode != 2 or "Traceback" in r.stderr or needle not in r.stderr]
+
+
+def test_user_mistakes_exit_2_without_a_traceback(mistakes_dir):
+    failures = refused_wrongly(MISTAKES, mistakes_dir)
     assert not failures, "\n\n".join(failures)
     # nothing was run: no output folders appeared for the refused runs
     assert not (mistakes_dir / "o").exists()

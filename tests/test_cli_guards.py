@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,9 +15,9 @@ import pytest
 
 from akhbar.pipelines.cli import main
 from akhbar.pipelines.summary import duckdb_command
-from akhbar.sample.site import sources_yaml
 from akhbar.transforms.schedule import load_schedule
-from tests.test_cli import ENV, GOOD, run_cli
+from tests.conftest import ingest_sample
+from tests.test_cli import ENV, GOOD, refused_wrongly, run_cli
 from tests.test_e2e import read_articles
 
 
@@ -84,12 +83,7 @@ REFUSED = [
 
 
 def test_bad_values_and_paths_exit_2_before_anything_runs(guard_dir):
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda m: run_cli(m[0], guard_dir), REFUSED))
-    failures = []
-    for (args, needle), r in zip(REFUSED, results):
-        if r.returncode != 2 or "Traceback" in r.stderr or needle not in r.stderr:
-            failures.append(f"akhbar {' '.join(args)} -> {r.returncode}\n{r.stderr[-1500:]}")
+    failures = refused_wrongly(REFUSED, guard_dir)
     assert not failures, "\n\n".join(failures)
     assert not (guard_dir / "o").exists() and not (guard_dir / "nowhere").exists()
     assert (guard_dir / "bad_json" / "_state" / "feeds.json").read_text() == "{bad"  # health and report touch nothing
@@ -112,13 +106,7 @@ def test_a_closed_pipe_keeps_the_exit_code(guard_dir):
 
 @pytest.fixture(scope="module")
 def stored(sample_site, tmp_path_factory):
-    d = tmp_path_factory.mktemp("guards")
-    src = d / "sources.yaml"
-    src.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
-    out = d / "out"
-    assert main(["run", "--sources", str(src), "--output", str(out), "--allow-private-hosts",
-                 "--host-interval", "0", "--quiet"]) == 0
-    return src, out
+    return ingest_sample(sample_site, tmp_path_factory.mktemp("guards"))
 
 
 def copy_of(stored, tmp_path):

@@ -5,8 +5,6 @@ google-cloud-storage with anonymous credentials because STORAGE_EMULATOR_HOST is
 """
 import io
 import json
-import os
-import socket
 
 import pyarrow.parquet as pq
 import pytest
@@ -17,36 +15,16 @@ emulator_server = pytest.importorskip("gcp_storage_emulator.server")
 from akhbar.pipelines.cli import main  # noqa: E402
 from akhbar.sample.site import expected, sources_yaml  # noqa: E402
 from akhbar.transforms import store  # noqa: E402
+from tests.servers import gcs_emulator  # noqa: E402
 
 BUCKET = "akhbar-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def gcs():
     """A client on a fresh in-memory emulator, with STORAGE_EMULATOR_HOST pointing at it."""
-    port = _free_port()
-    server = emulator_server.create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
-    server.start()
-    saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    os.environ["GOOGLE_CLOUD_PROJECT"] = "akhbar-test"
-    try:
-        from google.auth.credentials import AnonymousCredentials
-
-        yield storage.Client(project="akhbar-test", credentials=AnonymousCredentials())
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with gcs_emulator(BUCKET) as client:
+        yield client
 
 
 def _objects(client, prefix):

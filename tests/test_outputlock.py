@@ -20,7 +20,7 @@ from akhbar.pipelines.cli import main
 from akhbar.sample.site import build_site, expected, sources_yaml
 from akhbar.transforms import outputlock
 from akhbar.transforms.outputlock import OutputLock, OutputLocked
-from tests.servers import Reply, RouteServer
+from tests.servers import Reply, RouteServer, gcs_emulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
@@ -229,26 +229,8 @@ def generation_preconditions():
 
 @pytest.fixture(scope="module")
 def gcs():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = emulator_server.create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
-    server.start()
-    saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    os.environ["GOOGLE_CLOUD_PROJECT"] = "akhbar-test"
-    try:
-        from google.auth.credentials import AnonymousCredentials
-
-        with generation_preconditions():
-            yield storage.Client(project="akhbar-test", credentials=AnonymousCredentials())
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with gcs_emulator(BUCKET) as client, generation_preconditions():
+        yield client
 
 
 def lease_of(gcs, output):

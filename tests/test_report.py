@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from akhbar.pipelines.cli import main
-from akhbar.sample.site import expected, sources_yaml
+from akhbar.sample.site import expected
+from tests.conftest import ingest_sample
 
 
 class Tables(HTMLParser):
@@ -65,12 +66,7 @@ def as_dicts(table):
 
 @pytest.fixture(scope="module")
 def ingested(sample_site, tmp_path_factory):
-    d = tmp_path_factory.mktemp("report")
-    src = d / "sources.yaml"
-    src.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
-    out = d / "out"
-    assert main(["run", "--sources", str(src), "--output", str(out), "--allow-private-hosts",
-                 "--host-interval", "0", "--quiet"]) == 0
+    _, out = ingest_sample(sample_site, tmp_path_factory.mktemp("report"))
     return out, expected(sample_site.base_url)
 
 
