@@ -416,3 +416,12 @@ def test_read_also_with_its_headline_on_one_line_and_prose_after_a_box():
 def test_share_lines_go_but_a_sentence_about_taking_part_stays():
     line = "شاركت وفود من 40 دولة في المؤتمر."
     assert clean_body("\n".join([PARA, line, "شارك:", "شارك على فيسبوك", PARA2])).split("\n") == [PARA, line, PARA2]
+
+
+def test_a_dash_inside_the_headline_is_no_site_name():
+    title = "بوتين - زيلينسكي: محادثات مباشرة في إسطنبول الأسبوع المقبل"
+    head = f'<meta property="og:title" content="{title}">'
+    # the <h1> shortens the headline, not at the dash: the metadata's title stands
+    ex = extract(_article(head=head, title=title, h1="بوتين - زيلينسكي: محادثات مباشرة"), "https://ex.com/a",
+                 now=NOW, min_words=5)
+    assert ex.title == title

@@ -406,7 +406,11 @@ def choose_title(tree, title: str | None, feed_title: str | None = None) -> str:
     title = _without_site_name(title, names)
     head = headline_element(tree, title)
     if head is not None:
-        if tokens(head.text_content()) != tokens(title) and len(_TITLE_PARTS.split(title)) > 1:
+        got = tokens(head.text_content())
+        parts = [p for p in _TITLE_PARTS.split(title) if p.strip()]
+        ends = [tokens(" ".join(parts[:k])) for k in range(1, len(parts))]
+        ends += [tokens(" ".join(parts[k:])) for k in range(1, len(parts))]
+        if got != tokens(title) and got in ends:
             return " ".join(head.text_content().split())  # "Headline - Site", the headline in an <h1>
         return title
     if len(tokens(title)) <= 3 and h1s and len(tokens(h1s[0].text_content())) >= 4:
