@@ -21,7 +21,7 @@ _TS = pa.timestamp("us", tz="UTC")
 # (name, type, nullable, meaning)
 ARTICLES_COLUMNS: list[tuple[str, pa.DataType, bool, str]] = [
     ("article_id", pa.string(), False, "Stable id: first 32 hex digits of SHA-256 of the canonical URL."),
-    ("url", pa.string(), False, "Canonical URL (tracking parameters, fragment and default port removed)."),
+    ("url", pa.string(), False, "Canonical URL (tracking parameters, fragment other than `#!…` and default port removed)."),
     ("source_id", pa.string(), False, "Id of the source in the sources file."),
     ("title", pa.string(), False, "Headline (page metadata, else the feed entry title)."),
     ("body", pa.string(), False, "Article text as published, paragraphs separated by newlines."),

@@ -7,15 +7,22 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, u
 
 from courlan import normalize_url
 
-# Query parameters that identify a campaign or a click, never the article. courlan drops the
-# utm_* family and a few others; these are the ones Arabic news feeds add on top of that.
+# Query parameters that identify a campaign, a click or a session, never the article: whole names,
+# and the prefixes of analytics namespaces (utm_source, pk_campaign, mtm_kwd …). Only these are
+# dropped. courlan's own tracker filter is not used: it also drops any name that merely contains
+# "cid", "eid", "uid", "source", "session", "ref", "ga" … (cid=2, source=12, gallery=3), which
+# merged different articles into one URL and fetched a page the feed never linked. A tracker left
+# in costs little: the same text under two URLs is still dropped by its content hash.
 TRACKING_PARAMS = frozenset(
     {
-        "fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid",
-        "ocid", "cmpid", "ref", "ref_src", "src", "from", "share", "s_cid", "at_medium",
-        "at_campaign", "rss", "feed", "_ga", "spm", "ito",
+        "fbclid", "gclid", "dclid", "msclkid", "yclid", "ysclid", "twclid", "gbraid", "wbraid", "igshid",
+        "mc_cid", "mc_eid", "ocid", "cmpid", "ref", "ref_src", "src", "from", "share", "s_cid", "at_medium",
+        "at_campaign", "rss", "feed", "_ga", "_gl", "spm", "ito", "xtor", "_hsenc", "_hsmi",
+        "phpsessid", "jsessionid", "aspsessionid",
+        "action_object_map", "action_type_map", "action_ref_map",  # Facebook's share links
     }
 )
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "itm_", "ga_", "mkt_", "oly_", "vero_", "ads_", "ad_", "fb_")
 
 
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
@@ -56,8 +63,9 @@ def canonical_url(link: str, base: str | None = None) -> str:
     """The canonical form of ``link`` (resolved against ``base``).
 
     Lower-case scheme and host, default port removed, percent-encoding made consistent (an
-    Arabic path written raw or encoded gives one URL), tracking parameters and the fragment
-    dropped, remaining query parameters sorted. Idempotent.
+    Arabic path written raw or encoded gives one URL), tracking parameters (:data:`TRACKING_PARAMS`,
+    :data:`TRACKING_PREFIXES`) and the fragment dropped (a ``#!`` one is kept: it addresses the
+    page), remaining query parameters sorted. Idempotent.
     """
     if not link or not link.strip():
         raise BadURL("empty link")
@@ -65,16 +73,27 @@ def canonical_url(link: str, base: str | None = None) -> str:
         raw = urljoin(base, link.strip()) if base else link.strip()
     except ValueError as e:  # urljoin splits both URLs: an unclosed "[" raises
         raise BadURL(f"malformed URL {link!r}: {e}") from e
-    split_http_url(raw)
-    try:
-        norm = normalize_url(raw, strict=False)
+    given = split_http_url(raw)
+    try:  # scheme, host, port and path from courlan; the query is filtered here, not by courlan
+        norm = normalize_url(urlunsplit((given.scheme, given.netloc, given.path, "", "")), strict=False)
     except Exception as e:  # courlan raises ValueError and friends on malformed netlocs
         raise BadURL(f"malformed URL {link!r}: {e}") from e
     p = split_http_url(norm)
-    path = _main_path(_ESCAPE.sub(lambda m: m.group(0).upper(), p.path or "/"))
-    query = [(k, v) for k, v in parse_qsl(p.query, keep_blank_values=True)
-             if k.lower() not in TRACKING_PARAMS and not _amp_param(k, v)]
-    return urlunsplit((p.scheme, _main_host(p.netloc), path, urlencode(sorted(query)), ""))
+    path = _ESCAPE.sub(lambda m: m.group(0).upper(), p.path or "/")
+    for _ in range(8):  # to a fixed point: "/amp.amp" -> "/amp" -> "/", "/amp/../x" -> "/../x" -> "/x"
+        before, path = path, _without_dot_segments(_main_path(path))
+        if path == before:
+            break
+    query = [(k, v) for k, v in parse_qsl(given.query, keep_blank_values=True)
+             if not _tracking(k) and not _amp_param(k, v)]
+    # a "#!" fragment is the address of an AJAX page ("/#!/news/1"), any other is a place in the page
+    fragment = given.fragment if given.fragment.startswith("!") else ""
+    return urlunsplit((p.scheme, _main_host(p.netloc), path, urlencode(sorted(query)), fragment))
+
+
+def _tracking(key: str) -> bool:
+    k = key.lower()
+    return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
 
 
 def _main_host(netloc: str) -> str:
@@ -97,6 +116,27 @@ def _main_path(path: str) -> str:
     if kept:
         kept[-1] = _AMP_SUFFIX.sub(lambda m: m.group(1) or "", kept[-1])
     return "/" + "/".join(kept) + ("/" if trailing and kept else "")
+
+
+def _without_dot_segments(path: str) -> str:
+    """``.`` and ``..`` segments resolved (RFC 3986, 5.2.4), as a browser does before requesting."""
+    if "." not in path:
+        return path
+    out: list[str] = []
+    segs = path.split("/")[1:]
+    for i, seg in enumerate(segs):
+        last = i == len(segs) - 1
+        if seg == "..":
+            if out:
+                out.pop()
+            if last:
+                out.append("")
+        elif seg == ".":
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    return "/" + "/".join(out)
 
 
 def _amp_param(key: str, value: str) -> bool:
