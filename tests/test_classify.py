@@ -379,3 +379,61 @@ def test_bad_support_list_is_named(tmp_path):
     p.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=r"topics\.nato\.support"):
         load_lexicon(str(p))
+
+
+# --- look-alike patterns match their words as written -----------------------------------------
+def _evidence(lex, title, body=""):
+    return classify(title, body, lex).evidence
+
+
+@pytest.mark.parametrize("title, topic, term", [
+    ("فنلندا تطلب عضوية الناتو", "nato", "الناتو"),  # عضو {term} is "a member", not membership
+    ("اجتماع وزراء خارجية الناتو في بروكسل", "nato", "الناتو"),  # خارج {term}, not the foreign ministers
+    ("دورية أوكرانية تتعرض لهجوم", "ukraine", "أوكراني"),  # الدوري {term} is the league, not a patrol
+    ("مدافع أوكرانية تقصف مواقع روسية", "ukraine", "أوكراني"),  # المدافع {term} is a defender, not cannons
+    ("الرئيس المنتخب زيلينسكي يؤدي اليمين", "ukraine", "زيلينسكي"),  # president-elect, not a team
+    ("مسؤول في الناتو للعربي الجديد: الحلف سيعزز قواته", "nato", "الناتو"),  # speaking to an outlet
+])
+def test_look_alike_words_do_not_swallow_other_words(lex, title, topic, term):
+    assert _evidence(lex, title)[topic] == [term]
+
+
+def test_full_weight_for_membership_and_a_discount_for_a_member(lex):
+    body = "\n".join(["وقالت الحكومة الفنلندية إن طلب الانضمام سيقدم الأسبوع المقبل إلى مقر الحلف في بروكسل."] * 3)
+    membership = classify("فنلندا تطلب عضوية الناتو", body, lex)
+    joining = classify("فنلندا تطلب الانضمام إلى الناتو", body, lex)
+    member = classify("فنلندا العضو في الناتو تطلب", body, lex)
+    assert membership.nato_score == joining.nato_score > member.nato_score > 0
+
+
+@pytest.mark.parametrize("title, topic", [
+    ("الناتو العربي يجتمع في الرياض", "nato"), ("منتخب أوكرانيا يفوز", "ukraine"),
+    ("المدافع الأوكراني يسجل هدفا", "ukraine"), ("ملاكم أوكراني ينتزع اللقب", "ukraine"),
+])
+def test_the_look_alikes_still_apply(lex, title, topic):
+    assert _evidence(lex, title)[topic] == []
+
+
+@pytest.mark.parametrize("negative, expected", [
+    ('{pattern: "منتخب {term}", kinds: [team]}', r"'kinds' must be a list of"),
+    ('{pattern: "الناتو العربي", kinds: [place]}', r"'kinds' applies to a \{term\} pattern only"),
+])
+def test_bad_kinds_are_named(tmp_path, negative, expected):
+    p = tmp_path / "lex.yaml"
+    p.write_text(GOOD.replace("      - {term: كييف, kind: place, weight: 1.0}\n",
+                              f"      - {{term: كييف, kind: place, weight: 1.0}}\n    negative:\n      - {negative}\n"),
+                 encoding="utf-8")
+    with pytest.raises(ValueError, match=expected):
+        load_lexicon(str(p))
+
+
+def test_kinds_limit_a_pattern_to_those_entries(tmp_path):
+    p = tmp_path / "lex.yaml"
+    p.write_text(GOOD.replace("      - {term: كييف, kind: place, weight: 1.0}\n",
+                              "      - {term: كييف, kind: place, weight: 1.0}\n"
+                              "      - {term: زيلينسكي, kind: person, weight: 1.0}\n"
+                              "    negative:\n      - {pattern: \"منتخب {term}\", kinds: [place]}\n"),
+                 encoding="utf-8")
+    lx = load_lexicon(str(p))
+    assert classify("منتخب كييف", "", lx).evidence["ukraine"] == []
+    assert classify("الرئيس المنتخب زيلينسكي", "", lx).evidence["ukraine"] == ["زيلينسكي"]

@@ -250,3 +250,18 @@ def test_pipeline_with_classifier_on_the_sample_site(sample_site, model_path, tm
             equal_to([]), label="no topic without evidence")
         assert_that(out["dead_letters"] | "dl" >> beam.Map(lambda d: (d.url, d.reason)),
                     equal_to(sorted(truth["dead_letters"].items())), label="dead letters unchanged")
+
+
+def test_the_runs_lexicon_gates_a_model_trained_with_another():
+    """A model whose own lexicon found a term must still not give a topic the run's lexicon found
+    no term for (a model trained with another lexicon file, or an older version of it)."""
+    from apache_beam.ml.inference.base import PredictionResult
+
+    from akhbar.transforms.model import _Decide
+
+    decide = _Decide("unused")
+    decide.thresholds = {"nato": 0.5, "ukraine": 0.5}
+    (article,) = _articles([{"id": "a", "title": "عنوان", "body": "نص", "source": "x"}])
+    article = article.replace(evidence=("ukraine:كييف",))
+    (out,) = decide.process((article, PredictionResult(None, {"nato": 0.99, "ukraine": 0.9})))
+    assert out.topics == ("ukraine",) and out.nato_score == 0.0 and out.ukraine_score == 0.9

@@ -56,7 +56,7 @@ _NISBA_SUFFIXES = ("ه", "ين", "ون", "ات", "ها")  # after a final ي: ي
 _PLAIN_SUFFIXES = ("ي", "يه", "يين", "يون", "يات", "ه", "ها", "ين", "ون", "ات")
 
 _ENTRY_FIELDS = {"term", "kind", "weight", "inflect", "note"}
-_NEGATIVE_FIELDS = {"pattern", "factor", "note"}
+_NEGATIVE_FIELDS = {"pattern", "factor", "kinds", "note"}
 _DAMPEN_FIELDS = {"terms", "factor", "min_hits", "note"}
 TERM_SLOT = "{term}"
 _TOPIC_FIELDS = {"threshold", "entries", "negative", "dampen", "support"}
@@ -128,6 +128,14 @@ def _compile_term(text: str, inflect: bool) -> tuple[frozenset[str], ...]:
     return tuple(out)
 
 
+def _compile_context(text: str) -> tuple[frozenset[str], ...]:
+    """The words around a ``{term}`` slot, each as written: not inflected (``عضو`` must not
+    accept ``عضوية``, membership; ``خارج`` not ``خارجية``, foreign ministry) and with its article
+    when it has one (``المدافع``, a defender, is not ``مدافع``, cannons). A conjunction or
+    preposition glued to the text's word is still read off it."""
+    return tuple(frozenset({tok}) for tok in tokens(text))
+
+
 @dataclass(frozen=True)
 class Entry:
     term: str
@@ -138,11 +146,15 @@ class Entry:
 
 
 class _Index:
-    """Multi-word term index: accepted form of the first token -> candidates, longest first."""
+    """Multi-word term index: accepted form of the first token -> candidates, longest first.
 
-    __slots__ = ("first",)
+    With ``surface_rest`` the tokens after the first are compared as written (the accepted sets
+    then hold the article forms too), so no preposition is read off them.
+    """
 
-    def __init__(self, compiled: list[tuple[tuple[frozenset[str], ...], int]]):
+    __slots__ = ("first", "surface_rest")
+
+    def __init__(self, compiled: list[tuple[tuple[frozenset[str], ...], int]], surface_rest: bool = False):
         first: dict[str, list[tuple[tuple[frozenset[str], ...], int]]] = {}
         for seq, ident in compiled:
             for form in seq[0]:
@@ -150,12 +162,13 @@ class _Index:
         for cands in first.values():
             cands.sort(key=lambda c: -len(c[0]))
         self.first = {k: tuple(v) for k, v in first.items()}
+        self.surface_rest = surface_rest
 
     def __getstate__(self):
-        return self.first
+        return self.first, self.surface_rest
 
     def __setstate__(self, state):
-        self.first = state
+        self.first, self.surface_rest = state
 
     def find(self, forms: list[tuple[str, ...]], start: int) -> tuple[int, int] | None:
         """Longest match starting at ``start``: (entry id, length) or None."""
@@ -171,9 +184,11 @@ class _Index:
                     break
                 if start + length > n:
                     continue
-                if all(
-                    any(f in accepted for f in forms[start + 1 + j]) for j, accepted in enumerate(rest)
-                ):
+                if self.surface_rest:
+                    found = all(forms[start + 1 + j][0] in accepted for j, accepted in enumerate(rest))
+                else:
+                    found = all(any(f in accepted for f in forms[start + 1 + j]) for j, accepted in enumerate(rest))
+                if found:
                     best = (ident, length)
                     break
         return best
@@ -208,11 +223,14 @@ class _Index:
 
 @dataclass(frozen=True)
 class _Context:
-    """A look-alike pattern around a match: ``before {term} after``."""
+    """A look-alike pattern around a match: ``before {term} after``; with ``kinds``, only around
+    matches of entries of those kinds ("منتخب {term}" for places and demonyms: "الرئيس المنتخب
+    زيلينسكي" is the president-elect, not a team)."""
 
     before: tuple[frozenset[str], ...]
     after: tuple[frozenset[str], ...]
     factor: float
+    kinds: frozenset[str] | None = None
 
     def applies(self, forms: list[tuple[str, ...]], start: int, end: int) -> bool:
         nb, na = len(self.before), len(self.after)
@@ -464,17 +482,27 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
         slots = pattern.count(TERM_SLOT)
         if slots > 1:
             raise fail(label, f"at most one {TERM_SLOT} slot is allowed")
+        kinds = item.get("kinds")
+        if kinds is not None:
+            if slots != 1:
+                raise fail(label, f"'kinds' applies to a {TERM_SLOT} pattern only")
+            if (not isinstance(kinds, list) or not kinds
+                    or not all(isinstance(k, str) and k in KINDS for k in kinds)):
+                raise fail(label, f"'kinds' must be a list of {sorted(KINDS)}, got {kinds!r}")
+            kinds = frozenset(kinds)
         if slots == 1:
             before_text, after_text = pattern.split(TERM_SLOT)
-            before = _compile_term(before_text, inflect=True)
-            after = _compile_term(after_text, inflect=True)
+            before = _compile_context(before_text)
+            after = _compile_context(after_text)
             if not before and not after:
                 raise fail(label, f"a {TERM_SLOT} pattern needs words before or after the slot")
-            contexts.append(_Context(before, after, float(factor)))
+            contexts.append(_Context(before, after, float(factor), kinds))
         else:
             seq = _compile_term(pattern, inflect=True)
             if not seq:
                 raise fail(label, "pattern has no letters or digits")
+            # after the first word, as written: with or without the article, no preposition
+            seq = (seq[0], *(frozenset(f for form in accepted for f in (form, "ال" + form)) for accepted in seq[1:]))
             overlap.append((seq, len(overlap_factors)))
             overlap_factors.append(float(factor))
 
@@ -507,7 +535,7 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
         entries=tuple(entries),
         weights=tuple(e.weight for e in entries),
         terms=_Index(compiled),
-        overlap_negatives=_Index(overlap) if overlap else None,
+        overlap_negatives=_Index(overlap, surface_rest=True) if overlap else None,
         overlap_factors=tuple(overlap_factors),
         context_negatives=tuple(contexts),
         dampen_terms=_Index(dcompiled) if dcompiled else None,
@@ -559,7 +587,8 @@ def _matches(topic: _Topic, seg: _Segment) -> list[tuple[int, float]]:
             if start < b_end and b_start < end:
                 factor = min(factor, topic.overlap_factors[b_id])
         for ctx in topic.context_negatives:
-            if ctx.factor < factor and ctx.applies(forms, start, end):
+            if (ctx.factor < factor and (ctx.kinds is None or topic.entries[ident].kind in ctx.kinds)
+                    and ctx.applies(forms, start, end)):
                 factor = ctx.factor
         if factor > 0:
             out.append((ident, topic.entries[ident].weight * factor))

@@ -368,7 +368,10 @@ class _Decide(beam.DoFn):
 
     def process(self, element):
         article, result = element
-        probs = result.inference
+        # the run's lexicon gates too: a model trained with another lexicon (or another version of
+        # it) must not give a topic whose terms this run's lexicon did not find in the article
+        matched = {e.split(":", 1)[0] for e in article.evidence}
+        probs = {t: result.inference[t] if t in matched else 0.0 for t in TOPICS}
         topics = tuple(t for t in TOPICS if probs[t] > 0 and probs[t] >= self.thresholds[t])
         beam.metrics.Metrics.counter("akhbar", "classify.model.articles").inc()
         for t in topics:
