@@ -519,6 +519,8 @@ class Fetcher:
             raise FetchError("blocked_address", str(e)) from e
         except urllib3.exceptions.NameResolutionError as e:
             raise FetchError("dns_error", f"cannot resolve {host}: {e}", transient=True) from e
+        except urllib3.exceptions.NewConnectionError as e:  # a subclass of ConnectTimeoutError in urllib3 2
+            raise FetchError("connection_error", f"cannot connect: {e}", transient=True) from e
         except urllib3.exceptions.TimeoutError as e:
             raise FetchError("timeout", f"timed out: {e}", transient=True) from e
         except urllib3.exceptions.HTTPError as e:
