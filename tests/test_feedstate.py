@@ -54,6 +54,13 @@ def test_state_round_trip(tmp_path):
     assert [p.name for p in (tmp_path / "_state").iterdir()] == ["feeds.json"]
 
 
+def test_stored_times_without_an_offset_are_utc():
+    st = FeedState.from_json({"feed_url": URL, "source_id": "ex", "last_attempt": "2026-01-01T10:00:00",
+                              "last_success": "2026-01-01T09:00:00", "consecutive_failures": 3})
+    assert st.last_attempt == datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+    assert backoff_until(st, 60) == datetime(2026, 1, 1, 10, 1, tzinfo=timezone.utc)  # and comparable with aware times
+
+
 def test_poll_feed_skips_backed_off_feeds_and_sends_validators(server):
     calls = []
 

@@ -78,6 +78,16 @@ def test_schedule_persists_and_follows_an_edited_sources_file(tmp_path):
     assert sch.due_sources(again, T0 + timedelta(seconds=39)) == ["b"]
 
 
+def test_saved_times_in_the_future_or_without_an_offset_do_not_stop_polling():
+    a = Source("a", ("http://127.0.0.1/a",), poll_interval_s=30)
+    ahead = sch.SourceSchedule("a", 30.0, T0 + timedelta(hours=6), last_poll=T0 + timedelta(hours=6))
+    s = sch.initial_schedule([a], T0, {"a": ahead})  # a clock that was 6 h ahead when it was saved
+    assert s["a"].next_due <= T0 + timedelta(seconds=30) and sch.due_sources(s, T0 + timedelta(seconds=30)) == ["a"]
+    naive = sch.SourceSchedule.from_json({"source_id": "a", "interval_s": 30, "next_due": "2026-01-01T00:00:00",
+                                          "last_poll": "2026-01-01T00:00:00"})
+    assert naive.next_due.tzinfo is not None and sch.due_sources({"a": naive}, T0) in ([], ["a"])
+
+
 # --- how streaming mode runs -------------------------------------------------------------------------
 
 def test_plan_picks_cycles_locally_and_the_graph_on_streaming_runners():

@@ -62,8 +62,14 @@ class FeedState:
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         for k in ("last_attempt", "last_success"):
-            d[k] = datetime.fromisoformat(d[k]) if d.get(k) else None
+            d[k] = _aware(datetime.fromisoformat(d[k])) if d.get(k) else None
         return cls(**d)
+
+
+def _aware(dt: datetime) -> datetime:
+    """A stored time without an offset is UTC, as every time akhbar writes is (compared with the
+    aware times of a run it would otherwise fail every poll of every feed)."""
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
 def body_hash(body: bytes) -> str:

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from akhbar.schemas.records import Source
 from akhbar.transforms import store
@@ -59,9 +59,15 @@ class SourceSchedule:
     @classmethod
     def from_json(cls, d: dict) -> SourceSchedule:
         return cls(source_id=d["source_id"], interval_s=float(d["interval_s"]),
-                   next_due=datetime.fromisoformat(d["next_due"]),
-                   last_poll=datetime.fromisoformat(d["last_poll"]) if d.get("last_poll") else None,
+                   next_due=_aware(datetime.fromisoformat(d["next_due"])),
+                   last_poll=_aware(datetime.fromisoformat(d["last_poll"])) if d.get("last_poll") else None,
                    last_new=int(d.get("last_new", 0)), polls=int(d.get("polls", 0)))
+
+
+def _aware(dt: datetime) -> datetime:
+    """A stored time without an offset (written by hand, or by another tool) is UTC, as every time
+    akhbar writes is; compared with aware times it would otherwise stop the job."""
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
 def initial_schedule(sources: list[Source], now: datetime,
@@ -80,6 +86,9 @@ def initial_schedule(sources: list[Source], now: datetime,
         else:
             interval = min(hi, max(lo, prev.interval_s))
             due = prev.next_due if prev.last_poll is None else prev.last_poll + timedelta(seconds=interval)
+            # a saved time in the future (a clock that was ahead, or set back since) must not hold the
+            # source off: never later than one interval from now
+            due = min(due, now + timedelta(seconds=interval))
             out[s.id] = dataclasses.replace(prev, interval_s=interval, next_due=due)
     return out
 
