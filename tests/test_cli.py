@@ -121,6 +121,7 @@ MISTAKES = [
     (["run", "--sources", "good.yaml", "--output", "o", "--lexicon", "mixedkeys.yaml"], "unknown top-level key(s) [1, 'foo']"),
     (["run", "--sources", "good.yaml", "--output", "o", "--lexicon", "deep.yaml"], "deep.yaml: not valid YAML: nested too deeply"),
     (["run", "--sources", "good.yaml", "--output", "o", "--classifier", "nope.joblib"], "no such model file"),
+    (["run", "--sources", "good.yaml", "--output", "o", "--classifier", ""], "classifier: : no such model file"),
     (["run", "--sources", "good.yaml", "--output", "o", "--fetch-concurrency", "0"], "--fetch-concurrency must be"),
     (["run", "--sources", "good.yaml", "--output", "o", "--fetch-concurrency", "many"], "invalid int value"),
     (["run", "--sources", "good.yaml", "--output", "o", "--fetch-concurency", "4"], "unknown option(s): --fetch-concurency"),
