@@ -456,7 +456,7 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"akhbar: lexicon: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.classifier:
+    if args.classifier is not None:  # "" is a file name too, refused like --lexicon ""
         try:
             from akhbar.transforms.model import load_model
 

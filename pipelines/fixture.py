@@ -3,7 +3,8 @@
 ``akhbar sources probe --source ID --sources FILE`` probes every feed of one source.
 ``--save-fixture DIR`` also records every response (feeds, robots.txt, articles) into ``DIR``:
 
-    DIR/index.json          {"version": 1, "source": ID, "feeds": [...], "articles": N, "recorded_at": ...,
+    DIR/index.json          {"version": 1, "source": ID, "feeds": [...], "articles": N, "obey_robots": B,
+                             "recorded_at": ...,
                              "responses": [{"url", "final_url", "status", "content_type", "file"}]}
     DIR/responses/NNN.EXT   the bodies, byte for byte
     DIR/probe.txt           the probe's output, normalized (no timings, no byte counts)
@@ -16,6 +17,7 @@ test of the source that runs offline.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -81,7 +83,7 @@ def _extension(content_type: str | None) -> str:
 
 
 def save_fixture(folder: str, source_id: str, feeds: list[str], recorded: list[Recorded], probe_text: str,
-                 n_articles: int = 3) -> str:
+                 n_articles: int = 3, obey_robots: bool = True) -> str:
     os.makedirs(os.path.join(folder, "responses"), exist_ok=True)
     entries = []
     for i, r in enumerate(recorded, 1):
@@ -93,6 +95,7 @@ def save_fixture(folder: str, source_id: str, feeds: list[str], recorded: list[R
         entries.append({"url": r.url, "final_url": r.final_url, "status": r.status,
                         "content_type": r.content_type, "file": name, "error": r.error})
     index = {"version": FIXTURE_VERSION, "source": source_id, "feeds": feeds, "articles": n_articles,
+             "obey_robots": obey_robots,
              "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "responses": entries}
     path = os.path.join(folder, "index.json")
     with open(path, "w", encoding="utf-8") as f:
@@ -124,7 +127,9 @@ def probe_source(sources_file: str, source_id: str, *, n_articles: int = 3, allo
     from akhbar.pipelines.probe import probe  # imports Beam: only once the arguments are known good
 
     src = sources[source_id]
-    interval = host_interval if host_interval is not None else src.min_interval_s
+    if host_interval is not None:  # --host-interval wins over the source's min_interval
+        src = dataclasses.replace(src, min_interval_s=host_interval)
+    interval = src.min_interval_s
     config = FetchConfig() if interval is None else FetchConfig(host_interval=interval)
     fetcher = RecordingFetcher(Fetcher(config, guard=HostGuard(allow_private=allow_private)))
     text = io.StringIO()
@@ -134,12 +139,14 @@ def probe_source(sources_file: str, source_id: str, *, n_articles: int = 3, allo
     out.write(header)
     for feed in src.feeds:
         buf = io.StringIO()
-        worst = max(worst, probe(feed, n_articles=n_articles, allow_private=allow_private, out=buf, fetcher=fetcher))
+        worst = max(worst, probe(feed, n_articles=n_articles, allow_private=allow_private, out=buf, fetcher=fetcher,
+                                 source=src))
         block = "\n" + buf.getvalue()
         text.write(block)
         out.write(block)
     if save_to:
-        path = save_fixture(save_to, src.id, list(src.feeds), fetcher.recorded, text.getvalue(), n_articles)
+        path = save_fixture(save_to, src.id, list(src.feeds), fetcher.recorded, text.getvalue(), n_articles,
+                            src.obey_robots)
         print(f"\nfixture: {len(fetcher.recorded)} responses recorded, index {path}", file=out)
     return worst
 
@@ -218,4 +225,5 @@ class FixtureServer:
 def replay_sources_yaml(server: FixtureServer) -> str:
     """A sources file whose one source reads its feeds from ``server`` (for golden tests)."""
     feeds = "".join(f"      - {server.local_url(u)}\n" for u in server.index["feeds"])
-    return f"sources:\n  - id: {server.index['source']}\n    feeds:\n{feeds}"
+    robots = "" if server.index.get("obey_robots", True) else "    obey_robots: false\n"
+    return f"sources:\n  - id: {server.index['source']}\n{robots}    feeds:\n{feeds}"

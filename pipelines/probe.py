@@ -11,18 +11,26 @@ from datetime import datetime, timezone
 from akhbar.transforms.classify import classify, load_lexicon
 from akhbar.transforms.extract import ExtractError, extract
 from akhbar.transforms.feeds import FeedError, parse_feed
-from akhbar.transforms.steps import FEED_ACCEPT
+from akhbar.schemas.records import Source
+from akhbar.transforms.steps import FEED_ACCEPT, feed_type_problem, host_policy, robots_rule
 from akhbar.transforms.http import FetchError, Fetcher, html_of
 from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.robots import RobotsCache
 
 
-def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys.stdout,
-          fetcher: Fetcher | None = None) -> int:
-    """``fetcher``: one to use instead of a new one (e.g. one that records what it fetched)."""
+def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=None,
+          fetcher: Fetcher | None = None, source: Source | None = None) -> int:
+    """``fetcher``: one to use instead of a new one (e.g. one that records what it fetched).
+    ``source``: the source the feed belongs to; its ``obey_robots``, ``min_interval`` and
+    ``max_connections`` apply as in a run."""
+    out = out or sys.stdout  # looked up per call: sys.stdout may have been replaced since import
     fetcher = fetcher or Fetcher(guard=HostGuard(allow_private=allow_private))
+    policy = host_policy(source, fetcher.config)
     try:
-        resp = fetcher.fetch(url, accept=FEED_ACCEPT)
+        resp = fetcher.fetch(url, accept=FEED_ACCEPT, policy=policy)
+        problem = feed_type_problem(resp.content_type)  # the poll's rule: refused before parsing
+        if problem:
+            raise FeedError("unsupported_content_type", problem)
         feed = parse_feed(resp.body, resp.content_type, resp.final_url, "probe")
     except (FetchError, FeedError) as e:
         print(f"FEED FAILED  {url}\n  reason: {e.reason}\n  {e}", file=out)
@@ -37,7 +45,7 @@ def probe(url: str, *, n_articles: int = 3, allow_private: bool = False, out=sys
     for c in feed.candidates[:n_articles]:
         print(f"\narticle {c.url}", file=out)
         try:
-            html, encoding = html_of(fetcher.fetch(c.url, allow=robots.check))
+            html, encoding = html_of(fetcher.fetch(c.url, policy=policy, allow=robots_rule(robots, source)))
             ex = extract(html, c.url, feed_title=c.feed_title, feed_published=c.feed_published,
                          now=datetime.now(timezone.utc))
         except (FetchError, ExtractError) as e:

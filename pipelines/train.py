@@ -14,6 +14,7 @@ import csv
 import gzip
 import json
 import sys
+import zlib
 from typing import Iterator
 
 from akhbar.transforms.classify import TOPICS
@@ -22,13 +23,60 @@ _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no"}
 
 
-def _open(path: str):
-    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file, optionally gzipped; a leading BOM is dropped.
+    Text that is not UTF-8 (a UTF-16 export, say) is a ``ValueError`` naming the file and line."""
+    n = 0
+    with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as fh:
+        try:
+            for n, raw in enumerate(fh, 1):
+                try:
+                    yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}:{n}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+        except (OSError, EOFError, zlib.error) as e:  # not gzip, truncated or corrupt gzip
+            raise ValueError(f"{path}:{n + 1}: cannot read: {e}") from e
 
 
-def _id(row: dict) -> str | None:
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true/false", int: "a number", float: "a number",
+               type(None): "null"}
+
+
+def _json_rows(path: str) -> Iterator[tuple[str, dict]]:
+    """``("path:line", object)`` for each non-blank line of a JSON Lines file; a line that is not a
+    JSON object is a ``ValueError`` naming the file and line."""
+    for n, line in _lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not valid JSON: {e.msg} (column {e.colno})") from e
+        except RecursionError as e:
+            raise ValueError(f"{where}: not valid JSON: nested too deeply") from e
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object (JSON Lines: one object per line), "
+                             f"got {_JSON_KINDS.get(type(row), type(row).__name__)}")
+        yield where, row
+
+
+def _id(row: dict, where: str) -> str | None:
     v = row.get("id", row.get("docno"))
-    return None if v is None else str(v)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise ValueError(f"{where}: 'id'/'docno' must be a string or a whole number, got {v!r}")
+    return str(v)
+
+
+def _text(row: dict, where: str) -> tuple[str, str]:
+    """The title and body (or text) of a row; either may be missing or null, not another type."""
+    title, body = row.get("title"), row.get("body", row.get("text"))
+    for name, value in (("title", title), ("body" if "body" in row else "text", body)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}: {name!r} must be a string, got {value!r}")
+    return title or "", body or ""
 
 
 def _flag(value, where: str) -> bool:
@@ -45,7 +93,7 @@ def read_labels(path: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
 
     def add(row: dict, where: str):
-        ident = _id(row)
+        ident = _id(row, where)
         if not ident:
             raise ValueError(f"{where}: no 'id' or 'docno'")
         rec = {}
@@ -54,29 +102,25 @@ def read_labels(path: str) -> dict[str, dict]:
                 raise ValueError(f"{where}: no {t!r} column")
             rec[t] = _flag(row[t], f"{where}: {t}")
         if row.get("title") is not None or row.get("body", row.get("text")) is not None:
-            rec["title"] = row.get("title") or ""
-            rec["body"] = row.get("body", row.get("text")) or ""
+            rec["title"], rec["body"] = _text(row, where)
         src = row.get("source", row.get("src"))
         if src:
             rec["source"] = str(src)
         out[ident] = rec
 
-    with _open(path) as fh:
-        if path.endswith((".jsonl", ".jsonl.gz", ".json")):
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    add(json.loads(line), f"{path}:{n}")
-        else:
-            for n, row in enumerate(csv.DictReader(fh, delimiter="\t"), 2):
-                add(row, f"{path}:{n}")
+    if path.endswith((".jsonl", ".jsonl.gz", ".json")):
+        for where, row in _json_rows(path):
+            add(row, where)
+    else:
+        reader = csv.DictReader((line for _, line in _lines(path)), delimiter="\t")
+        for row in reader:
+            add(row, f"{path}:{reader.line_num}")
     return out
 
 
-def iter_articles(path: str) -> Iterator[dict]:
-    with _open(path) as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+def iter_articles(path: str) -> Iterator[tuple[str, dict]]:
+    """``("path:line", article)`` of a JSON Lines articles file."""
+    return _json_rows(path)
 
 
 def load_training_set(labels_path: str, articles_path: str | None) -> tuple[list[tuple[str, str]], dict, list[str]]:
@@ -85,11 +129,10 @@ def load_training_set(labels_path: str, articles_path: str | None) -> tuple[list
         k: (v["title"], v["body"], v.get("source")) for k, v in labels.items() if "body" in v
     }
     if articles_path:
-        for rec in iter_articles(articles_path):
-            ident = _id(rec)
+        for where, rec in iter_articles(articles_path):
+            ident = _id(rec, where)
             if ident in labels and ident not in texts:
-                texts[ident] = (rec.get("title") or "", rec.get("body", rec.get("text")) or "",
-                                rec.get("source", rec.get("src")))
+                texts[ident] = (*_text(rec, where), rec.get("source", rec.get("src")))
     missing = [k for k in labels if k not in texts]
     if missing:
         raise ValueError(f"{len(missing)} labelled articles have no text (first: {missing[0]!r}); "
@@ -111,7 +154,7 @@ def train_command(args) -> int:
         return 2
     try:
         docs, gold, groups = load_training_set(args.labels, args.articles)
-    except (OSError, ValueError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return 2
     use_groups = groups if len(set(groups)) >= 2 and all(groups) else None

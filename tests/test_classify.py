@@ -318,6 +318,33 @@ def test_bad_file_structure(tmp_path, text, expected):
     assert str(p) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a kind that is a list or a mapping cannot be looked up among the kinds
+        (GOOD.replace("kind: org", "kind: [org]"), r"entries\[0\] \(term 'الناتو'\): 'kind' must be one of .*\['org'\]"),
+        (GOOD.replace("kind: org", "kind: {a: b}"), r"entries\[0\] \(term 'الناتو'\): 'kind' must be one of"),
+        # unknown keys of mixed types (a number or ~ next to a word) are listed, not compared
+        (GOOD + "1: x\nfoo: y\n", r"unknown top-level key\(s\) \[1, 'foo'\]"),
+        (GOOD + "~: x\nfoo: y\n", r"unknown top-level key\(s\) \[None, 'foo'\]"),
+        (GOOD.replace("  ukraine:\n", "  ukraine:\n    7: x\n    extra: y\n"), r"topics\.ukraine: unknown key\(s\) \[7, 'extra'\]"),
+        (GOOD.replace("  ukraine:\n", "  2: x\n  sport: y\n  ukraine:\n"), r"unknown topic\(s\) \[2, 'sport'\]"),
+        (GOOD.replace("weight: 1.0}\n  ukraine", "weight: 1.0, 5: a, foo: b}\n  ukraine"),
+         r"entries\[0\] \(term 'الناتو'\): unknown field\(s\) \[5, 'foo'\]"),
+        (GOOD + "    negative:\n      - {pattern: ناتو عربي, 3: a, zz: b}\n", r"negative\[0\].*unknown field\(s\) \[3, 'zz'\]"),
+        (GOOD + "    dampen: {terms: [نهائي], 2: a, bad: b}\n", r"ukraine\.dampen: unknown field\(s\) \[2, 'bad'\]"),
+        # nesting deeper than the YAML loader can follow
+        ("topics: " + "[" * 5000 + "\n", "not valid YAML: nested too deeply"),
+    ],
+)
+def test_malformed_values_and_keys_are_named(tmp_path, text, expected):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=expected) as info:
+        load_lexicon(str(p))
+    assert str(info.value).startswith(f"{p}: ")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ValueError, match="cannot read"):
         load_lexicon(str(tmp_path / "nope.yaml"))

@@ -92,6 +92,13 @@ def mistakes_dir(tmp_path):
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
     (tmp_path / "afile").write_text("not a folder", encoding="utf-8")
     (tmp_path / "labels.tsv").write_text("id\tnato\tukraine\n", encoding="utf-8")
+    (tmp_path / "texts.jsonl").write_text('{"id": "1", "nato": 1, "ukraine": 0, "title": "الناتو", "body": "x"}\n',
+                                          encoding="utf-8")
+    lexicon = ("topics:\n  nato:\n    entries:\n      - {term: الناتو, kind: [org], weight: 1}\n"
+               "  ukraine:\n    entries:\n      - {term: كييف, kind: place, weight: 1}\n")
+    (tmp_path / "kindlist.yaml").write_text(lexicon, encoding="utf-8")
+    (tmp_path / "mixedkeys.yaml").write_text("1: x\nfoo: y\n", encoding="utf-8")
+    (tmp_path / "deep.yaml").write_text("topics: " + "[" * 5000 + "\n", encoding="utf-8")
     state = tmp_path / "out" / "_state"
     state.mkdir(parents=True)
     (state / "feeds.json").write_text("{}", encoding="utf-8")
@@ -109,7 +116,12 @@ MISTAKES = [
     (["run", "--sources", "good.yaml", "--output", "afile/out"], "cannot create directory afile/out"),
     (["run", "--sources", "good.yaml", "--output", "ftp://host/x"], "unsupported output"),
     (["run", "--sources", "good.yaml", "--output", "o", "--lexicon", "nope.yaml"], "lexicon"),
+    (["run", "--sources", "good.yaml", "--output", "o", "--lexicon", ""], "lexicon"),
+    (["run", "--sources", "good.yaml", "--output", "o", "--lexicon", "kindlist.yaml"], "kindlist.yaml: topics.nato.entries[0]"),
+    (["run", "--sources", "good.yaml", "--output", "o", "--lexicon", "mixedkeys.yaml"], "unknown top-level key(s) [1, 'foo']"),
+    (["run", "--sources", "good.yaml", "--output", "o", "--lexicon", "deep.yaml"], "deep.yaml: not valid YAML: nested too deeply"),
     (["run", "--sources", "good.yaml", "--output", "o", "--classifier", "nope.joblib"], "no such model file"),
+    (["run", "--sources", "good.yaml", "--output", "o", "--classifier", ""], "classifier: : no such model file"),
     (["run", "--sources", "good.yaml", "--output", "o", "--fetch-concurrency", "0"], "--fetch-concurrency must be"),
     (["run", "--sources", "good.yaml", "--output", "o", "--fetch-concurrency", "many"], "invalid int value"),
     (["run", "--sources", "good.yaml", "--output", "o", "--fetch-concurency", "4"], "unknown option(s): --fetch-concurency"),
@@ -134,6 +146,8 @@ MISTAKES = [
     (["sample", "--port", "99999"], "is not a port number"),
     (["classify", "train", "--labels", "labels.tsv", "--out", "out"], "is a directory"),
     (["classify", "train", "--labels", "missing.tsv", "--out", "m.joblib"], "missing.tsv"),
+    (["classify", "train", "--labels", "texts.jsonl", "--out", "m.joblib", "--lexicon", "deep.yaml"], "deep.yaml: not valid"),
+    (["classify", "train", "--labels", "texts.jsonl", "--out", "m.joblib", "--lexicon", "kindlist.yaml"], "'kind' must be"),
     (["nosuchcommand"], "invalid choice"),
     ([], "the following arguments are required"),
 ]

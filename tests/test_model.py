@@ -145,6 +145,53 @@ def test_training_needs_both_classes():
         train_model(docs, {"nato": [False] * 4, "ukraine": [False] * 4}, threshold_folds=0)
 
 
+def test_training_files_with_a_bom_are_read(rows, tmp_path):
+    from akhbar.pipelines.train import load_training_set
+
+    labels = tmp_path / "labels.tsv"  # as a spreadsheet saves "UTF-8 text": with a byte-order mark
+    labels.write_text("\ufeffid\tnato\tukraine\n" + "".join(
+        f"{r['id']}\t{int(r['nato'])}\t{int(r['ukraine'])}\n" for r in rows), encoding="utf-8")
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("\ufeff" + "".join(json.dumps({"id": r["id"], "title": r["title"], "body": r["body"]},
+                                                      ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    docs, gold, _ = load_training_set(str(labels), str(articles))
+    assert len(docs) == len(rows) and sum(gold["nato"]) == sum(r["nato"] for r in rows)
+
+
+_LABEL = {"id": "a", "nato": 1, "ukraine": 0}
+
+
+@pytest.mark.parametrize(
+    "name, content, where, problem",
+    [
+        ("l.jsonl", "[1, 2, 3]\n", "l.jsonl:1", "expected a JSON object"),
+        ("l.jsonl", json.dumps(_LABEL) + "\n\n5\n", "l.jsonl:3", "expected a JSON object"),
+        ("l.json", json.dumps([_LABEL]) + "\n", "l.json:1", "expected a JSON object"),
+        ("l.jsonl", json.dumps(_LABEL) + "\n" + json.dumps(_LABEL)[:-1] + "\n", "l.jsonl:2", "not valid JSON"),
+        ("l.jsonl", json.dumps({**_LABEL, "title": 5, "body": ["y"]}) + "\n", "l.jsonl:1", "'title' must be a string"),
+        ("l.jsonl", json.dumps({**_LABEL, "title": "x", "body": ["y"]}) + "\n", "l.jsonl:1", "'body' must be a string"),
+        ("l.jsonl", json.dumps({**_LABEL, "id": {"a": 1}}) + "\n", "l.jsonl:1", "'id'/'docno' must be"),
+        ("l.tsv", "id\tnato\tukraine\na\t1\t0\n".encode("utf-16"), "l.tsv:1", "not UTF-8 text"),
+        ("l.jsonl.gz", b"id\tnato\n", "l.jsonl.gz:1", "cannot read"),
+        ("a.jsonl", "[1, 2]\n", "a.jsonl:1", "expected a JSON object"),
+        ("a.jsonl", json.dumps({"id": "a", "title": "x", "text": 7}) + "\n", "a.jsonl:1", "'text' must be a string"),
+    ],
+)
+def test_bad_training_files_name_the_file_and_line(tmp_path, capsys, name, content, where, problem):
+    """A label or article row that is not an object, not JSON, not text or of the wrong type is exit 2
+    with the file and line, never a traceback."""
+    from akhbar.pipelines.cli import main
+
+    path = tmp_path / name
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("id\tnato\tukraine\na\t1\t0\n", encoding="utf-8")
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    given = ["--labels", str(labels), "--articles", str(path)] if name.startswith("a.") else ["--labels", str(path)]
+    assert main(["classify", "train", *given, "--out", str(tmp_path / "m.joblib")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / where}: " in err and problem in err, err
+
+
 def _articles(rows, lexicon_step=True):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     out = []

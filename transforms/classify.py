@@ -353,11 +353,13 @@ def _parse(text: str, source: str) -> Lexicon:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise fail("", f"not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise fail("", "not valid YAML: nested too deeply") from exc
     if not isinstance(doc, dict):
         raise fail("", "expected a mapping at the top level")
     unknown = set(doc) - {"version", "scoring", "topics"}
     if unknown:
-        raise fail("", f"unknown top-level key(s) {sorted(unknown)}")
+        raise fail("", f"unknown top-level key(s) {_keys(unknown)}")
 
     scoring = dict(DEFAULT_SCORING)
     raw_scoring = doc.get("scoring") or {}
@@ -383,7 +385,7 @@ def _parse(text: str, source: str) -> Lexicon:
     unknown = set(topics_raw) - set(TOPICS)
     missing = set(TOPICS) - set(topics_raw)
     if unknown:
-        raise fail("topics", f"unknown topic(s) {sorted(unknown)} (known: {list(TOPICS)})")
+        raise fail("topics", f"unknown topic(s) {_keys(unknown)} (known: {list(TOPICS)})")
     if missing:
         raise fail("topics", f"missing topic(s) {sorted(missing)}")
 
@@ -391,6 +393,11 @@ def _parse(text: str, source: str) -> Lexicon:
     for name in TOPICS:
         compiled_topics.append(_parse_topic(name, topics_raw[name], fail))
     return Lexicon(source=source, topics=tuple(compiled_topics), scoring=scoring)
+
+
+def _keys(keys: set) -> list:
+    """Unknown keys in a stable order for a message; YAML keys may mix types (``1``, ``~``, ``foo``)."""
+    return sorted(keys, key=str)
 
 
 def _compile_word_list(terms: list[str], label: str, fail) -> list:
@@ -410,7 +417,7 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
         raise fail(where, "expected a mapping with 'entries'")
     unknown = set(raw) - _TOPIC_FIELDS
     if unknown:
-        raise fail(where, f"unknown key(s) {sorted(unknown)}")
+        raise fail(where, f"unknown key(s) {_keys(unknown)}")
     threshold = raw.get("threshold", 0.5)
     if not _is_number(threshold) or not 0 < threshold < 1:
         raise fail(f"{where}.threshold", f"must be a number in (0, 1), got {threshold!r}")
@@ -432,9 +439,9 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
             raise fail(label, f"'term' must be a non-empty string, got {term!r}")
         unknown = set(item) - _ENTRY_FIELDS
         if unknown:
-            raise fail(label, f"unknown field(s) {sorted(unknown)} (allowed: {sorted(_ENTRY_FIELDS)})")
+            raise fail(label, f"unknown field(s) {_keys(unknown)} (allowed: {sorted(_ENTRY_FIELDS)})")
         kind = item.get("kind")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise fail(label, f"'kind' must be one of {sorted(KINDS)}, got {kind!r}")
         weight = item.get("weight")
         if not _is_number(weight) or not 0 < weight <= MAX_WEIGHT:
@@ -475,7 +482,7 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
         label += f" (pattern {pattern!r})"
         unknown = set(item) - _NEGATIVE_FIELDS
         if unknown:
-            raise fail(label, f"unknown field(s) {sorted(unknown)} (allowed: {sorted(_NEGATIVE_FIELDS)})")
+            raise fail(label, f"unknown field(s) {_keys(unknown)} (allowed: {sorted(_NEGATIVE_FIELDS)})")
         factor = item.get("factor", 0.0)
         if not _is_number(factor) or not 0 <= factor < 1:
             raise fail(label, f"'factor' must be a number in [0, 1), got {factor!r}")
@@ -512,7 +519,7 @@ def _parse_topic(name: str, raw: Any, fail) -> _Topic:
         raise fail(dlabel, "expected a mapping with terms/factor/min_hits")
     unknown = set(dampen) - _DAMPEN_FIELDS
     if unknown:
-        raise fail(dlabel, f"unknown field(s) {sorted(unknown)} (allowed: {sorted(_DAMPEN_FIELDS)})")
+        raise fail(dlabel, f"unknown field(s) {_keys(unknown)} (allowed: {sorted(_DAMPEN_FIELDS)})")
     dampen_terms = dampen.get("terms") or []
     if not isinstance(dampen_terms, list) or not all(isinstance(t, str) and t.strip() for t in dampen_terms):
         raise fail(f"{dlabel}.terms", "expected a list of non-empty strings")

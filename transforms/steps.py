@@ -125,6 +125,20 @@ def host_policy(source: Source | None, config: FetchConfig) -> HostPolicy:
     return HostPolicy(interval, concurrency)
 
 
+def feed_type_problem(content_type: str | None) -> str | None:
+    """Why a feed answered with this Content-Type is refused (``unsupported_content_type``), or
+    ``None``; ``akhbar sources probe`` applies the same rule as the poll."""
+    ctype = (content_type or "").lower()
+    if ctype and not any(t in ctype for t in FEED_TYPES):
+        return f"feed served as {content_type}"
+    return None
+
+
+def robots_rule(robots, source: Source | None):
+    """The ``allow`` of an article fetch: robots.txt unless the source says ``obey_robots: false``."""
+    return robots.check if source is None or source.obey_robots else None
+
+
 class PollFeed(HttpStep):
     """(Source, feed URL) → Candidate for each entry; feed failures → dead letters.
 
@@ -177,9 +191,9 @@ class PollFeed(HttpStep):
             self.count("unchanged")
             yield pvalue.TaggedOutput(FEED_STATE, new_state)
             return
-        ctype = (resp.content_type or "").lower()
-        if ctype and not any(t in ctype for t in FEED_TYPES):
-            yield from failed("unsupported_content_type", f"feed served as {resp.content_type}", resp.status)
+        problem = feed_type_problem(resp.content_type)
+        if problem:
+            yield from failed("unsupported_content_type", problem, resp.status)
             return
         try:
             parsed = parse_feed(resp.body, resp.content_type, resp.final_url, source.id,
@@ -281,8 +295,8 @@ class FetchPages(HttpStep):
         try:
             # robots.txt is asked before every hop: a redirect may lead to a disallowed path or
             # to another site with its own robots.txt
-            allow = self.robots.check if source is None or source.obey_robots else None
-            resp = self.fetcher.fetch(c.url, policy=host_policy(source, self.fetch_config), allow=allow)
+            resp = self.fetcher.fetch(c.url, policy=host_policy(source, self.fetch_config),
+                                      allow=robots_rule(self.robots, source))
             html, encoding = html_of(resp)
         except FetchError as e:
             yield self.dead(url=c.url, source_id=c.source_id, reason=e.reason, message=str(e), feed_url=c.feed_url)
