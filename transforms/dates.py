@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 __all__ = [
     "EARLIEST",
     "MONTHS",
+    "as_utc",
     "choose_published",
     "date_from_url",
     "iter_arabic_dates",
@@ -414,7 +415,8 @@ def date_from_url(url: str) -> datetime | None:
 # ---------------------------------------------------------------------------------------
 # Choosing among candidates
 # ---------------------------------------------------------------------------------------
-def _as_utc(dt: datetime | date) -> datetime:
+def as_utc(dt: datetime | date) -> datetime:
+    """``dt`` as an aware UTC datetime: a naive time (or a date) is taken to be UTC."""
     if not isinstance(dt, datetime):
         dt = datetime(dt.year, dt.month, dt.day)
     if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
@@ -433,7 +435,7 @@ def plausible(
     if dt is None or not isinstance(dt, date):
         return False
     try:
-        return _as_utc(earliest) <= _as_utc(dt) <= _as_utc(now) + max_future
+        return as_utc(earliest) <= as_utc(dt) <= as_utc(now) + max_future
     except (OverflowError, ValueError):
         return False
 
@@ -460,7 +462,7 @@ def choose_published(
         dt = value() if callable(value) else value
         if not plausible(dt, now=now):
             continue
-        dt = _as_utc(dt)
+        dt = as_utc(dt)
         if waiting is None:
             if name == "metadata" and _new_year_midnight(dt):
                 waiting = (dt, name)
@@ -485,7 +487,7 @@ def parse_feed_date(value) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, date):
-            return _as_utc(value)
+            return as_utc(value)
         if isinstance(value, time.struct_time) or (
             isinstance(value, tuple) and len(value) >= 6 and all(isinstance(v, int) for v in value[:6])
         ):
@@ -498,7 +500,7 @@ def parse_feed_date(value) -> datetime | None:
             return None
         if re.match(r"\d{4}-\d{2}-\d{2}", s):
             try:
-                return _as_utc(datetime.fromisoformat(s))
+                return as_utc(datetime.fromisoformat(s))
             except ValueError:
                 pass
         try:
@@ -506,7 +508,7 @@ def parse_feed_date(value) -> datetime | None:
         except (TypeError, ValueError, IndexError, OverflowError):
             dt = None
         if dt is not None:
-            return _as_utc(dt)
+            return as_utc(dt)
         return parse_arabic_date(value)
     except Exception:  # noqa: BLE001 - feed input is arbitrary; the contract is "never raises"
         return None

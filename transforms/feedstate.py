@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from akhbar.transforms import store
+from akhbar.transforms.dates import as_utc
 
 STATE_FILE = ("_state", "feeds.json")
 BACKOFF_AFTER = 3
@@ -62,14 +63,9 @@ class FeedState:
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         for k in ("last_attempt", "last_success"):
-            d[k] = _aware(datetime.fromisoformat(d[k])) if d.get(k) else None
+            d[k] = as_utc(datetime.fromisoformat(d[k])) if d.get(k) else None
         return cls(**d)
 
-
-def _aware(dt: datetime) -> datetime:
-    """A stored time without an offset is UTC, as every time akhbar writes is (compared with the
-    aware times of a run it would otherwise fail every poll of every feed)."""
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
 def body_hash(body: bytes) -> str:

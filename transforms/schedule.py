@@ -13,10 +13,11 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from akhbar.schemas.records import Source
 from akhbar.transforms import store
+from akhbar.transforms.dates import as_utc
 
 SCHEDULE_FILE = ("_state", "streaming.json")
 MIN_FACTOR = 0.25
@@ -59,15 +60,10 @@ class SourceSchedule:
     @classmethod
     def from_json(cls, d: dict) -> SourceSchedule:
         return cls(source_id=d["source_id"], interval_s=float(d["interval_s"]),
-                   next_due=_aware(datetime.fromisoformat(d["next_due"])),
-                   last_poll=_aware(datetime.fromisoformat(d["last_poll"])) if d.get("last_poll") else None,
+                   next_due=as_utc(datetime.fromisoformat(d["next_due"])),
+                   last_poll=as_utc(datetime.fromisoformat(d["last_poll"])) if d.get("last_poll") else None,
                    last_new=int(d.get("last_new", 0)), polls=int(d.get("polls", 0)))
 
-
-def _aware(dt: datetime) -> datetime:
-    """A stored time without an offset (written by hand, or by another tool) is UTC, as every time
-    akhbar writes is; compared with aware times it would otherwise stop the job."""
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
 def initial_schedule(sources: list[Source], now: datetime,
