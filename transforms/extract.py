@@ -382,7 +382,7 @@ def _without_site_name(title: str, names: set[str]) -> str:
     return title[title.find(kept[0]):title.rfind(kept[-1]) + len(kept[-1])].strip()
 
 
-def choose_title(tree, title: str | None, feed_title: str | None = None) -> str:
+def choose_title(tree, title: str | None, feed_title: str | None = None, declared: set[str] | None = None) -> str:
     """The article's headline, from the title the page's metadata gives (``title``), the feed's
     and the page's own ``<h1>``/``<title>``.
 
@@ -394,8 +394,10 @@ def choose_title(tree, title: str | None, feed_title: str | None = None) -> str:
       headline of four words or more, is a name too: the feed's title, else that ``<h1>``, is used.
     - A title of three words or fewer that is the short side of a "Site - Headline" ``<title>``
       gives way to the other side, unless an ``<h1>`` says it is the headline ("كورونا").
+
+    ``declared``: the page's :func:`declared_site_names`, if the caller has read them already.
     """
-    names = declared_site_names(tree)
+    names = declared_site_names(tree) if declared is None else declared
     title = (title or feed_title or "").strip()
     h1s = [el for el in tree.iter("h1") if _joined(el.text_content())]
     if title and _joined(title) in names:
@@ -430,10 +432,10 @@ def choose_title(tree, title: str | None, feed_title: str | None = None) -> str:
     return title
 
 
-def site_names(tree, title: str | None = None) -> set[str]:
+def site_names(tree, title: str | None = None, declared: set[str] | None = None) -> set[str]:
     """Names the page gives its site (``og:site_name``, ``application-name``, the part of
-    ``<title>`` beside the headline), in token form."""
-    names = declared_site_names(tree)
+    ``<title>`` beside the headline), in token form; ``declared`` as in :func:`choose_title`."""
+    names = set(declared_site_names(tree) if declared is None else declared)
     t = tree.find(".//title")
     if t is not None and t.text and title:
         parts = _TITLE_PARTS.split(t.text.strip())
@@ -686,8 +688,9 @@ def extract(html: str, url: str, *, feed_title: str | None = None, feed_publishe
                        min_words=min_words, max_elements=max_elements, max_chars=max_chars,
                        time_limit=deadline.remaining())
     meta = trafilatura_metadata(work, url) if doc is not None else None
-    title = choose_title(tree, meta.title if meta is not None else None, feed_title)
-    names = site_names(tree, title) | _leading_site_names([ln.strip() for ln in raw.split("\n") if ln.strip()])
+    named = declared_site_names(tree)  # read once, for the title and the body's cleanup
+    title = choose_title(tree, meta.title if meta is not None else None, feed_title, named)
+    names = site_names(tree, title, named) | _leading_site_names([ln.strip() for ln in raw.split("\n") if ln.strip()])
     body, credit, dateline = split_credits(clean_body(raw, title, names), tuple(names))
     n_words = len(tokens(body, normalized=True))
     if n_words < min_words:
