@@ -151,6 +151,20 @@ class RawServer:
         self._listener.close()
 
 
+def drip(head: bytes, lines: Iterable[bytes], pause: float, stop: threading.Event):
+    """A :class:`RawServer` handler sending ``head`` and then ``lines`` one every ``pause`` seconds,
+    until ``stop`` is set: a server slow enough to trip no read timeout."""
+
+    def handler(sock, path):
+        sock.sendall(head)
+        for line in lines:
+            if stop.is_set():
+                return
+            sock.sendall(line)
+            time.sleep(pause)
+    return handler
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

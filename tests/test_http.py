@@ -13,7 +13,7 @@ import urllib3.response
 from akhbar.transforms.http import (FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, _Watchdog,
                                     decode_document, redirect_target)
 from akhbar.transforms.netguard import HostGuard
-from tests.servers import RawServer, Reply
+from tests.servers import RawServer, Reply, drip
 
 ARABIC = "<html><body><p>قال الأمين العام لحلف شمال الأطلسي إن الحلف سيواصل دعم أوكرانيا.</p></body></html>"
 
@@ -301,19 +301,6 @@ def test_redirect_to_a_malformed_url_is_bad_url(server, location):
 
 
 # --- the total timeout bounds the whole fetch ----------------------------------------------------
-
-def drip(head: bytes, lines: list[bytes], pause: float, stop):
-    """A handler sending ``head`` and then ``lines`` one every ``pause`` seconds."""
-
-    def handler(sock, path):
-        sock.sendall(head)
-        for line in lines:
-            if stop.is_set():
-                return
-            sock.sendall(line)
-            time.sleep(pause)
-    return handler
-
 
 def timed_fetch(f, url, **kw):
     t0 = time.monotonic()

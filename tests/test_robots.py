@@ -1,3 +1,4 @@
+import itertools
 import threading
 import time
 
@@ -9,7 +10,7 @@ from akhbar.transforms.http import FetchConfig, FetchError, Fetcher
 from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.robots import RobotsCache, robots_lines
 from akhbar.transforms.urls import article_id
-from tests.servers import RawServer, Reply
+from tests.servers import RawServer, Reply, drip
 
 
 def cache():
@@ -60,14 +61,7 @@ def test_robots_lines_drop_the_cut_last_line():
 
 def test_a_dripped_robots_txt_gives_up_within_the_total_timeout():
     stop = threading.Event()
-
-    def drip(sock, path):
-        sock.sendall(b"HTTP/1.1 200 OK\r\n")
-        while not stop.is_set():
-            sock.sendall(b"X-Drip: a\r\n")
-            time.sleep(0.25)
-
-    with RawServer(drip) as srv:
+    with RawServer(drip(b"HTTP/1.1 200 OK\r\n", itertools.repeat(b"X-Drip: a\r\n"), 0.25, stop)) as srv:
         rc = RobotsCache(Fetcher(FetchConfig(retries=2, host_interval=0, total_timeout=2, read_timeout=1),
                                  HostGuard(allow_private=True)))
         t0 = time.monotonic()
