@@ -385,6 +385,11 @@ STREAMING_BOUNDS = (("duration", 0, 10 * 365 * 86400), ("window", 0, 86400), ("s
 USER_AGENT = re.compile(r"[\x20-\x7e]{1,512}")
 
 
+def _run_bounds(*names: str) -> tuple:
+    """The ``RUN_BOUNDS`` of these options, for a command that shares them with `akhbar run`."""
+    return tuple(b for b in RUN_BOUNDS if b[0] in names)
+
+
 def _number_problems(args, bounds) -> list[str]:
     """What is wrong with the numeric options of ``bounds`` (none given is fine); NaN and infinity
     are refused, comparisons alone would let NaN through."""
@@ -588,7 +593,7 @@ def cmd_health(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    bad = _number_problems(args, (("articles", 0, 1000), ("host_interval", 0, 3600)))
+    bad = _number_problems(args, (("articles", 0, 1000), *_run_bounds("host_interval")))
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
         return EXIT_CONFIG
@@ -673,8 +678,8 @@ def cmd_replay(args, beam_args: list[str]) -> int:
 
     problem = (_check_output(args.path, must_exist=True) or _check_beam_args(beam_args)
                or _check_remote(beam_args, output=args.path))
-    bad = ([problem] if problem else []) + _number_problems(args, (("fetch_concurrency", 1, 1024),
-                                                                   ("progress_interval", 0.1, 86400)))
+    bad = ([problem] if problem else []) + _number_problems(args, _run_bounds("fetch_concurrency",
+                                                                              "progress_interval"))
     if args.since and args.until and args.since > args.until:
         bad.append("--since is after --until")
     unknown = [code for code in args.reason or [] if not is_known(code)]
