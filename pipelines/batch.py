@@ -1,6 +1,7 @@
 """The batch pipeline: wiring only. Every step lives in ``akhbar.transforms``."""
 from __future__ import annotations
 
+import typing
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,16 +56,21 @@ def _earliest(candidates) -> Candidate:
 
 def stored_state(p: beam.Pipeline, cfg: RunConfig):
     """Side inputs read from the output once per run: the seen index (URLs, content hashes and
-    near-duplicate entries of committed files) and the per-feed state."""
+    near-duplicate entries of committed files) and the per-feed state.
+
+    Both are typed ``Any``: Beam (2.77) finds a stateful ParDo's main input among all its inputs
+    in set order, so a side input with a declared type that is not key-value (``PriorState``)
+    would make streaming's ``PollWhenDue``, which takes both, fail to translate now and then."""
     prior = AsSingleton(
         p
         | "Output" >> beam.Create([cfg.output])
         | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near)
+        .with_output_types(typing.Any)
     )
     feed_states = AsSingleton(
         p
         | "StateOutput" >> beam.Create([cfg.output])
-        | "LoadFeedStates" >> beam.Map(load_feed_states)
+        | "LoadFeedStates" >> beam.Map(load_feed_states).with_output_types(typing.Any)
     )
     return prior, feed_states
 
@@ -99,7 +105,7 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "Feeds" >> beam.Create(feeds)
         | "SpreadFeeds" >> beam.Reshuffle()
         | "Poll" >> beam.ParDo(steps.PollFeed(cfg.fetch, cfg.allow_private_hosts, cfg.run_id, cfg.ignore_feed_backoff),
-                               feed_states)
+                               feed_states, prior)
         .with_outputs(steps.DEAD, steps.FEED_STATE, main="candidates")
     )
     found = polled.candidates

@@ -332,7 +332,7 @@ def build_streaming_pipeline(p: beam.Pipeline, cfg: RunConfig, settings: StreamS
         ticks
         | "EveryFeed" >> beam.FlatMap(lambda _, feeds: [(f, (s, f)) for s, f in feeds], feeds).with_output_types(KEYED)
         | "PollWhenDue" >> beam.ParDo(st.PollWhenDue(cfg.fetch, cfg.allow_private_hosts, cfg.run_id,
-                                                      cfg.ignore_feed_backoff), feed_states)
+                                                      cfg.ignore_feed_backoff), feed_states, prior)
         .with_outputs(steps.DEAD, steps.FEED_STATE, main="candidates")
     )
     _ = (

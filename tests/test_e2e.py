@@ -154,3 +154,45 @@ def test_copies_met_in_a_later_run_point_to_the_stored_article(server, tmp_path)
     rows = {r["source_id"]: r for r in read_articles(out)}
     assert rows["outlet_a"]["duplicate_of"] is None
     assert rows["outlet_b"]["duplicate_of"] == rows["outlet_a"]["article_id"]
+
+
+def test_max_articles_per_poll_leaves_older_entries_for_later_runs(server, tmp_path):
+    """A feed listing more entries than the source's limit: each run takes the newest entries not
+    stored yet, so the older ones are written by later runs, although the feed never changes (it
+    keeps its ETag: the runs that have entries left ask for it without validators)."""
+    from akhbar.sample.site import load_records
+    from tests.servers import Reply
+
+    recs = [r for r in load_records() if r["id"].startswith("ant-")][:5]
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    items = ""
+    for day, rec in enumerate(recs, start=1):
+        path = f"/n/{day}.html"
+        server.route(path, Reply(200, ("<html lang='ar'><body><article><h1>" + rec["title"] + "</h1>" + "".join(
+            f"<p>{p}</p>" for p in rec["body"].split("\n")) + "</article></body></html>").encode(), html))
+        items += (f"<item><title>{rec['title']}</title><link>{server.url(path)}</link>"
+                  f"<pubDate>{day:02d} Nov 2026 08:00:00 GMT</pubDate></item>")
+    feed = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>{items}</channel></rss>'
+
+    def feed_handler(handler):
+        if handler.headers.get("If-None-Match") == '"v1"':
+            return Reply(304, b"", {"ETag": '"v1"'})
+        return Reply(200, feed.encode(), {"Content-Type": "application/rss+xml", "ETag": '"v1"'})
+
+    server.route("/feed.xml", feed_handler)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n  - id: outlet\n    max_articles_per_poll: 2\n    feeds: [{server.url('/feed.xml')}]\n",
+                       encoding="utf-8")
+    out = tmp_path / "out"
+    written = []
+    for _ in range(4):
+        assert main(["run", "--sources", str(sources), "--output", str(out), "--allow-private-hosts",
+                     "--host-interval", "0"]) == 0
+        written.append(sorted(r["url"].rsplit("/", 1)[1] for r in read_articles(out)))
+    assert written == [["4.html", "5.html"], ["2.html", "3.html", "4.html", "5.html"],
+                       [f"{d}.html" for d in range(1, 6)], [f"{d}.html" for d in range(1, 6)]]
+    assert all(server.count(f"/n/{d}.html") == 1 for d in range(1, 6))  # each page fetched once
+    state = json.loads((out / "_state" / "feeds.json").read_text())["feeds"][0]
+    assert state["backlog"] == 0 and state["etag"] == '"v1"'
+    # the last run, with nothing left over, asked with the ETag and got a 304
+    assert [h.get("if-none-match") for p, h in server.hits if p == "/feed.xml"] == [None, None, None, '"v1"']

@@ -191,3 +191,15 @@ def test_entity_declarations_are_found_wherever_the_prolog_ends(body):
 def test_the_word_entity_in_an_item_is_not_hostile():
     items = "<item><title>XML: &lt;!ENTITY&gt;</title><description><![CDATA[<!ENTITY x>]]></description><link>https://ex.com/1</link></item>"
     assert len(parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex").candidates) == 1
+
+
+def test_max_entries_counts_only_entries_not_handled_yet():
+    items = "".join(f"<item><title>t{d}</title><link>https://ex.com/n/{d}</link>"
+                    f"<pubDate>Tue, {d:02d} Nov 2026 10:00:00 GMT</pubDate></item>" for d in range(1, 7))
+    stored = {parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex").candidates[i].article_id for i in (3, 4, 5)}
+    f = parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex", max_entries=2, handled=stored)
+    assert [c.url for c in f.candidates] == ["https://ex.com/n/2", "https://ex.com/n/3"]
+    assert (f.over_limit, f.handled) == (1, 3)
+    # under the limit, or without one, the stored entries are left to the later SkipStored step
+    assert len(parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex", handled=stored).candidates) == 6
+    assert len(parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex", max_entries=6, handled=stored).candidates) == 6

@@ -11,6 +11,7 @@ from akhbar.transforms.feedstate import (
     conditional_headers,
     load_feed_states,
     save_feed_states,
+    with_entries,
 )
 from akhbar.transforms.http import FetchConfig
 from tests.servers import Reply
@@ -87,3 +88,13 @@ def test_health_command(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("ex") and "backoff" in out[1] and "http_503" in out[1] and "ok" in out[2]
     assert main(["sources", "health", str(tmp_path / "none")]) == 2
+
+
+def test_a_backlog_turns_validators_and_the_unchanged_shortcut_off():
+    s, _ = after_body(None, URL, "ex", T0, 200, {"etag": '"a"'}, "h1", False)
+    s = with_entries(s, 2, "utf-8", backlog=3)
+    assert conditional_headers(s) == {}  # the whole feed again, to take the entries left over
+    s2, same = after_body(s, URL, "ex", T0, 200, {"etag": '"a"'}, "h1", False)
+    assert not same and s2.validator_lies == 0 and s2.validators_trusted  # same bytes: not a lie, not skipped
+    s3 = with_entries(s2, 3, "utf-8")
+    assert conditional_headers(s3) == {"If-None-Match": '"a"'} and after_body(s3, URL, "ex", T0, 200, {}, "h1", False)[1]

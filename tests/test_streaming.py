@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import typing
 from datetime import datetime, timedelta, timezone
 
 import apache_beam as beam
@@ -17,10 +18,13 @@ from akhbar.pipelines.batch import RunConfig, new_run_id
 from akhbar.schemas.records import Article, Candidate, Source
 from akhbar.schemas.sources import validate_text
 from akhbar.transforms import schedule as sch
+from akhbar.transforms import steps
 from akhbar.transforms import streaming as st
 from akhbar.transforms.dedup import NearDupConfig, content_hash
 from akhbar.transforms.feedstate import load_feed_states
+from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.state import PriorState
+from akhbar.transforms.urls import article_id as cand_id
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
@@ -46,7 +50,9 @@ def streaming_pipeline() -> beam.Pipeline:
 
 
 def prior_of(p, state: PriorState):
-    return beam.pvalue.AsSingleton(p | "Prior" >> beam.Create([state]))
+    # typed Any, like the graph's own side inputs: a stateful ParDo with several side inputs finds
+    # its main input among all of them in set order, and fails on a typed non-KV side input
+    return beam.pvalue.AsSingleton(p | "Prior" >> beam.Create([state]).with_output_types(typing.Any))
 
 
 # --- the schedule ------------------------------------------------------------------------------------
@@ -127,6 +133,34 @@ def test_first_sighting_drops_repeats_until_the_url_expires():
            | beam.Map(lambda c, ts=beam.DoFn.TimestampParam: (c.article_id, int(ts.micros // 1_000_000 - at(0)))))
     assert_that(out, equal_to([("id1", 0), ("id2", 0), ("id1", 300), ("id2", 300)]))
     p.run().wait_until_finish()
+
+
+def test_a_feed_over_its_limit_yields_every_entry_over_successive_polls():
+    """max_articles_per_poll in a running job: each poll takes the newest entries the job has not
+    sent on yet (nor stored before it started), so older ones come with later polls."""
+    from tests.servers import Reply, RouteServer
+
+    with RouteServer() as server:
+        items = "".join(f"<item><title>t{d}</title><link>{server.url(f'/n/{d}.html')}</link>"
+                        f"<pubDate>{d:02d} Nov 2026 08:00:00 GMT</pubDate></item>" for d in range(1, 8))
+        body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>{items}</channel></rss>'.encode()
+        feed_url = server.route("/feed.xml", Reply(200, body, {"Content-Type": "application/rss+xml", "ETag": '"v1"'}))
+        source = Source(id="src", feeds=(feed_url,), poll_interval_s=20, max_articles_per_poll=2)
+        start = Timestamp(int(time.time()))
+        stream = Stream()
+        for k in range(13):  # a tick every 5 s of event time for a minute
+            stream = stream.add_elements([TimestampedValue(k, start + 5 * k)]).advance_watermark_to(start + 5 * k)
+        p = streaming_pipeline()
+        stored = PriorState(article_ids=frozenset({cand_id(server.url("/n/7.html"))}))
+        polled = (p | stream.advance_watermark_to_infinity()
+                  | beam.Map(lambda _: (feed_url, (source, feed_url))).with_output_types(ps.KEYED)
+                  | beam.ParDo(st.PollWhenDue(FetchConfig(), True),
+                               beam.pvalue.AsSingleton(p | beam.Create([{}]).with_output_types(typing.Any)),
+                               prior_of(p, stored)).with_outputs(steps.DEAD, steps.FEED_STATE, main="candidates"))
+        got = polled.candidates | beam.Map(lambda c: c.url.rsplit("/", 1)[1])
+        assert_that(got, equal_to([f"{d}.html" for d in range(1, 7)]))  # each once; 7 was stored
+        p.run().wait_until_finish()
+        assert server.count("/feed.xml") >= 3
 
 
 def article(n: int, body: str, fetched: datetime, source: str = "src") -> Article:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -28,7 +29,8 @@ class ParsedFeed:
     candidates: list[Candidate]
     problems: list[FeedProblem]
     encoding: str = "utf-8"
-    over_limit: int = 0  # entries left out by max_entries (older ones)
+    over_limit: int = 0  # entries left out by max_entries (older ones), for a later poll
+    handled: int = 0  # entries left out as already handled (see parse_feed's ``handled``)
 
 
 class FeedError(Exception):
@@ -128,12 +130,17 @@ def _entry_link(entry) -> str | None:
 
 
 def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: str,
-               max_entries: int | None = None) -> ParsedFeed:
+               max_entries: int | None = None, handled: Container[str] = frozenset()) -> ParsedFeed:
     """Parse a feed document into candidates; raise :class:`FeedError` if it is not a feed.
 
     Entries without a usable link become problems (dead letters), not silent drops. The
     same canonical URL listed twice in one feed yields one candidate. ``max_entries`` keeps the
-    newest entries by date (:func:`newest_first`), not the first ones in feed order.
+    newest entries by date (:func:`newest_first`), not the first ones in feed order, among
+    the entries whose article id is not in ``handled`` (articles already stored): the limit
+    bounds the work of one poll, and the entries it leaves out are taken by later polls
+    instead of being crowded out by the same newest entries every time. Without a limit, or
+    under it, ``handled`` changes nothing (the stored entries are skipped later, and counted
+    there).
     """
     text, encoding = decode_document(body, content_type)
     if declares_entities(text):
@@ -174,9 +181,11 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
             feed_summary=(entry.get("summary") or "").strip() or None,
             feed_published=_entry_time(entry),
         ))
-    over_limit = 0
+    over_limit = already = 0
     if max_entries and len(candidates) > max_entries:
-        over_limit = len(candidates) - max_entries
-        candidates = newest_first(candidates, max_entries)
+        fresh = [c for c in candidates if c.article_id not in handled]
+        already = len(candidates) - len(fresh)
+        candidates = newest_first(fresh, max_entries)
+        over_limit = len(fresh) - len(candidates)
     return ParsedFeed(parsed.get("version") or "unknown", parsed.feed.get("title"), candidates, problems, encoding,
-                      over_limit)
+                      over_limit, already)

@@ -48,6 +48,7 @@ class FeedState:
     validator_lies: int = 0  # new bytes under the old validators
     entries: int = 0  # entries in the last successful parse
     encoding: str | None = None  # character encoding the last body was decoded with
+    backlog: int = 0  # entries max_articles_per_poll left for a later poll at the last successful parse
 
     def replace(self, **changes) -> "FeedState":
         return dataclasses.replace(self, **changes)
@@ -73,7 +74,8 @@ def body_hash(body: bytes) -> str:
 
 
 def conditional_headers(state: FeedState | None) -> dict[str, str]:
-    if state is None or not state.validators_trusted:
+    # a feed with a backlog must be read again in full even if it has not changed
+    if state is None or not state.validators_trusted or state.backlog:
         return {}
     headers = {}
     if state.etag:
@@ -98,16 +100,18 @@ def after_not_modified(state: FeedState, now: datetime) -> FeedState:
 
 def after_body(state: FeedState | None, feed_url: str, source_id: str, now: datetime, status: int,
                headers: dict[str, str], digest: str, sent_validators: bool) -> tuple[FeedState, bool]:
-    """The state after a 200; returns it and whether the body is the same as last time."""
+    """The state after a 200; returns it and whether the body is the same as last time with
+    every entry handled then (no backlog left by ``max_articles_per_poll``)."""
     prev = state or FeedState(feed_url=feed_url, source_id=source_id)
     etag, modified = headers.get("etag"), headers.get("last-modified")
-    unchanged = prev.body_hash == digest
-    lied = (not unchanged and prev.body_hash is not None and
+    same = prev.body_hash == digest
+    unchanged = same and not prev.backlog
+    lied = (not same and prev.body_hash is not None and
             ((etag and etag == prev.etag) or (modified and modified == prev.last_modified and not etag)))
     new = prev.replace(
         etag=etag, last_modified=modified, body_hash=digest, last_attempt=now, last_success=now,
         last_status=status, last_error=None, consecutive_failures=0, polls=prev.polls + 1,
-        unchanged_200=prev.unchanged_200 + (1 if unchanged and sent_validators else 0),
+        unchanged_200=prev.unchanged_200 + (1 if same and sent_validators else 0),
         validator_lies=prev.validator_lies + (1 if lied else 0),
         validators_trusted=prev.validators_trusted and not lied,
     )
@@ -121,8 +125,8 @@ def after_failure(state: FeedState | None, feed_url: str, source_id: str, now: d
                         consecutive_failures=prev.consecutive_failures + 1, polls=prev.polls + 1)
 
 
-def with_entries(state: FeedState, n: int, encoding: str | None) -> FeedState:
-    return state.replace(entries=n, encoding=encoding)
+def with_entries(state: FeedState, n: int, encoding: str | None, backlog: int = 0) -> FeedState:
+    return state.replace(entries=n, encoding=encoding, backlog=backlog)
 
 
 class CorruptFeedState(ValueError):

@@ -11,7 +11,7 @@ import functools
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -154,7 +154,11 @@ class PollFeed(HttpStep):
         self.ignore_backoff = ignore_backoff
 
     @timed
-    def process(self, element: tuple[Source, str], states: dict[str, FeedState]):
+    def process(self, element: tuple[Source, str], states: dict[str, FeedState], prior: PriorState | None = None,
+                also_handled: Container[str] = ()):
+        """``prior``: the stored articles, whose entries, like those in ``also_handled`` (a
+        running job's own), do not count towards the source's ``max_articles_per_poll`` (see
+        :func:`parse_feed`)."""
         source, feed_url = element
         now = utcnow()
         state = states.get(feed_url)
@@ -197,7 +201,8 @@ class PollFeed(HttpStep):
             return
         try:
             parsed = parse_feed(resp.body, resp.content_type, resp.final_url, source.id,
-                                max_entries=source.max_articles_per_poll)
+                                max_entries=source.max_articles_per_poll,
+                                handled=InAny(prior.article_ids if prior is not None else (), also_handled))
         except FeedError as e:
             yield from failed(e.reason, str(e), resp.status, resp.body[:2000].decode("utf-8", "replace"))
             return
@@ -205,14 +210,27 @@ class PollFeed(HttpStep):
             yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None))
             yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
             return
-        yield pvalue.TaggedOutput(FEED_STATE, with_entries(new_state, len(parsed.candidates), parsed.encoding))
+        yield pvalue.TaggedOutput(FEED_STATE, with_entries(new_state, len(parsed.candidates), parsed.encoding,
+                                                           parsed.over_limit))
         for problem in parsed.problems:
             yield self.dead(url=problem.link, source_id=source.id, reason=problem.reason,
                             message=problem.message, feed_url=feed_url)
         self.count("entries", len(parsed.candidates))
         if parsed.over_limit:  # max_articles_per_poll: older entries left for a later poll, not failures
             self.count("over_limit", parsed.over_limit)
+        if parsed.handled:  # left out before the limit: the same count SkipStored keeps for the others
+            tally.count(f"{SkipStored.stage}.already_stored", parsed.handled)
         yield from parsed.candidates
+
+
+class InAny:
+    """A container holding what any of the given containers holds (without copying them)."""
+
+    def __init__(self, *containers: Container[str]):
+        self.containers = containers
+
+    def __contains__(self, item) -> bool:
+        return any(item in c for c in self.containers)
 
 
 def commit_feed_states(updates: list[FeedState], prior: dict[str, FeedState], *committed, output: str) -> int:

@@ -73,6 +73,9 @@ class PollWhenDue(beam.DoFn):
     FEED = ReadModifyWriteStateSpec("feed_state", PickleCoder())
     SCHEDULE = ReadModifyWriteStateSpec("schedule", PickleCoder())
     LAST_IDS = ReadModifyWriteStateSpec("last_ids", PickleCoder())
+    # ids this job sent on from the feed, newest last: with max_articles_per_poll they make room
+    # for the entries an earlier poll left over (the stored ones are in ``prior``)
+    SENT = ReadModifyWriteStateSpec("sent", PickleCoder())
 
     def __init__(self, fetch_config, allow_private: bool, run_id: str | None = None, ignore_backoff: bool = False):
         self.poller = steps.PollFeed(fetch_config, allow_private, run_id, ignore_backoff)
@@ -80,9 +83,9 @@ class PollWhenDue(beam.DoFn):
     def setup(self):
         self.poller.setup()
 
-    def process(self, element, saved_feed_states, timestamp=beam.DoFn.TimestampParam,
+    def process(self, element, saved_feed_states, prior, timestamp=beam.DoFn.TimestampParam,
                 feed=beam.DoFn.StateParam(FEED), schedule=beam.DoFn.StateParam(SCHEDULE),
-                last_ids=beam.DoFn.StateParam(LAST_IDS)):
+                last_ids=beam.DoFn.StateParam(LAST_IDS), sent=beam.DoFn.StateParam(SENT)):
         feed_url, (source, _) = element
         now = _utc(timestamp)
         entry = schedule.read() or SourceSchedule(source.id, float(source.poll_interval_s), now)
@@ -92,7 +95,10 @@ class PollWhenDue(beam.DoFn):
         ids: set[str] = set()
         candidates: list[Candidate] = []
         got_body = False
-        for out in self.poller.process((source, feed_url), {feed_url: state} if state else {}):
+        limit = source.max_articles_per_poll
+        sent_before: tuple[str, ...] = (sent.read() or ()) if limit else ()
+        for out in self.poller.process((source, feed_url), {feed_url: state} if state else {}, prior,
+                                       frozenset(sent_before)):
             if isinstance(out, pvalue.TaggedOutput) and out.tag == steps.FEED_STATE:
                 feed.write(out.value)
                 yield out  # for the health written to _state/feeds.json (SaveFeedHealth)
@@ -106,6 +112,9 @@ class PollWhenDue(beam.DoFn):
         new = len(ids - before)
         if got_body:
             last_ids.write(frozenset(ids))
+        if limit and candidates:
+            # bounded: far more than a feed lists, so an id leaves only long after its entry did
+            sent.write((sent_before + tuple(c.article_id for c in candidates))[-max(2000, 20 * limit):])
         schedule.write(after_poll(entry, source.poll_interval_s, now, new))
         _count("polls")
         _count("new_entries", new)
