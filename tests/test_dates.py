@@ -221,6 +221,14 @@ def test_new_year_metadata_kept_otherwise():
         ("2025-10-15 10:30:00", utc(2025, 10, 15, 10, 30)),
         ("2025-10-15", utc(2025, 10, 15)),
         ("الأربعاء 15 أكتوبر 2025 - 10:30", utc(2025, 10, 15, 10, 30)),
+        # zone names as meant in the region (email.utils: AST = Atlantic, EET/GST = UTC)
+        ("Wed, 15 Oct 2025 10:30:00 AST", utc(2025, 10, 15, 7, 30)),
+        ("Wed, 15 Oct 2025 10:30:00 EET", utc(2025, 10, 15, 8, 30)),
+        ("Wed, 15 Oct 2025 10:30:00 GST", utc(2025, 10, 15, 6, 30)),
+        ("Wed, 15 Oct 2025 10:30:00 (IRST)", utc(2025, 10, 15, 7, 0)),
+        ("Wed, 15 Oct 2025 10:30:00 GMT+3", utc(2025, 10, 15, 7, 30)),
+        ("Wed, 15 Oct 2025 10:30:00 UTC+03:00", utc(2025, 10, 15, 7, 30)),
+        ("Wed, 15 Oct 2025 10:30:00 EST", utc(2025, 10, 15, 15, 30)),  # names email.utils knows stay its own
         (datetime(2025, 10, 15, 10, 30), utc(2025, 10, 15, 10, 30)),
         (date(2025, 10, 15), utc(2025, 10, 15)),
     ],

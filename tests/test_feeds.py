@@ -203,3 +203,20 @@ def test_max_entries_counts_only_entries_not_handled_yet():
     # under the limit, or without one, the stored entries are left to the later SkipStored step
     assert len(parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex", handled=stored).candidates) == 6
     assert len(parse_feed(rss(items).encode(), None, "https://ex.com/f", "ex", max_entries=6, handled=stored).candidates) == 6
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("Tue, 28 Aug 2018 19:45:11 +0300", "2018-08-28T16:45:11+00:00"),  # feedparser's reading, kept
+    ("Tue, 28 Aug 2018 19:45:11 AST", "2018-08-28T16:45:11+00:00"),  # feedparser: Atlantic time, 23:45
+    ("Tue, 28 Aug 2018 19:45:11 EET", "2018-08-28T17:45:11+00:00"),  # feedparser: UTC
+    ("Tue, 28 Aug 2018 19:45:11 GMT+3", "2018-08-28T16:45:11+00:00"),  # feedparser: no date
+    ("Tue, 28 Aug 2018 19:45:11 UTC+03:00", "2018-08-28T16:45:11+00:00"),  # feedparser: UTC
+    ("الثلاثاء 28 أغسطس 2018 - 19:45", "2018-08-28T19:45:00+00:00"),  # feedparser: no date
+    ("28/08/2018 19:45", "2018-08-28T19:45:00+00:00"),  # feedparser: no date
+    ("not a date", None),
+])
+def test_entry_dates_feedparser_misreads_or_cannot_read(written, expected):
+    f = parse_feed(rss(f"<item><title>t</title><link>https://ex.com/a</link><pubDate>{written}</pubDate></item>").encode(),
+                   None, "https://ex.com/f", "ex")
+    got = f.candidates[0].feed_published
+    assert (got.isoformat() if got else None) == expected

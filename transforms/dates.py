@@ -9,7 +9,9 @@ Everything here is pure (no I/O, no clock reads): callers pass ``now`` explicitl
   from French, plus the Moroccan variants), or in numeric form (``15/10/2025``,
   ``2025-10-15``), with an optional time before or after it.
 * :func:`parse_feed_date` turns what feedparser gives (``*_parsed`` struct_time, or the raw
-  RFC-822 / ISO-8601 string) into an aware UTC datetime.
+  RFC-822 / ISO-8601 string) into an aware UTC datetime; zone names are read as the Arab world
+  means them (:data:`ZONE_OFFSETS`), where feedparser and ``email.utils`` take ``AST`` for
+  Atlantic time and every name they do not know (``EET``, ``GST``, ``MSK``…) for UTC.
 * :func:`plausible` and :func:`choose_published` pick the date to store from candidates
   coming from several sources, in priority order.
 
@@ -38,6 +40,8 @@ __all__ = [
     "parse_feed_date",
     "plausible",
     "undated_words",
+    "ZONE_OFFSETS",
+    "written_zone",
 ]
 
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
@@ -476,6 +480,33 @@ def choose_published(
 _DIGITS_ONLY = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
 
 
+# Zone names Arabic feeds and meta tags write after an RFC 822 time, read as meant in the region:
+# AST is Arabia Standard Time (Riyadh, Baghdad, Doha, Kuwait), not Atlantic time.
+ZONE_OFFSETS = {
+    "AST": "+0300", "GST": "+0400", "EET": "+0200", "EEST": "+0300", "MSK": "+0300", "TRT": "+0300",
+    "IRST": "+0330", "IRDT": "+0430", "EAT": "+0300", "CAT": "+0200", "SAST": "+0200", "WAT": "+0100",
+    "CET": "+0100", "CEST": "+0200", "WET": "+0000", "WEST": "+0100", "BST": "+0100", "PKT": "+0500",
+}
+_NAMED_ZONE_RE = re.compile(r"(?<=\d)\s*\(?([A-Z]{3,4})\)?\s*$")
+_GMT_OFFSET_RE = re.compile(r"(?<=\d)\s*\(?(?:GMT|UTC)\s*([+-])(\d{1,2})(?::?(\d{2}))?\)?\s*$")
+
+
+def written_zone(value: str) -> str | None:
+    """``value`` with its trailing zone, if it is one of :data:`ZONE_OFFSETS` or written
+    ``GMT+3`` / ``UTC+03:00``, turned into an RFC 822 offset (``+0300``); ``None`` if it has no
+    such zone."""
+    m = _GMT_OFFSET_RE.search(value)
+    if m:
+        hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+        if hours > 14 or minutes > 59:
+            return None
+        return f"{value[:m.start()]} {m.group(1)}{hours:02d}{minutes:02d}"
+    m = _NAMED_ZONE_RE.search(value)
+    if m and m.group(1) in ZONE_OFFSETS:
+        return f"{value[:m.start()]} {ZONE_OFFSETS[m.group(1)]}"
+    return None
+
+
 def parse_feed_date(value) -> datetime | None:
     """Aware UTC datetime from a feedparser ``*_parsed`` struct_time or a date string.
 
@@ -504,7 +535,7 @@ def parse_feed_date(value) -> datetime | None:
             except ValueError:
                 pass
         try:
-            dt = email.utils.parsedate_to_datetime(s)
+            dt = email.utils.parsedate_to_datetime(written_zone(s) or s)
         except (TypeError, ValueError, IndexError, OverflowError):
             dt = None
         if dt is not None:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import feedparser
 
 from akhbar.schemas.records import Candidate
+from akhbar.transforms.dates import parse_feed_date, written_zone
 from akhbar.transforms.http import decode_document
 from akhbar.transforms.urls import article_id, canonical_url
 
@@ -92,13 +93,24 @@ _XML_DECL_TEXT = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
 
 
 def _entry_time(entry) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        st = entry.get(key)
+    """The entry's date: feedparser's reading, except where it is wrong (a zone it misreads:
+    see :func:`written_zone`) or has none (dates in Arabic words, ``28/08/2018 19:45``)."""
+    for key in ("published", "updated", "created"):
+        if key not in entry and f"{key}_parsed" not in entry:  # (feedparser warns on a missing "updated")
+            continue
+        raw = entry.get(key)
+        if isinstance(raw, str) and written_zone(raw):
+            found = parse_feed_date(raw)
+            if found:
+                return found
+        st = entry.get(f"{key}_parsed")
         if st:
             try:
                 return datetime.fromtimestamp(calendar.timegm(st), tz=timezone.utc)
             except (OverflowError, ValueError, TypeError):
-                continue
+                pass
+        if isinstance(raw, str) and (found := parse_feed_date(raw)):
+            return found
     return None
 
 
