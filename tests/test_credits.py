@@ -48,6 +48,8 @@ def test_datelines(paragraph, dateline, rest, credits):
     "قال الوزير - في تصريح صحفي - إن الحكومة ستعمل على خفض الأسعار",
     "موسكو - أعلنت وزارة الدفاع الروسية اليوم أن قواتها",  # a lone city is left alone (cannot tell from prose)
     "الحرب (أ ف ب) -- كلمتان",  # too little text after it
+    "ترامب - بايدن - هاريس: من يفوز في الانتخابات المقبلة؟ قال مسؤولون إن النتائج ستعلن غدا",  # a kicker
+    "كييف - موسكو - البيت الأبيض: تصعيد جديد في الحرب بعد هجوم على محطة الكهرباء",  # a kicker
     PARA,
 ])
 def test_real_sentences_keep_their_start(paragraph):

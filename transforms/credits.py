@@ -85,6 +85,9 @@ _DASH_PREFIX = re.compile(r"^(?P<pre>(?:[^\-–—\n.!؟?:]{1,40}?\s+[-–—]\s
 _PROSE_WORDS = frozenset(tokens(
     "قال وقال قالت وقالت في من على الى إلى عن ان أن إن التي الذي الذين هذا هذه ذلك كان كانت "
     "لم لن قد هو هي مع بعد قبل حيث كما اكد أكد اعلن أعلن وأضاف اضاف او أو ثم"))
+# What follows the dashes when they string a headline's kicker together, "ترامب - بايدن - هاريس: …":
+# one more name of at most three words, then a colon.
+_KICKER_END = re.compile(r"^[^\s:.!؟?،,]+(?:\s+[^\s:.!؟?،,]+){0,2}\s*:")
 _SPLIT = re.compile(r"\s*(?:/|\||،|,|\s-\s|\s–\s|\s—\s|\s\+\s)\s*")
 
 
@@ -128,7 +131,9 @@ def split_dateline(paragraph: str, site_names: tuple[str, ...] = ()) -> tuple[st
         named = {" ".join(tokens(n)) for n in site_names if n}
         is_site = len(segs) == 1 and " ".join(tokens(segs[0])) in named
         dated = parse_arabic_date(pre) is not None
-        if len(rest.split()) >= 4 and short and not prose and words <= 12 and (len(segs) >= 2 or is_site or dated):
+        kicker = _KICKER_END.match(rest) is not None and not dated
+        if (len(rest.split()) >= 4 and short and not prose and words <= 12 and not kicker
+                and (len(segs) >= 2 or is_site or dated)):
             credits = [s.strip() for s in segs if _AGENCY_LINE.match(s.strip())]
             return pre.strip().rstrip("-–— ").strip(), rest, credits
     return None, paragraph, []
