@@ -464,3 +464,17 @@ def test_kinds_limit_a_pattern_to_those_entries(tmp_path):
     lx = load_lexicon(str(p))
     assert classify("منتخب كييف", "", lx).evidence["ukraine"] == []
     assert classify("الرئيس المنتخب زيلينسكي", "", lx).evidence["ukraine"] == ["زيلينسكي"]
+
+
+def test_the_body_is_read_up_to_a_bound(lex):
+    """Bounded work per article: a multi-megabyte body is read up to MAX_BODY_CHARS (whole
+    paragraphs), so evidence beyond it does not count."""
+    from akhbar.transforms.classify import MAX_BODY_CHARS
+
+    story = "\n".join(["اجتمع وزراء دفاع حلف الناتو في بروكسل لبحث دعم أوكرانيا وأمن الحلف الأطلسي."] * 3)
+    filler = "\n".join(["نص عادي عن الطقس والأسواق المحلية وحركة المرور في المدينة اليوم."] * (MAX_BODY_CHARS // 60))
+    assert len(filler) > MAX_BODY_CHARS
+    first = classify("", story + "\n" + filler, lex)
+    assert first.evidence["nato"] and first.evidence["ukraine"]
+    last = classify("", filler + "\n" + story, lex)
+    assert last.topics == [] and not last.evidence["nato"] and not last.evidence["ukraine"]
