@@ -571,7 +571,8 @@ _Segment = tuple[list[tuple[str, ...]], list[int]]
 MAX_BODY_CHARS = 100_000
 
 
-def _bounded(body: str) -> str:
+def bounded_body(body: str) -> str:
+    """``body`` up to :data:`MAX_BODY_CHARS` (whole paragraphs; a longer first one is cut)."""
     if len(body) <= MAX_BODY_CHARS:
         return body
     cut = body.rfind("\n", 0, MAX_BODY_CHARS)
@@ -579,7 +580,7 @@ def _bounded(body: str) -> str:
 
 
 def _segments(title: str, body: str, trigger: frozenset[str]) -> tuple[_Segment, list[_Segment]]:
-    lines = [line for line in _bounded(body or "").replace(_SEP, " ").split("\n") if line.strip()]
+    lines = [line for line in bounded_body(body or "").replace(_SEP, " ").split("\n") if line.strip()]
     text = normalize((title or "").replace(_SEP, " ") + _SEP + _SEP.join(lines))
     parts = text.split(_SEP)
     segs: list[_Segment] = []

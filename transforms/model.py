@@ -34,6 +34,7 @@ from akhbar.transforms.classify import (
     Lexicon,
     _forms_of,
     _parse,
+    bounded_body,
     load_lexicon,
     match_lexicon,
     score_matches,
@@ -74,9 +75,10 @@ def stem_tokens(text: str) -> list[str]:
 
 
 def document_text(title: str, body: str) -> str:
-    """What the TF-IDF vectorizer sees: title stems prefixed ``t_`` (counted apart), then all stems."""
+    """What the TF-IDF vectorizer sees: title stems prefixed ``t_`` (counted apart), then all stems
+    (of the body as far as the lexicon reads it)."""
     title_stems = stem_tokens(title or "")
-    body_stems = stem_tokens(body or "")
+    body_stems = stem_tokens(bounded_body(body or ""))
     return " ".join([*("t_" + t for t in title_stems), *title_stems, *body_stems])
 
 
