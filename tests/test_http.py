@@ -12,7 +12,8 @@ import urllib3.response
 
 from akhbar.transforms.http import (FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, _Watchdog,
                                     decode_document, redirect_target)
-from akhbar.transforms.netguard import HostGuard
+from akhbar.transforms.netguard import HostGuard, LookupThreads
+from akhbar.transforms.robots import RobotsCache
 from tests.servers import RawServer, Reply, drip
 
 ARABIC = "<html><body><p>قال الأمين العام لحلف شمال الأطلسي إن الحلف سيواصل دعم أوكرانيا.</p></body></html>"
@@ -161,10 +162,11 @@ def test_decode_document(header, body, expected_enc):
 PUBLIC = "93.184.216.34"  # stands for a public news site; the connector below maps it to our loopback server
 
 
-def guarded(server, extra_hosts=None):
+def guarded(server, extra_hosts=None, resolver=None, lookups=None, **cfg):
     """A fetcher that refuses private hosts, with a resolver and connector that never leave
     loopback: 'news.test' 'resolves' to a public-looking address, which is connected to the
-    test server; any other connection attempt fails the test."""
+    test server; any other connection attempt fails the test. ``resolver`` replaces the table
+    lookup (it is given the host and the table's answer)."""
     from urllib3.util.connection import create_connection
 
     port = int(server.base_url.rsplit(":", 1)[1])
@@ -176,8 +178,9 @@ def guarded(server, extra_hosts=None):
         assert addr == (PUBLIC, port), f"guard let a connection to {addr} through"
         return create_connection(("127.0.0.1", port), timeout, socket_options=socket_options)
 
-    guard = HostGuard(allow_private=False, resolver=lambda h, p: table[h], connector=connector)
-    f = Fetcher(FetchConfig(retries=0, host_interval=0), guard)
+    resolve = (lambda h, p: resolver(h, table[h])) if resolver else (lambda h, p: table[h])
+    guard = HostGuard(allow_private=False, resolver=resolve, connector=connector, lookups=lookups)
+    f = Fetcher(FetchConfig(**{"retries": 0, "host_interval": 0, **cfg}), guard)
     f.attempts = attempts
     f.base = f"http://news.test:{port}"
     return f
@@ -489,3 +492,88 @@ def test_one_thread_fires_every_hops_deadline_and_a_cancelled_hop_is_left_alone(
         for a, b in pairs:
             a.close()
             b.close()
+
+
+# --- name resolution counts against the total timeout ------------------------------------------
+
+class SlowDNS:
+    """An injected resolver that answers (from the test's table, never the network) only when
+    released, or after ``hang`` seconds: a DNS server that does not answer."""
+
+    def __init__(self, hang: float = 15.0, slow=lambda host: True):
+        self.release = threading.Event()
+        self.hang = hang
+        self.slow = slow
+        self.calls: list[str] = []
+
+    def __call__(self, host, answer):
+        self.calls.append(host)
+        if self.slow(host):
+            self.release.wait(self.hang)
+        return answer
+
+
+def test_a_hanging_resolver_is_cut_off_when_the_total_timeout_runs_out(server):
+    server.route("/a", Reply(200, b"fine"))
+    dns = SlowDNS()
+    f = guarded(server, resolver=dns, lookups=LookupThreads(size=2), total_timeout=1, retries=2)
+    try:
+        err, took = timed_fetch(f, f.base + "/a")
+    finally:
+        dns.release.set()
+    assert err.reason == "timeout" and err.transient and took < 1 + 1.5
+    assert "resolving news.test took longer than" in str(err) and "--total-timeout" in str(err)
+    assert f.attempts == [] and server.hits == []
+
+
+def test_resolution_shares_the_budget_with_the_hops_before_it(server):
+    # the first hop takes 0.7 s of the 1.5 s; the redirect's host then resolves too slowly
+    server.route("/a", Reply(302, b"", {"Location": "/b"}, delay=0.7))
+    server.route("/b", Reply(302, b"", {"Location": "http://slow.test:%s/c" % server.base_url.rsplit(":", 1)[1]}))
+    dns = SlowDNS(slow=lambda host: host == "slow.test")
+    f = guarded(server, {"slow.test": [PUBLIC]}, resolver=dns, lookups=LookupThreads(size=2), total_timeout=1.5)
+    try:
+        err, took = timed_fetch(f, f.base + "/a")
+    finally:
+        dns.release.set()
+    assert err.reason == "timeout" and "resolving slow.test" in str(err) and 1.4 < took < 1.5 + 1.5
+
+
+def test_hanging_lookups_hold_a_bounded_number_of_threads(server):
+    server.route("/a", Reply(200, b"fine"))
+    hosts = {f"h{i}.test": [PUBLIC] for i in range(6)}
+    dns = SlowDNS(slow=lambda host: host != "news.test")
+    lookups = LookupThreads(size=2, linger=0.5)
+    f = guarded(server, hosts, resolver=dns, lookups=lookups, total_timeout=0.8)
+    try:
+        urls = [f"http://{h}:{f.base.rsplit(':', 1)[1]}/a" for h in hosts for _ in range(3)]
+        with ThreadPoolExecutor(len(urls)) as pool:
+            errors = list(pool.map(lambda u: timed_fetch(f, u), urls))
+        assert all(e.reason == "timeout" and took < 0.8 + 1.5 for e, took in errors)
+        assert lookups.threads <= 2
+        # one lookup per name at a time: the other pages of a hanging host wait for it
+        assert len(dns.calls) <= 2 and len(set(dns.calls)) == len(dns.calls)
+        # the pool is stuck on two hanging names: other names time out, they do not queue for ever
+        err, took = timed_fetch(f, f.base + "/a")
+        assert err.reason == "timeout" and took < 0.8 + 1.5
+    finally:
+        dns.release.set()
+    # once the resolver answers again, so do the same threads
+    assert f.fetch(f.base + "/a").body == b"fine"
+    assert lookups.threads <= 2
+    time.sleep(1.5)  # idle threads end
+    assert lookups.threads == 0
+
+
+def test_a_page_waiting_for_robots_txt_behind_a_hanging_resolver_fails_within_its_budget(server):
+    server.route("/robots.txt", Reply(200, b"User-agent: *\nDisallow:\n"))
+    server.route("/a", Reply(200, b"fine"))
+    dns = SlowDNS()
+    f = guarded(server, resolver=dns, lookups=LookupThreads(size=2), total_timeout=1, retries=2)
+    robots = RobotsCache(f)
+    try:
+        err, took = timed_fetch(f, f.base + "/a", allow=robots.check)
+    finally:
+        dns.release.set()
+    assert err.reason == "robots_unavailable" and "timeout" in str(err) and took < 1 + 1.5
+    assert server.hits == []

@@ -25,7 +25,7 @@ import urllib3
 import urllib3.connection
 import urllib3.response
 
-from akhbar.transforms.netguard import BlockedAddress, HostGuard
+from akhbar.transforms.netguard import BlockedAddress, HostGuard, ResolveTimeout
 from akhbar.transforms.urls import BadURL, split_http_url
 
 DEFAULT_USER_AGENT = "akhbar/0.1 (+https://github.com/akhbar-news/akhbar; Arabic news research crawler)"
@@ -246,7 +246,12 @@ class _Watchdog:
         self._socks: list[socket.socket] = []
         self.fired = False
         self.cancelled = False
-        _DEADLINES.add(time.monotonic() + max(0.0, seconds), self)
+        self.deadline = time.monotonic() + max(0.0, seconds)
+        _DEADLINES.add(self.deadline, self)
+
+    def left(self) -> float:
+        """Seconds until the hop's deadline (0 once it has passed)."""
+        return max(0.0, self.deadline - time.monotonic())
 
     def watch(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -299,9 +304,13 @@ def _guarded_pool_classes(guard: HostGuard, hops: threading.local) -> dict:
         response_class = _SkipInterim
 
         def _new_conn(self):
+            # A socket can be shut down at the deadline; a name lookup cannot: it gets the hop's
+            # time left and is given up (ResolveTimeout, passed on as it is) when that runs out.
+            watchdog = getattr(hops, "watchdog", None)
             try:
                 sock = guard.connect(self._dns_host, self.port, self.timeout, self.source_address,
-                                     self.socket_options)
+                                     self.socket_options,
+                                     resolve_within=watchdog.left() if watchdog is not None else None)
             except socket.gaierror as e:
                 raise urllib3.exceptions.NameResolutionError(self.host, self, e) from e
             except TimeoutError as e:
@@ -497,7 +506,8 @@ class Fetcher:
         try:
             return self._request(url, current, accept, extra, redirects, start, host, watchdog, limit, time_left)
         except FetchError as e:
-            if watchdog.fired and e.reason in ("timeout", "connection_error"):
+            if watchdog.fired and e.reason in ("timeout", "connection_error") and \
+                    not isinstance(e.__cause__, ResolveTimeout):  # that one says what took the time
                 raise FetchError("timeout", f"total time over {cfg.total_timeout}s for {url}", transient=True) from e
             raise
         finally:
@@ -517,6 +527,9 @@ class Fetcher:
             )
         except BlockedAddress as e:
             raise FetchError("blocked_address", str(e)) from e
+        except ResolveTimeout as e:
+            raise FetchError("timeout", f"{e}, all the time left of --total-timeout ({cfg.total_timeout}s) "
+                             f"for {url}", transient=True) from e
         except urllib3.exceptions.NameResolutionError as e:
             raise FetchError("dns_error", f"cannot resolve {host}: {e}", transient=True) from e
         except urllib3.exceptions.NewConnectionError as e:  # a subclass of ConnectTimeoutError in urllib3 2
