@@ -11,7 +11,7 @@ import pytest
 import urllib3.response
 
 from akhbar.transforms.http import (FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, _Watchdog,
-                                    decode_document, redirect_target)
+                                    decode_document, html_of, redirect_target)
 from akhbar.transforms.netguard import HostGuard, LookupThreads
 from akhbar.transforms.robots import RobotsCache
 from tests.servers import RawServer, Reply, drip
@@ -456,6 +456,45 @@ def test_iso_8859_6_under_a_latin1_header_is_iso_8859_6():
     page = PAGE.replace('<meta charset="utf-8">', "")
     text, enc = decode_document(page.encode("iso8859_6"), "text/html; charset=iso-8859-1")
     assert enc == "iso8859-6" and text == page
+
+
+# No ف ق ك غ ـ and only ASCII punctuation: as windows-1256 bytes this page also decodes as ISO-8859-6
+# without a single error (and the reverse), into the wrong letters: no failing decode gives it away.
+NEWS = ("<html><head><title>روسيا تواصل هجماتها على مدن الجنوب</title></head><body><p>أعلن الأمين العام أن "
+        "الدول الأعضاء ستعلن التزاماتها الجديدة خلال الأسبوع, وأن روسيا تواصل هجماتها على مدن الجنوب, وأن "
+        "الجيش صد عدة محاولات هجوم جديدة.</p></body></html>")
+TWIN = {"cp1256": "iso8859_6", "iso8859_6": "cp1256"}
+
+
+@pytest.mark.parametrize("codec, declared", [("iso8859_6", "windows-1256"), ("cp1256", "iso-8859-6"),
+                                             ("iso8859_6", "iso-8859-6"), ("cp1256", "windows-1256")])
+@pytest.mark.parametrize("where", ["header", "meta"])
+def test_windows_1256_and_iso_8859_6_are_read_as_what_they_are_whatever_they_declare(server, codec, declared, where):
+    page = NEWS if where == "header" else NEWS.replace("<head>", f'<head><meta charset="{declared}">')
+    body = page.encode(codec)
+    assert body.decode(TWIN[codec]) != page  # the other code page reads it without an error, wrongly
+    ctype = f"text/html; charset={declared}" if where == "header" else "text/html"
+    text, enc = html_of(fetcher().fetch(server.route("/p", Reply(200, body, {"Content-Type": ctype}))))
+    assert enc == codec.replace("_", "-") and text == page
+
+
+def test_a_long_page_in_the_other_arabic_code_page_is_read_right(server):
+    page = "<html><body>" + "".join(f"<p>{ARABIC} {PAGE} {NEWS}</p>" for _ in range(40)) + "</body></html>"
+    server.route("/iso", Reply(200, page.encode("iso8859_6", errors="ignore"),
+                               {"Content-Type": "text/html; charset=windows-1256"}))
+    text, enc = html_of(fetcher().fetch(server.url("/iso")))
+    assert enc == "iso8859-6" and "قال الأمين العام لحلف الناتو إن الدعم لأوكرانيا مستمر" in text
+
+
+@pytest.mark.parametrize("codec", ["cp1256", "iso8859_6"])
+def test_a_page_with_little_arabic_keeps_its_declared_arabic_code_page(codec):
+    # French in windows-1256 (its accented letters are where ISO-8859-6 has Arabic ones), one Arabic
+    # name: too little Arabic to overrule anything
+    page = "<p>Le président a déclaré à Bruxelles que l'OTAN était prête. الناتو</p>"
+    body = page.encode(codec, errors="ignore")
+    declared = "windows-1256" if codec == "cp1256" else "iso-8859-6"
+    text, enc = decode_document(body, f"text/html; charset={declared}")
+    assert enc == codec.replace("_", "-") and "الناتو" in text
 
 
 @pytest.mark.parametrize("header", ["text/html", "text/html; charset=utf-16", "text/html; charset=utf-8"])
