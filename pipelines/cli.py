@@ -41,7 +41,8 @@ EXIT_CODES = (
     (EXIT_FAILED, "the run failed (the summary and the log say why), a Parquet file of the output cannot be read "
                   "(named), or `sources probe` found a feed or article that fails"),
     (EXIT_CONFIG, "bad configuration or usage: unreadable or invalid sources file, bad option value, output "
-                  "that cannot be written or that another run is writing to (its lock is held), … — nothing was run"),
+                  "that cannot be written or that another run is writing to (its lock is held), a gs:// path "
+                  "without credentials to reach it, … — nothing was run"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); files already committed stay, the next run goes on from them"),
 )
 # examples shown by `akhbar COMMAND --help` and in docs/cli.md
@@ -252,6 +253,18 @@ def _check_output(output: str, must_exist: bool = False) -> str | None:
     return _check_local_dir(output[len("file://"):] if output.startswith("file://") else output, must_exist)
 
 
+def _check_gcs_access(*paths: str | None) -> str | None:
+    """Why the first ``gs://`` path among ``paths`` cannot be reached from here (no credentials),
+    naming it; ``None`` if it can, or none is on gs://. Run after the usage checks: it looks for
+    credentials (as the run itself would), which usage mistakes should not wait for."""
+    remote = [p for p in paths if p and p.startswith("gs://")]
+    if not remote:
+        return None
+    from akhbar.transforms.store import gcs_client_problem
+
+    return gcs_client_problem(remote[0])
+
+
 def _check_local_dir(path: str, must_exist: bool = False) -> str | None:
     """Why ``path`` cannot be (or become) an output folder; ``None`` if it can. Creates nothing."""
     if os.path.islink(path) and not os.path.exists(path):
@@ -454,6 +467,10 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
         return EXIT_CONFIG
+    problem = _check_gcs_access(args.output, args.lexicon, args.classifier)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         from akhbar.transforms.classify import load_lexicon
 
@@ -573,7 +590,7 @@ def cmd_health(args) -> int:
     from akhbar.pipelines.summary import render_feed_health
     from akhbar.transforms.feedstate import CorruptFeedState, load_feed_states
 
-    problem = _check_output(args.output)
+    problem = _check_output(args.output) or _check_gcs_access(args.output)
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -686,7 +703,7 @@ def cmd_replay(args, beam_args: list[str]) -> int:
     if unknown:  # a typo would match nothing and replay nothing, successfully
         bad.append(f"unknown --reason {', '.join(map(repr, unknown))}: the codes are "
                    f"{', '.join(REASONS)} (see docs/dead-letters.md)")
-    problem = "; ".join(bad) or _set_aside_unreadable_feed_state(args.path)
+    problem = "; ".join(bad) or _check_gcs_access(args.path) or _set_aside_unreadable_feed_state(args.path)
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -793,7 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "report":
         from akhbar.pipelines.report import cmd_report
 
-        problem = _check_output(args.output) or _check_file_target(args.out, "--out", remote=True)
+        problem = (_check_output(args.output) or _check_file_target(args.out, "--out", remote=True)
+                   or _check_gcs_access(args.output, args.out))
         if problem:
             print(f"akhbar: {problem}", file=sys.stderr)
             return EXIT_CONFIG

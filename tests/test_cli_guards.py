@@ -170,3 +170,44 @@ def test_the_duckdb_command_works_for_any_output_path(tmp_path):
                        timeout=120, env=ENV)
     assert r.returncode == 0, r.stderr
     assert "│ a " in r.stdout or "a" in r.stdout.split("\n")[-3]
+
+
+# --- gs:// without credentials: refused before anything runs -----------------------------------
+
+NO_CLOUD = ["run", "--sources", "good.yaml", "--output", "gs://akhbar-nowhere/out"]
+
+
+@pytest.mark.parametrize("args, path", [
+    (NO_CLOUD, "gs://akhbar-nowhere/out"),
+    ([*NO_CLOUD, "--mode", "streaming", "--duration", "5"], "gs://akhbar-nowhere/out"),
+    (["replay", "gs://akhbar-nowhere/out", "--sources", "good.yaml"], "gs://akhbar-nowhere/out"),
+    (["sources", "health", "gs://akhbar-nowhere/out"], "gs://akhbar-nowhere/out"),
+    (["report", "gs://akhbar-nowhere/out", "--out", "r.html"], "gs://akhbar-nowhere/out"),
+    (["report", "out", "--out", "gs://akhbar-nowhere/r.html"], "gs://akhbar-nowhere/r.html"),
+])
+@pytest.mark.parametrize("key", [None, "missing-key.json"])
+def test_gs_without_credentials_is_refused_in_one_line_before_anything_runs(tmp_path, args, path, key):
+    """No emulator, no credentials file, no gcloud configuration, no metadata server (its
+    variables point at a dead port on 127.0.0.1): the command names the output and how to give
+    credentials, exit 2, instead of failing inside Beam (exit 1, a traceback)."""
+    pytest.importorskip("google.cloud.storage")
+    (tmp_path / "good.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "home").mkdir()
+    env = {k: v for k, v in ENV.items()
+           if k not in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG",
+                        "GOOGLE_CLOUD_PROJECT")}
+    env.update(HOME=str(tmp_path / "home"), NO_GCE_CHECK="true", GCE_METADATA_HOST="127.0.0.1:9",
+               GCE_METADATA_IP="127.0.0.1:9", GCE_METADATA_ROOT="127.0.0.1:9")
+    if key:
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path / key)
+    r = subprocess.run([sys.executable, "-m", "akhbar", *args], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"akhbar: cannot use {path}: no ")
+    for needed in ("gcloud auth application-default login", "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"):
+        assert needed in lines[0]
+    if key:
+        assert f"{tmp_path / key} was not found" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.yaml", "home", "out"]  # nothing was written
