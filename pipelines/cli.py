@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -447,7 +448,7 @@ def _set_aside_unreadable_feed_state(output: str) -> str | None:
 
 
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
-    from akhbar.pipelines.summary import duckdb_command, duckdb_sql
+    from akhbar.pipelines.summary import duckdb_command, duckdb_folder, duckdb_sql
     from akhbar.transforms.http import FetchConfig
 
     sources_path = sources_path or args.sources
@@ -529,7 +530,11 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if args.quiet:
         print(args.output)
     else:
-        print(f"\nQuery it with DuckDB (SQL, for the duckdb CLI or any DuckDB client):\n  {duckdb_sql(args.output)};")
+        folder = duckdb_folder(args.output)
+        where = "" if folder is None else (f", run in the output folder: DuckDB cannot read a path with a backslash "
+                                           f"in a pattern — cd -- {shlex.quote(folder)}")
+        print(f"\nQuery it with DuckDB (SQL, for the duckdb CLI or any DuckDB client{where}):\n"
+              f"  {duckdb_sql(args.output)};")
         print(f"or paste this (duckdb is installed with akhbar):\n  {duckdb_command(args.output, sys.executable)}")
     return EXIT_OK
 
