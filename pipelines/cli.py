@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -41,7 +42,8 @@ EXIT_CODES = (
     (EXIT_FAILED, "the run failed (the summary and the log say why), a Parquet file of the output cannot be read "
                   "(named), or `sources probe` found a feed or article that fails"),
     (EXIT_CONFIG, "bad configuration or usage: unreadable or invalid sources file, bad option value, output "
-                  "that cannot be written or that another run is writing to (its lock is held), … — nothing was run"),
+                  "that cannot be written or that another run is writing to (its lock is held), a gs:// path "
+                  "without credentials to reach it, … — nothing was run"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); files already committed stay, the next run goes on from them"),
 )
 # examples shown by `akhbar COMMAND --help` and in docs/cli.md
@@ -252,6 +254,18 @@ def _check_output(output: str, must_exist: bool = False) -> str | None:
     return _check_local_dir(output[len("file://"):] if output.startswith("file://") else output, must_exist)
 
 
+def _check_gcs_access(*paths: str | None) -> str | None:
+    """Why the first ``gs://`` path among ``paths`` cannot be reached from here (no credentials),
+    naming it; ``None`` if it can, or none is on gs://. Run after the usage checks: it looks for
+    credentials (as the run itself would), which usage mistakes should not wait for."""
+    remote = [p for p in paths if p and p.startswith("gs://")]
+    if not remote:
+        return None
+    from akhbar.transforms.store import gcs_client_problem
+
+    return gcs_client_problem(remote[0])
+
+
 def _check_local_dir(path: str, must_exist: bool = False) -> str | None:
     """Why ``path`` cannot be (or become) an output folder; ``None`` if it can. Creates nothing."""
     if os.path.islink(path) and not os.path.exists(path):
@@ -434,7 +448,7 @@ def _set_aside_unreadable_feed_state(output: str) -> str | None:
 
 
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
-    from akhbar.pipelines.summary import duckdb_command, duckdb_sql
+    from akhbar.pipelines.summary import duckdb_command, duckdb_folder, duckdb_sql
     from akhbar.transforms.http import FetchConfig
 
     sources_path = sources_path or args.sources
@@ -453,6 +467,10 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         bad.append("--user-agent must be 1 to 512 printable ASCII characters (it is sent as an HTTP header)")
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
+        return EXIT_CONFIG
+    problem = _check_gcs_access(args.output, args.lexicon, args.classifier)
+    if problem:
+        print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         from akhbar.transforms.classify import load_lexicon
@@ -512,7 +530,11 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     if args.quiet:
         print(args.output)
     else:
-        print(f"\nQuery it with DuckDB (SQL, for the duckdb CLI or any DuckDB client):\n  {duckdb_sql(args.output)};")
+        folder = duckdb_folder(args.output)
+        where = "" if folder is None else (f", run in the output folder: DuckDB cannot read a path with a backslash "
+                                           f"in a pattern — cd -- {shlex.quote(folder)}")
+        print(f"\nQuery it with DuckDB (SQL, for the duckdb CLI or any DuckDB client{where}):\n"
+              f"  {duckdb_sql(args.output)};")
         print(f"or paste this (duckdb is installed with akhbar):\n  {duckdb_command(args.output, sys.executable)}")
     return EXIT_OK
 
@@ -573,7 +595,7 @@ def cmd_health(args) -> int:
     from akhbar.pipelines.summary import render_feed_health
     from akhbar.transforms.feedstate import CorruptFeedState, load_feed_states
 
-    problem = _check_output(args.output)
+    problem = _check_output(args.output) or _check_gcs_access(args.output)
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -686,7 +708,7 @@ def cmd_replay(args, beam_args: list[str]) -> int:
     if unknown:  # a typo would match nothing and replay nothing, successfully
         bad.append(f"unknown --reason {', '.join(map(repr, unknown))}: the codes are "
                    f"{', '.join(REASONS)} (see docs/dead-letters.md)")
-    problem = "; ".join(bad) or _set_aside_unreadable_feed_state(args.path)
+    problem = "; ".join(bad) or _check_gcs_access(args.path) or _set_aside_unreadable_feed_state(args.path)
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -793,7 +815,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "report":
         from akhbar.pipelines.report import cmd_report
 
-        problem = _check_output(args.output) or _check_file_target(args.out, "--out", remote=True)
+        problem = (_check_output(args.output) or _check_file_target(args.out, "--out", remote=True)
+                   or _check_gcs_access(args.output, args.out))
         if problem:
             print(f"akhbar: {problem}", file=sys.stderr)
             return EXIT_CONFIG

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from collections import Counter
@@ -73,8 +74,29 @@ def write_report(output: str, summary: dict) -> str:
     return path
 
 
+_DUCKDB_GLOB = re.compile(r"[*?\[]")
+
+
+def duckdb_folder(output: str) -> str | None:
+    """The folder :func:`duckdb_sql` must be run in, or ``None`` when it runs anywhere.
+
+    DuckDB splits a file pattern at every backslash, taking it for a path separator (on POSIX
+    too), and has no escape for one: a pattern cannot name a folder with a backslash in its name.
+    The query of such an output uses a pattern relative to the output folder, run from there."""
+    if store.is_local(output) and "\\" in output:
+        return os.path.abspath(store.join(output))
+    return None
+
+
 def duckdb_sql(output: str) -> str:
-    glob = store.join(output, "articles", "**", "*.parquet").replace("'", "''")  # an SQL string literal
+    """A DuckDB query of the articles of ``output``. The output's own path is taken literally:
+    DuckDB's pattern characters in it (``*``, ``?``, ``[``) are each put in a one-character class
+    (``[*]``), and ``'`` is doubled for the SQL string literal."""
+    if duckdb_folder(output) is not None:
+        glob = "articles/**/*.parquet"
+    else:
+        glob = _DUCKDB_GLOB.sub(lambda m: f"[{m.group()}]", store.join(output, "articles")) + "/**/*.parquet"
+    glob = glob.replace("'", "''")
     return (
         "SELECT source, count(*) AS n, count(*) FILTER (WHERE list_contains(topics, 'nato')) AS nato, "
         "count(*) FILTER (WHERE list_contains(topics, 'ukraine')) AS ukraine, "
@@ -84,13 +106,16 @@ def duckdb_sql(output: str) -> str:
 
 
 def duckdb_command(output: str, python: str) -> str:
-    """A shell command that runs :func:`duckdb_sql` with the duckdb module installed beside akhbar.
+    """A shell command that runs :func:`duckdb_sql` with the duckdb module installed beside akhbar
+    (in :func:`duckdb_folder` when there is one).
 
     The SQL sits in a Python string literal inside a double-quoted shell word, so each level's
     special characters are escaped in turn (a path may hold quotes, ``$`` or backslashes)."""
     sql = duckdb_sql(output).replace("\\", "\\\\").replace('"', '\\"')
     code = re.sub(r'([\\$`"])', r"\\\1", f'import duckdb; duckdb.sql("{sql}").show()')
-    return f'{shlex.quote(python)} -c "{code}"'
+    folder = duckdb_folder(output)
+    cd = f"cd -- {shlex.quote(folder)} && " if folder is not None else ""
+    return f'{cd}{shlex.quote(python)} -c "{code}"'
 
 
 def render(summary: dict) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,6 +18,7 @@ import pytest
 from akhbar.pipelines.cli import main
 from akhbar.pipelines.summary import duckdb_command
 from akhbar.transforms.schedule import load_schedule
+from akhbar.sample.site import sources_yaml
 from tests.conftest import ingest_sample
 from tests.test_cli import ENV, GOOD, refused_wrongly, run_cli
 from tests.test_e2e import read_articles
@@ -162,7 +165,7 @@ def test_a_damaged_schedule_is_named_when_it_is_dropped(tmp_path, caplog):
 
 
 def test_the_duckdb_command_works_for_any_output_path(tmp_path):
-    out = tmp_path / "it's \"$HOME\" `x` here"  # (DuckDB's glob takes a backslash as an escape)
+    out = tmp_path / "it's \"$HOME\" `x` here"  # (a backslash: see the next test)
     part = out / "articles" / "dt=2026-11-30" / "source=a"
     part.mkdir(parents=True)
     pq.write_table(pa.table({"topics": [["nato"], []], "duplicate_of": [None, None]}), part / "p.parquet")
@@ -170,3 +173,84 @@ def test_the_duckdb_command_works_for_any_output_path(tmp_path):
                        timeout=120, env=ENV)
     assert r.returncode == 0, r.stderr
     assert "│ a " in r.stdout or "a" in r.stdout.split("\n")[-3]
+
+
+def printed_query(stdout: str) -> tuple[str, str | None, str]:
+    """The SQL `akhbar run` printed, the folder it says to run it in (None: anywhere) and the
+    shell command it printed."""
+    lines = stdout.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith("Query it with DuckDB"))
+    folder = shlex.split(lines[i].split(" cd -- ", 1)[1].removesuffix("):"))[0] if " cd -- " in lines[i] else None
+    return lines[i + 1].strip().removesuffix(";"), folder, lines[i + 3].strip()
+
+
+@pytest.mark.parametrize("name", ["it's [a]*?", "back\\slash it's [a]"])
+def test_the_printed_duckdb_query_reads_exactly_the_run_in_any_output_folder(sample_site, tmp_path, capsys,
+                                                                                monkeypatch, name):
+    import duckdb
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
+    out = tmp_path / name
+    # a neighbour that the output's name read as a pattern would match too ([a]*? matches "it's ab")
+    other = tmp_path / "it's ab" / "articles" / "dt=2026-11-30" / "source=intruder"
+    other.mkdir(parents=True)
+    pq.write_table(pa.table({"topics": [["nato"]], "duplicate_of": [None]}), other / "p.parquet")
+    assert main(["run", "--sources", str(sources), "--output", str(out), "--allow-private-hosts",
+                 "--host-interval", "0"]) == 0
+    sql, folder, command = printed_query(capsys.readouterr().out)
+    rows = read_articles(out)
+    expected = sorted((source, sum(1 for r in rows if r["source"] == source),
+                       sum(1 for r in rows if r["source"] == source and "nato" in r["topics"]),
+                       sum(1 for r in rows if r["source"] == source and "ukraine" in r["topics"]),
+                       sum(1 for r in rows if r["source"] == source and r["duplicate_of"]))
+                      for source in Counter(r["source"] for r in rows))
+    assert len(expected) == 3
+    monkeypatch.chdir(folder or tmp_path)
+    assert duckdb.connect().execute(sql).fetchall() == expected
+    assert (folder is not None) == ("\\" in name) and (folder is None or folder == str(out))
+    monkeypatch.chdir(tmp_path)
+    r = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert all(source in r.stdout for source, *_ in expected) and "intruder" not in r.stdout
+
+
+# --- gs:// without credentials: refused before anything runs -----------------------------------
+
+NO_CLOUD = ["run", "--sources", "good.yaml", "--output", "gs://akhbar-nowhere/out"]
+
+
+@pytest.mark.parametrize("args, path", [
+    (NO_CLOUD, "gs://akhbar-nowhere/out"),
+    ([*NO_CLOUD, "--mode", "streaming", "--duration", "5"], "gs://akhbar-nowhere/out"),
+    (["replay", "gs://akhbar-nowhere/out", "--sources", "good.yaml"], "gs://akhbar-nowhere/out"),
+    (["sources", "health", "gs://akhbar-nowhere/out"], "gs://akhbar-nowhere/out"),
+    (["report", "gs://akhbar-nowhere/out", "--out", "r.html"], "gs://akhbar-nowhere/out"),
+    (["report", "out", "--out", "gs://akhbar-nowhere/r.html"], "gs://akhbar-nowhere/r.html"),
+])
+@pytest.mark.parametrize("key", [None, "missing-key.json"])
+def test_gs_without_credentials_is_refused_in_one_line_before_anything_runs(tmp_path, args, path, key):
+    """No emulator, no credentials file, no gcloud configuration, no metadata server (its
+    variables point at a dead port on 127.0.0.1): the command names the output and how to give
+    credentials, exit 2, instead of failing inside Beam (exit 1, a traceback)."""
+    pytest.importorskip("google.cloud.storage")
+    (tmp_path / "good.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "home").mkdir()
+    env = {k: v for k, v in ENV.items()
+           if k not in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG",
+                        "GOOGLE_CLOUD_PROJECT")}
+    env.update(HOME=str(tmp_path / "home"), NO_GCE_CHECK="true", GCE_METADATA_HOST="127.0.0.1:9",
+               GCE_METADATA_IP="127.0.0.1:9", GCE_METADATA_ROOT="127.0.0.1:9")
+    if key:
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path / key)
+    r = subprocess.run([sys.executable, "-m", "akhbar", *args], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"akhbar: cannot use {path}: no ")
+    for needed in ("gcloud auth application-default login", "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"):
+        assert needed in lines[0]
+    if key:
+        assert f"{tmp_path / key} was not found" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.yaml", "home", "out"]  # nothing was written

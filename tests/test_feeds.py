@@ -3,7 +3,10 @@ from datetime import datetime, timezone
 import pytest
 
 from akhbar.transforms.feeds import FeedError, parse_feed
+from akhbar.transforms.http import FetchConfig, Fetcher
+from akhbar.transforms.netguard import HostGuard
 from akhbar.transforms.urls import canonical_url
+from tests.servers import Reply
 
 RSS2 = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>أخبار</title>
 <link>https://ex.com/</link>
@@ -220,3 +223,23 @@ def test_entry_dates_feedparser_misreads_or_cannot_read(written, expected):
                    None, "https://ex.com/f", "ex")
     got = f.candidates[0].feed_published
     assert (got.isoformat() if got else None) == expected
+
+
+NEWS_FEED = """<?xml version="1.0" encoding="{encoding}"?><rss version="2.0"><channel><title>أخبار الجنوب</title>
+<link>https://ex.com/</link>
+<item><title>روسيا تواصل هجماتها على مدن الجنوب</title><link>https://ex.com/1</link></item>
+<item><title>الأمين العام: الدول الأعضاء ستعلن التزاماتها الجديدة خلال الأسبوع</title><link>https://ex.com/2</link></item>
+<item><title>الجيش صد عدة محاولات هجوم جديدة</title><link>https://ex.com/3</link></item>
+</channel></rss>"""
+
+
+@pytest.mark.parametrize("codec, declared", [("iso8859_6", "windows-1256"), ("cp1256", "iso-8859-6")])
+def test_a_feed_in_one_arabic_code_page_declared_as_the_other(server, codec, declared):
+    body = NEWS_FEED.format(encoding=declared).encode(codec)
+    url = server.route("/feed.xml", Reply(200, body, {"Content-Type": "application/rss+xml"}))
+    resp = Fetcher(FetchConfig(retries=0, host_interval=0), HostGuard(allow_private=True)).fetch(url)
+    f = parse_feed(resp.body, resp.content_type, url, "ex")
+    assert f.encoding == codec.replace("_", "-")
+    assert [c.feed_title for c in f.candidates] == ["روسيا تواصل هجماتها على مدن الجنوب",
+                                                    "الأمين العام: الدول الأعضاء ستعلن التزاماتها الجديدة خلال الأسبوع",
+                                                    "الجيش صد عدة محاولات هجوم جديدة"]

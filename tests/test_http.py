@@ -11,8 +11,9 @@ import pytest
 import urllib3.response
 
 from akhbar.transforms.http import (FetchConfig, FetchError, Fetcher, HostLimiter, HostPolicy, _Watchdog,
-                                    decode_document, redirect_target)
-from akhbar.transforms.netguard import HostGuard
+                                    decode_document, html_of, redirect_target)
+from akhbar.transforms.netguard import HostGuard, LookupThreads
+from akhbar.transforms.robots import RobotsCache
 from tests.servers import RawServer, Reply, drip
 
 ARABIC = "<html><body><p>قال الأمين العام لحلف شمال الأطلسي إن الحلف سيواصل دعم أوكرانيا.</p></body></html>"
@@ -161,10 +162,11 @@ def test_decode_document(header, body, expected_enc):
 PUBLIC = "93.184.216.34"  # stands for a public news site; the connector below maps it to our loopback server
 
 
-def guarded(server, extra_hosts=None):
+def guarded(server, extra_hosts=None, resolver=None, lookups=None, **cfg):
     """A fetcher that refuses private hosts, with a resolver and connector that never leave
     loopback: 'news.test' 'resolves' to a public-looking address, which is connected to the
-    test server; any other connection attempt fails the test."""
+    test server; any other connection attempt fails the test. ``resolver`` replaces the table
+    lookup (it is given the host and the table's answer)."""
     from urllib3.util.connection import create_connection
 
     port = int(server.base_url.rsplit(":", 1)[1])
@@ -176,8 +178,9 @@ def guarded(server, extra_hosts=None):
         assert addr == (PUBLIC, port), f"guard let a connection to {addr} through"
         return create_connection(("127.0.0.1", port), timeout, socket_options=socket_options)
 
-    guard = HostGuard(allow_private=False, resolver=lambda h, p: table[h], connector=connector)
-    f = Fetcher(FetchConfig(retries=0, host_interval=0), guard)
+    resolve = (lambda h, p: resolver(h, table[h])) if resolver else (lambda h, p: table[h])
+    guard = HostGuard(allow_private=False, resolver=resolve, connector=connector, lookups=lookups)
+    f = Fetcher(FetchConfig(**{"retries": 0, "host_interval": 0, **cfg}), guard)
     f.attempts = attempts
     f.base = f"http://news.test:{port}"
     return f
@@ -455,6 +458,45 @@ def test_iso_8859_6_under_a_latin1_header_is_iso_8859_6():
     assert enc == "iso8859-6" and text == page
 
 
+# No ف ق ك غ ـ and only ASCII punctuation: as windows-1256 bytes this page also decodes as ISO-8859-6
+# without a single error (and the reverse), into the wrong letters: no failing decode gives it away.
+NEWS = ("<html><head><title>روسيا تواصل هجماتها على مدن الجنوب</title></head><body><p>أعلن الأمين العام أن "
+        "الدول الأعضاء ستعلن التزاماتها الجديدة خلال الأسبوع, وأن روسيا تواصل هجماتها على مدن الجنوب, وأن "
+        "الجيش صد عدة محاولات هجوم جديدة.</p></body></html>")
+TWIN = {"cp1256": "iso8859_6", "iso8859_6": "cp1256"}
+
+
+@pytest.mark.parametrize("codec, declared", [("iso8859_6", "windows-1256"), ("cp1256", "iso-8859-6"),
+                                             ("iso8859_6", "iso-8859-6"), ("cp1256", "windows-1256")])
+@pytest.mark.parametrize("where", ["header", "meta"])
+def test_windows_1256_and_iso_8859_6_are_read_as_what_they_are_whatever_they_declare(server, codec, declared, where):
+    page = NEWS if where == "header" else NEWS.replace("<head>", f'<head><meta charset="{declared}">')
+    body = page.encode(codec)
+    assert body.decode(TWIN[codec]) != page  # the other code page reads it without an error, wrongly
+    ctype = f"text/html; charset={declared}" if where == "header" else "text/html"
+    text, enc = html_of(fetcher().fetch(server.route("/p", Reply(200, body, {"Content-Type": ctype}))))
+    assert enc == codec.replace("_", "-") and text == page
+
+
+def test_a_long_page_in_the_other_arabic_code_page_is_read_right(server):
+    page = "<html><body>" + "".join(f"<p>{ARABIC} {PAGE} {NEWS}</p>" for _ in range(40)) + "</body></html>"
+    server.route("/iso", Reply(200, page.encode("iso8859_6", errors="ignore"),
+                               {"Content-Type": "text/html; charset=windows-1256"}))
+    text, enc = html_of(fetcher().fetch(server.url("/iso")))
+    assert enc == "iso8859-6" and "قال الأمين العام لحلف الناتو إن الدعم لأوكرانيا مستمر" in text
+
+
+@pytest.mark.parametrize("codec", ["cp1256", "iso8859_6"])
+def test_a_page_with_little_arabic_keeps_its_declared_arabic_code_page(codec):
+    # French in windows-1256 (its accented letters are where ISO-8859-6 has Arabic ones), one Arabic
+    # name: too little Arabic to overrule anything
+    page = "<p>Le président a déclaré à Bruxelles que l'OTAN était prête. الناتو</p>"
+    body = page.encode(codec, errors="ignore")
+    declared = "windows-1256" if codec == "cp1256" else "iso-8859-6"
+    text, enc = decode_document(body, f"text/html; charset={declared}")
+    assert enc == codec.replace("_", "-") and "الناتو" in text
+
+
 @pytest.mark.parametrize("header", ["text/html", "text/html; charset=utf-16", "text/html; charset=utf-8"])
 def test_utf16_without_a_bom(header):
     for codec in ("utf-16-le", "utf-16-be"):
@@ -489,3 +531,88 @@ def test_one_thread_fires_every_hops_deadline_and_a_cancelled_hop_is_left_alone(
         for a, b in pairs:
             a.close()
             b.close()
+
+
+# --- name resolution counts against the total timeout ------------------------------------------
+
+class SlowDNS:
+    """An injected resolver that answers (from the test's table, never the network) only when
+    released, or after ``hang`` seconds: a DNS server that does not answer."""
+
+    def __init__(self, hang: float = 15.0, slow=lambda host: True):
+        self.release = threading.Event()
+        self.hang = hang
+        self.slow = slow
+        self.calls: list[str] = []
+
+    def __call__(self, host, answer):
+        self.calls.append(host)
+        if self.slow(host):
+            self.release.wait(self.hang)
+        return answer
+
+
+def test_a_hanging_resolver_is_cut_off_when_the_total_timeout_runs_out(server):
+    server.route("/a", Reply(200, b"fine"))
+    dns = SlowDNS()
+    f = guarded(server, resolver=dns, lookups=LookupThreads(size=2), total_timeout=1, retries=2)
+    try:
+        err, took = timed_fetch(f, f.base + "/a")
+    finally:
+        dns.release.set()
+    assert err.reason == "timeout" and err.transient and took < 1 + 1.5
+    assert "resolving news.test took longer than" in str(err) and "--total-timeout" in str(err)
+    assert f.attempts == [] and server.hits == []
+
+
+def test_resolution_shares_the_budget_with_the_hops_before_it(server):
+    # the first hop takes 0.7 s of the 1.5 s; the redirect's host then resolves too slowly
+    server.route("/a", Reply(302, b"", {"Location": "/b"}, delay=0.7))
+    server.route("/b", Reply(302, b"", {"Location": "http://slow.test:%s/c" % server.base_url.rsplit(":", 1)[1]}))
+    dns = SlowDNS(slow=lambda host: host == "slow.test")
+    f = guarded(server, {"slow.test": [PUBLIC]}, resolver=dns, lookups=LookupThreads(size=2), total_timeout=1.5)
+    try:
+        err, took = timed_fetch(f, f.base + "/a")
+    finally:
+        dns.release.set()
+    assert err.reason == "timeout" and "resolving slow.test" in str(err) and 1.4 < took < 1.5 + 1.5
+
+
+def test_hanging_lookups_hold_a_bounded_number_of_threads(server):
+    server.route("/a", Reply(200, b"fine"))
+    hosts = {f"h{i}.test": [PUBLIC] for i in range(6)}
+    dns = SlowDNS(slow=lambda host: host != "news.test")
+    lookups = LookupThreads(size=2, linger=0.5)
+    f = guarded(server, hosts, resolver=dns, lookups=lookups, total_timeout=0.8)
+    try:
+        urls = [f"http://{h}:{f.base.rsplit(':', 1)[1]}/a" for h in hosts for _ in range(3)]
+        with ThreadPoolExecutor(len(urls)) as pool:
+            errors = list(pool.map(lambda u: timed_fetch(f, u), urls))
+        assert all(e.reason == "timeout" and took < 0.8 + 1.5 for e, took in errors)
+        assert lookups.threads <= 2
+        # one lookup per name at a time: the other pages of a hanging host wait for it
+        assert len(dns.calls) <= 2 and len(set(dns.calls)) == len(dns.calls)
+        # the pool is stuck on two hanging names: other names time out, they do not queue for ever
+        err, took = timed_fetch(f, f.base + "/a")
+        assert err.reason == "timeout" and took < 0.8 + 1.5
+    finally:
+        dns.release.set()
+    # once the resolver answers again, so do the same threads
+    assert f.fetch(f.base + "/a").body == b"fine"
+    assert lookups.threads <= 2
+    time.sleep(1.5)  # idle threads end
+    assert lookups.threads == 0
+
+
+def test_a_page_waiting_for_robots_txt_behind_a_hanging_resolver_fails_within_its_budget(server):
+    server.route("/robots.txt", Reply(200, b"User-agent: *\nDisallow:\n"))
+    server.route("/a", Reply(200, b"fine"))
+    dns = SlowDNS()
+    f = guarded(server, resolver=dns, lookups=LookupThreads(size=2), total_timeout=1, retries=2)
+    robots = RobotsCache(f)
+    try:
+        err, took = timed_fetch(f, f.base + "/a", allow=robots.check)
+    finally:
+        dns.release.set()
+    assert err.reason == "robots_unavailable" and "timeout" in str(err) and took < 1 + 1.5
+    assert server.hits == []

@@ -74,3 +74,33 @@ def test_odd_spellings_of_private_addresses_are_refused_without_resolving(host):
     with pytest.raises(BlockedAddress):
         HostGuard(resolver=res).connect(host, 80, 1)
     assert res.calls == []
+
+
+def test_a_lookup_given_a_time_limit_returns_its_answer_raises_its_error_or_gives_up():
+    import socket
+    import threading
+    import time
+
+    from akhbar.transforms.netguard import LookupThreads, ResolveTimeout
+
+    release = threading.Event()
+
+    def resolve(host, port):
+        if host == "slow.example":
+            release.wait(10)
+        if host == "nowhere.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return ["93.184.216.34"]
+
+    g = HostGuard(resolver=resolve, lookups=LookupThreads(size=1))
+    try:
+        assert g.addresses("news.example", 80, resolve_within=5) == ["93.184.216.34"]
+        with pytest.raises(socket.gaierror):
+            g.addresses("nowhere.example", 80, resolve_within=5)
+        t0 = time.monotonic()
+        with pytest.raises(ResolveTimeout, match="slow.example"):
+            g.addresses("slow.example", 80, resolve_within=0.3)
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        release.set()
+    assert g.addresses("slow.example", 80, resolve_within=5) == ["93.184.216.34"]

@@ -25,7 +25,7 @@ import urllib3
 import urllib3.connection
 import urllib3.response
 
-from akhbar.transforms.netguard import BlockedAddress, HostGuard
+from akhbar.transforms.netguard import BlockedAddress, HostGuard, ResolveTimeout
 from akhbar.transforms.urls import BadURL, split_http_url
 
 DEFAULT_USER_AGENT = "akhbar/0.1 (+https://github.com/akhbar-news/akhbar; Arabic news research crawler)"
@@ -246,7 +246,12 @@ class _Watchdog:
         self._socks: list[socket.socket] = []
         self.fired = False
         self.cancelled = False
-        _DEADLINES.add(time.monotonic() + max(0.0, seconds), self)
+        self.deadline = time.monotonic() + max(0.0, seconds)
+        _DEADLINES.add(self.deadline, self)
+
+    def left(self) -> float:
+        """Seconds until the hop's deadline (0 once it has passed)."""
+        return max(0.0, self.deadline - time.monotonic())
 
     def watch(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -299,9 +304,13 @@ def _guarded_pool_classes(guard: HostGuard, hops: threading.local) -> dict:
         response_class = _SkipInterim
 
         def _new_conn(self):
+            # A socket can be shut down at the deadline; a name lookup cannot: it gets the hop's
+            # time left and is given up (ResolveTimeout, passed on as it is) when that runs out.
+            watchdog = getattr(hops, "watchdog", None)
             try:
                 sock = guard.connect(self._dns_host, self.port, self.timeout, self.source_address,
-                                     self.socket_options)
+                                     self.socket_options,
+                                     resolve_within=watchdog.left() if watchdog is not None else None)
             except socket.gaierror as e:
                 raise urllib3.exceptions.NameResolutionError(self.host, self, e) from e
             except TimeoutError as e:
@@ -497,7 +506,8 @@ class Fetcher:
         try:
             return self._request(url, current, accept, extra, redirects, start, host, watchdog, limit, time_left)
         except FetchError as e:
-            if watchdog.fired and e.reason in ("timeout", "connection_error"):
+            if watchdog.fired and e.reason in ("timeout", "connection_error") and \
+                    not isinstance(e.__cause__, ResolveTimeout):  # that one says what took the time
                 raise FetchError("timeout", f"total time over {cfg.total_timeout}s for {url}", transient=True) from e
             raise
         finally:
@@ -517,6 +527,9 @@ class Fetcher:
             )
         except BlockedAddress as e:
             raise FetchError("blocked_address", str(e)) from e
+        except ResolveTimeout as e:
+            raise FetchError("timeout", f"{e}, all the time left of --total-timeout ({cfg.total_timeout}s) "
+                             f"for {url}", transient=True) from e
         except urllib3.exceptions.NameResolutionError as e:
             raise FetchError("dns_error", f"cannot resolve {host}: {e}", transient=True) from e
         except urllib3.exceptions.NewConnectionError as e:  # a subclass of ConnectTimeoutError in urllib3 2
@@ -637,6 +650,59 @@ def _looks_like_misdeclared_arabic(text: str) -> bool:
     return len(garbled) >= 3 and len(garbled) * 2 >= len(words)
 
 
+# windows-1256 and ISO-8859-6 put the Arabic letters at different byte values, and both decode
+# almost any Arabic page without an error: either read as the other gives Arabic-looking text
+# with the wrong letters. Real Arabic is told by its words: many start with the article ال (also
+# after و ف ب ك, or as لل), and none mix in Latin letters (ISO-8859-6 read as windows-1256 turns
+# و ي ه ى ق into è ê ç é â), C1 controls or undecodable bytes (windows-1256 read as ISO-8859-6),
+# or carry a vowel mark with no letter before it or a tanween inside the word.
+_ARABIC_TWIN = {"cp1256": "iso8859-6", "iso8859-6": "cp1256"}
+_AR_LETTERS = "\u0621-\u064a\u0671-\u06d3"
+_AR_WORD = re.compile(f"[{_AR_LETTERS}\u064b-\u0652\u00c0-\u00ff\u0080-\u009f\ufffd]+")
+_AR_LETTER = re.compile(f"[{_AR_LETTERS}]")
+_AR_ARTICLE = re.compile("(?:[\u0648\u0641\u0628\u0643]?\u0627\u0644|\u0644\u0644)")  # ال وال فال بال كال لل
+_AR_GARBLED = re.compile(f"[\u00c0-\u00ff\u0080-\u009f\ufffd]|^[\u064b-\u0652]"
+                         f"|[\u064b-\u064d](?![\u0627\u0649])(?=[{_AR_LETTERS}])")
+_TWIN_MIN_WORDS = 5  # Arabic words the other code page must give before it can win
+_TWIN_MARGIN = 0.2  # by how much its score must be higher
+_SCORE_WORDS = 300  # words looked at (70 already tell the two apart; a page has thousands)
+_SCORE_CHARS = 50000
+
+
+def _arabic_score(text: str) -> tuple[int, float, int]:
+    """``(words, score, offset)`` of the first Arabic words of ``text``: the share that start
+    with the article less twice the share that are garbled (see above), and where the last word
+    looked at ends. Real Arabic scores about 0.3 to 0.5, the other code page's reading of it
+    below 0. Markup needs no stripping: it is ASCII, which no Arabic word contains."""
+    words = article = garbled = offset = 0
+    for m in _AR_WORD.finditer(text, 0, _SCORE_CHARS):
+        word = m.group()
+        if len(word) < 2 or not _AR_LETTER.search(word):
+            continue
+        words += 1
+        article += bool(_AR_ARTICLE.match(word))
+        garbled += bool(_AR_GARBLED.search(word))
+        offset = m.end()
+        if words == _SCORE_WORDS:
+            break
+    return words, (article - 2 * garbled) / words if words else 0.0, offset
+
+
+def _likelier_twin(body: bytes, text: str, enc: str) -> tuple[str, str]:
+    """``(text, enc)``, or the other of windows-1256 / ISO-8859-6 when ``enc`` is one of them and
+    the other reads as Arabic far better (a page declared, or detected, as the wrong one). Both
+    are single-byte code pages, so character offsets are byte offsets: the other reading is made
+    of the bytes the first one looked at, not of the whole page."""
+    twin = _ARABIC_TWIN.get(enc)
+    if twin is None:
+        return text, enc
+    _, own, offset = _arabic_score(text)
+    words, score, _ = _arabic_score(body[:offset].decode(twin, errors="replace"))
+    if words >= _TWIN_MIN_WORDS and score > own + _TWIN_MARGIN:
+        return body.decode(twin, errors="replace"), twin
+    return text, enc
+
+
 def _codec(name: str | None) -> str | None:
     if not name:
         return None
@@ -695,10 +761,12 @@ def _utf16_by_nuls(body: bytes) -> str | None:
     return None
 
 
-def _arabic_code_page(body: bytes) -> str:
-    """The likeliest single-byte Arabic code page of ``body`` (windows-1256 when undecided)."""
+def _arabic_code_page(body: bytes) -> tuple[str, str]:
+    """``(text, enc)`` in the likeliest single-byte Arabic code page of ``body`` (windows-1256
+    when undecided), checked against its twin (:func:`_likelier_twin`)."""
     best = charset_normalizer.from_bytes(body, cp_isolation=ARABIC_CODE_PAGES).best()
-    return _codec(best.encoding) if best and _codec(best.encoding) else "cp1256"
+    enc = _codec(best.encoding) if best and _codec(best.encoding) else "cp1256"
+    return _likelier_twin(body, body.decode(enc, errors="replace"), enc)
 
 
 def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
@@ -707,8 +775,9 @@ def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
     Returns ``(text, encoding)``. A declaration that cannot be right is not trusted: UTF-8 that
     does not decode (mostly), a single-byte code page over text that is plainly UTF-8 (a code
     page decodes any bytes, into mojibake), UTF-16 without its NUL bytes, windows-1256 declared
-    as a Western code page. Text that is UTF-8 but for a few bad bytes stays UTF-8 (U+FFFD
-    for those); detection otherwise picks among the Arabic code pages.
+    as a Western code page, ISO-8859-6 declared as windows-1256 or the reverse. Text that is
+    UTF-8 but for a few bad bytes stays UTF-8 (U+FFFD for those); detection otherwise picks
+    among the Arabic code pages.
     """
     for bom, name in _BOMS:
         if body.startswith(bom):
@@ -742,14 +811,12 @@ def decode_document(body: bytes, content_type: str | None) -> tuple[str, str]:
         except (UnicodeDecodeError, LookupError):
             continue
         if enc in _LATIN_SINGLE_BYTE and _looks_like_misdeclared_arabic(text):
-            enc = _arabic_code_page(body)
-            return body.decode(enc, errors="replace"), enc
-        return text, enc
+            return _arabic_code_page(body)
+        return _likelier_twin(body, text, enc)
     text = _utf8_text(body, 0)
     if text is not None:
         return text, "utf-8"
-    enc = _arabic_code_page(body)
-    return body.decode(enc, errors="replace"), enc
+    return _arabic_code_page(body)
 
 
 def html_of(resp: Response) -> tuple[str, str]:

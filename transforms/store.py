@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import posixpath
 import re
@@ -36,6 +37,9 @@ except ImportError:  # not POSIX: no folder locks (and no compaction, which need
 
 ROW_GROUP_SIZE = 50_000
 GCS_NEEDS = "gs:// output needs the gcp extra: pip install 'akhbar[gcp]' (google-cloud-storage)"
+GCS_CREDENTIALS = ("give credentials with `gcloud auth application-default login` or GOOGLE_APPLICATION_CREDENTIALS="
+                   "KEY.json (on Google Cloud the metadata server gives them), or set STORAGE_EMULATOR_HOST to use a "
+                   "Cloud Storage emulator")
 
 
 def is_local(path: str) -> bool:
@@ -80,10 +84,33 @@ def _gcs_client():
                 try:
                     client = storage.Client()
                 except GoogleAuthError as e:  # no Application Default Credentials: a storage error like any other
-                    raise OSError(f"gs:// needs Google Cloud credentials (gcloud auth application-default "
-                                  f"login, or GOOGLE_APPLICATION_CREDENTIALS): {e}") from e
+                    raise OSError(f"{_no_credentials(e)}; {GCS_CREDENTIALS}") from e
             _clients[key] = client
         return client
+
+
+def _no_credentials(error: Exception) -> str:
+    """google-auth's reason, in one line; its usual one (none found anywhere) shortened."""
+    reason = " ".join(str(error).split())
+    if not reason or reason.startswith("Your default credentials were not found"):
+        return "no Google Cloud credentials found"
+    return f"no usable Google Cloud credentials ({reason})"
+
+
+def gcs_client_problem(path: str) -> str | None:
+    """Why ``path`` on gs:// cannot be used from this machine (no gcp extra, no credentials), in
+    one line naming it; ``None`` when a client can be made. Looks for credentials as the run
+    would (with STORAGE_EMULATOR_HOST: none needed) and sends no request to Cloud Storage."""
+    auth_log = logging.getLogger("google.auth._default")  # it warns of every place it found nothing
+    level = auth_log.level
+    auth_log.setLevel(logging.ERROR)
+    try:
+        _gcs_client()
+    except OSError as e:
+        return f"cannot use {path}: {e}"
+    finally:
+        auth_log.setLevel(level)
+    return None
 
 
 def _split_gs(path: str) -> tuple[str, str]:
