@@ -1,6 +1,8 @@
 """The batch pipeline: wiring only. Every step lives in ``akhbar.transforms``."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import typing
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from akhbar.transforms.extract import MIN_BODY_WORDS
 from akhbar.transforms.feedstate import load_feed_states
 from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.model import ApplyTopicModel
-from akhbar.transforms.outputlock import writing
+from akhbar.transforms.outputlock import Fence, LeaseLost, OutputLock, writing
 from akhbar.transforms.sink import DEFAULT_MAX_ROWS, WriteArticles, WriteDeadLetters
 from akhbar.transforms.state import load_prior
 
@@ -46,6 +48,8 @@ class RunConfig:
     ignore_feed_backoff: bool = False
     # akhbar replay: start from these candidates (rebuilt from dead letters) instead of polling
     replay: tuple[Candidate, ...] | None = None
+    # set by whoever holds the output's lock for the run: every commit checks it (outputlock.Fence)
+    fence: Fence | None = None
 
 
 def _earliest(candidates) -> Candidate:
@@ -137,18 +141,19 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "DropFingerprints" >> beam.Map(steps.without_fingerprints)
         | "MarkNear" >> beam.Map(steps.mark_near_duplicate, assignments)
     )
-    written = articles | "WriteArticles" >> WriteArticles(cfg.output, cfg.run_id, cfg.max_rows_per_file)
+    written = articles | "WriteArticles" >> WriteArticles(cfg.output, cfg.run_id, cfg.max_rows_per_file, cfg.fence)
     dead = (
         (polled[steps.DEAD], *stage_dead)
         | "AllDead" >> beam.Flatten()
     )
-    dead_written = dead | "WriteDeadLetters" >> WriteDeadLetters(cfg.output, cfg.run_id, cfg.max_rows_per_file)
+    dead_written = dead | "WriteDeadLetters" >> WriteDeadLetters(cfg.output, cfg.run_id, cfg.max_rows_per_file,
+                                                                 cfg.fence)
     # feed validators are saved only once this run's rows are committed (see feedstate.py)
     _ = (
         polled[steps.FEED_STATE]
         | "AllFeedStates" >> beam.combiners.ToList()
         | "SaveFeedStates" >> beam.Map(steps.commit_feed_states, feed_states, beam.pvalue.AsList(written),
-                                       beam.pvalue.AsList(dead_written), output=cfg.output)
+                                       beam.pvalue.AsList(dead_written), output=cfg.output, fence=cfg.fence)
     )
     return {"articles": articles, "dead_letters": dead, "written": written, "dead_written": dead_written}
 
@@ -182,13 +187,46 @@ def run(cfg: RunConfig, beam_args: list[str] | None = None, on_start=None):
 
     This process holds the output's lock until the job ends (see
     :mod:`akhbar.transforms.outputlock`): :class:`~akhbar.transforms.outputlock.OutputLocked`
-    at once if another run writes there."""
+    at once if another run writes there; :class:`~akhbar.transforms.outputlock.LeaseLost` if
+    the lock was lost while the job ran (its commits stopped at that point)."""
     options = PipelineOptions(with_runner(beam_args))
-    with writing(cfg.output, cfg.run_id, "run" if cfg.replay is None else "replay"):
+    with writing(cfg.output, cfg.run_id, "run" if cfg.replay is None else "replay") as lock:
+        # a job described now and launched later (a template) runs after this lock is released: no fence
+        cfg = dataclasses.replace(cfg, fence=None if describes_only(beam_args) else lock.fence())
         p = beam.Pipeline(options=options)
         build_pipeline(p, cfg)
-        result = p.run()
-        if on_start is not None:
-            on_start(result)
-        result.wait_until_finish()
+        with lost_lock_ends_job(lock):
+            result = p.run()
+            lock.when_lost(lambda: cancel_job(result))
+            if on_start is not None:
+                on_start(result)
+            result.wait_until_finish()
+        lock.check()  # lost after the last commit: still no run report as if it had held the lock
     return result
+
+
+def cancel_job(result) -> None:
+    """Cancel a job that runs elsewhere (Dataflow, a portable runner); nothing to do for a job
+    that has already ended."""
+    try:
+        result.cancel()
+    except Exception:  # noqa: BLE001 - finished, or a runner that cannot cancel: its commits are fenced anyway
+        pass
+
+
+@contextlib.contextmanager
+def lost_lock_ends_job(lock: OutputLock):
+    """A job that failed because its commits found the output's lock lost ends with
+    :class:`LeaseLost` (one clear message) instead of the runner's error about the write step."""
+    try:
+        yield
+    except LeaseLost:
+        raise
+    except Exception as e:
+        try:
+            lock.check()
+        except LeaseLost as lost:
+            raise lost from e
+        except OSError:  # the lock cannot be read now: the job's own error says more
+            pass
+        raise

@@ -39,7 +39,8 @@ BEAM_NOTE = ("Any other --option of `run`, `sample` and `replay` is passed to Be
              "an error.")
 EXIT_CODES = (
     (EXIT_OK, "success"),
-    (EXIT_FAILED, "the run failed (the summary and the log say why), a Parquet file of the output cannot be read "
+    (EXIT_FAILED, "the run failed (the summary and the log say why), it lost the output's lock to another run "
+                  "while it ran (it stopped before committing more), a Parquet file of the output cannot be read "
                   "(named), or `sources probe` found a feed or article that fails"),
     (EXIT_CONFIG, "bad configuration or usage: unreadable or invalid sources file, bad option value, output "
                   "that cannot be written or that another run is writing to (its lock is held), a gs:// path "
@@ -546,7 +547,7 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, p
     from akhbar.pipelines.batch import describes_only, run
     from akhbar.pipelines.progress import Progress, live_counts_visible
     from akhbar.pipelines.summary import beam_counters, render, summarize, write_report
-    from akhbar.transforms.outputlock import OutputLocked
+    from akhbar.transforms.outputlock import LeaseLost, OutputLocked
 
     started = datetime.now(timezone.utc)
     note = runner_note(beam_args)
@@ -562,6 +563,11 @@ def _run_and_report(cfg, beam_args: list[str], what: str, quiet: bool = False, p
             progress.stop()
         print(f"akhbar: {e}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    except LeaseLost as e:  # another run took the output over while this one ran: stopped before committing more
+        if progress:
+            progress.stop()
+        print(f"akhbar: {what} {e}", file=sys.stderr)
+        return None
     except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
         if progress:
             progress.stop()

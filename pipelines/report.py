@@ -25,6 +25,12 @@ TOP_CLUSTERS = 20
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
 TOPIC_COLORS = {"nato": "#1f4e9c", "ukraine": "#e0a800"}
+# the per-day chart names this many sources (those with most articles in the period) and sums the
+# rest as one "other" series: more would not fit its legend, and colours would repeat
+CHART_SOURCES = len(PALETTE) - 1
+OTHER_COLOR = "#c7c7c7"
+LEGEND_ROW = 16
+LEGEND_CHARS = 18  # longer names are cut in the legend (the full name is its tooltip)
 
 
 def _e(value) -> str:
@@ -96,6 +102,25 @@ def per_day_per_source(arts: list[dict]) -> tuple[list[date], list[str], dict[tu
     return days, sources, dict(counts)
 
 
+def chart_series(sources: list[str], counts: dict[tuple[date, str], int], top: int = CHART_SOURCES
+                 ) -> tuple[list[str], dict[tuple[date, str], int], str | None]:
+    """The per-day chart's series and counts: every source when at most ``top`` + 1, else the
+    ``top`` sources with most articles (ties by name) and one series, returned as the third
+    value, summing all the others. Its label has a space and parentheses, which no source id has."""
+    if len(sources) <= top + 1:
+        return sources, counts, None
+    totals: Counter = Counter()
+    for (_, s), n in counts.items():
+        totals[s] += n
+    keep = sorted(sources, key=lambda s: (-totals[s], s))[:top]
+    other = f"other ({len(sources) - top} sources)"
+    named = set(keep)
+    grouped: Counter = Counter()
+    for (d, s), n in counts.items():
+        grouped[(d, s if s in named else other)] += n
+    return keep + [other], dict(grouped), other
+
+
 def topic_share(arts: list[dict]) -> list[tuple[date, int, int, int]]:
     """(day, articles, nato, ukraine) per day."""
     per: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -140,8 +165,11 @@ def _color(i: int) -> str:
 
 
 def svg_stacked_bars(days: list[date], series: list[str], counts: dict[tuple[date, str], int],
-                     width: int = 760, height: int = 260) -> str:
+                     width: int = 760, height: int = 260, other: str | None = None) -> str:
+    """Bars per day stacked by series; ``other`` names the series drawn grey (the sources summed)."""
     left, right, top, bottom = 44, 150, 12, 40
+    height = max(height, top + LEGEND_ROW * len(series) + bottom)  # the legend always fits
+    colors = [OTHER_COLOR if s == other else _color(j) for j, s in enumerate(series)]
     pw, ph = width - left - right, height - top - bottom
     totals = [sum(counts.get((d, s), 0) for s in series) for d in days]
     vmax = max(totals + [1])
@@ -159,12 +187,12 @@ def svg_stacked_bars(days: list[date], series: list[str], counts: dict[tuple[dat
                 continue
             h = ph * n / vmax
             y -= h
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{_color(j)}" '
+            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{colors[j]}" '
                          f'data-day="{d}" data-source="{_e(s)}" data-n="{n}"><title>{d} {_e(s)}: {n}</title></rect>')
         if len(days) <= 16 or i % max(len(days) // 12, 1) == 0:
             parts.append(f'<text x="{x + bw / 2:.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">'
                          f'{d.strftime("%m-%d")}</text>')
-    parts += _legend(series, [_color(j) for j in range(len(series))], left + pw + 12, top)
+    parts += _legend(series, colors, left + pw + 12, top)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -235,8 +263,12 @@ def _y_axis(left: int, top: int, pw: float, ph: float, vmax: int) -> list[str]:
 
 
 def _legend(names: list[str], colors: list[str], x: float, y: float) -> list[str]:
-    return [f'<rect x="{x}" y="{y + 16 * i}" width="10" height="10" fill="{c}"/>'
-            f'<text x="{x + 14}" y="{y + 9 + 16 * i}" font-size="11">{_e(n)}</text>'
+    def shown(name: str) -> str:
+        return name if len(name) <= LEGEND_CHARS else name[:LEGEND_CHARS - 1] + "…"
+
+    return [f'<g class="legend" data-name="{_e(n)}"><title>{_e(n)}</title>'
+            f'<rect x="{x}" y="{y + LEGEND_ROW * i}" width="10" height="10" fill="{c}"/>'
+            f'<text x="{x + 14}" y="{y + 9 + LEGEND_ROW * i}" font-size="11">{_e(shown(n))}</text></g>'
             for i, (n, c) in enumerate(zip(names, colors))]
 
 
@@ -286,7 +318,12 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
     body.append('<section id="per-day"><h2>Articles per day per source</h2>')
     days, sources, counts = per_day_per_source(arts)
     if days:
-        body.append(svg_stacked_bars(days, sources, counts))
+        series, grouped, other = chart_series(sources, counts)
+        body.append(svg_stacked_bars(days, series, grouped, other=other))
+        if other:
+            body.append(f'<p class="muted">The chart names the {len(series) - 1} sources with most articles in '
+                        f'this period and sums the other {len(sources) - len(series) + 1} as '
+                        f'“{_e(other)}”; the table lists every source.</p>')
         rows = [[str(d)] + [counts.get((d, s), 0) for s in sources] + [sum(counts.get((d, s), 0) for s in sources)]
                 for d in days]
         rows.append(["total"] + [sum(counts.get((d, s), 0) for d in days) for s in sources] + [len(arts)])

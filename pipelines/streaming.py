@@ -30,10 +30,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import apache_beam as beam
-from akhbar.pipelines.batch import RunConfig, build_pipeline, fetch_extract_classify, new_run_id, stored_state
+from akhbar.pipelines.batch import (
+    RunConfig,
+    build_pipeline,
+    cancel_job,
+    describes_only,
+    fetch_extract_classify,
+    lost_lock_ends_job,
+    new_run_id,
+    stored_state,
+)
 from akhbar.transforms import steps
 from akhbar.transforms import streaming as st
-from akhbar.transforms.outputlock import OutputLocked, writing
+from akhbar.transforms.outputlock import LeaseLost, OutputLock, OutputLocked, commit_guard, writing
 from akhbar.transforms.schedule import (
     after_poll,
     bounds,
@@ -202,13 +211,15 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
     stream's summary (also written to ``_reports/stream-<id>.json`` after every cycle).
 
     The output's lock is held from the first cycle to the last (:class:`OutputLocked` at once if
-    another run writes there)."""
-    with writing(cfg.output, cfg.run_id, "streaming"):
-        return _cycles(cfg, beam_args, settings, why=why, quiet=quiet, log=log)
+    another run writes there); :class:`LeaseLost` ends the stream, before its next commit, if the
+    lock was lost meanwhile."""
+    with writing(cfg.output, cfg.run_id, "streaming") as lock:
+        cfg = dataclasses.replace(cfg, fence=lock.fence())
+        return _cycles(cfg, beam_args, settings, why=why, quiet=quiet, log=log, lock=lock)
 
 
 def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, quiet: bool,
-            log: Callable[[str], None] | None) -> dict:
+            log: Callable[[str], None] | None, lock: OutputLock) -> dict:
     from akhbar.pipelines.summary import beam_counters, summarize, write_report
 
     log = log or (lambda text: print(text, flush=True))
@@ -233,9 +244,13 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                 continue
             run_id = new_run_id(now)
             cycle_cfg = dataclasses.replace(cfg, sources=tuple(sources[s] for s in due), run_id=run_id)
+            lock.check(f"cycle {run_id}")
             t0 = time.monotonic()
             try:
-                result = run_cycle(cycle_cfg, beam_args)
+                with lost_lock_ends_job(lock):
+                    result = run_cycle(cycle_cfg, beam_args)
+            except LeaseLost:
+                raise
             except Exception as e:  # noqa: BLE001 - logged; the next cycle tries again
                 failures += 1
                 totals["failed_cycles"] += 1
@@ -252,7 +267,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                 new = summary["per_source"].get(sid, 0)
                 schedule[sid] = after_poll(schedule[sid], sources[sid].poll_interval_s, now, new)
                 totals["per_source"][sid] = totals["per_source"].get(sid, 0) + new
-            save_schedule(cfg.output, schedule, {"stream_run_id": stream_id})
+            save_schedule(cfg.output, schedule, {"stream_run_id": stream_id}, **commit_guard(cfg.fence, "the schedule"))
             totals["cycles"] += 1
             totals["articles_written"] += summary["articles_written"]
             totals["dead_letters"] += summary["dead_letters"]
@@ -260,6 +275,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
             del totals["cycle_seconds"][:-RECENT_CYCLES]  # timing figures over the recent cycles only
             if settings.compact_every_s and time.monotonic() - last_compaction >= settings.compact_every_s:
                 last_compaction = time.monotonic()
+                lock.check("a compaction")
                 done = _compact(cfg.output, settings.compact_min_files, log)
                 if done is None:
                     settings = dataclasses.replace(settings, compact_every_s=None)
@@ -274,6 +290,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                     f"next poll in {nxt:.0f} s")
         totals["stopped_by"] = totals["stopped_by"] or stopper.reason
     totals["finished_at"] = datetime.now(timezone.utc).isoformat()
+    lock.check("the stream report")
     report = _write_stream_report(cfg.output, totals, write_report)
     if not quiet:
         secs = totals["cycle_seconds"]
@@ -341,7 +358,7 @@ def build_streaming_pipeline(p: beam.Pipeline, cfg: RunConfig, settings: StreamS
         | "LatestPerFeed" >> beam.CombineGlobally(st.LatestFeedStates()).without_defaults()
         | "OneHealthKey" >> beam.Map(lambda states: (st.HEALTH_KEY, states)).with_output_types(KEYED)
         | "HealthGlobal" >> beam.WindowInto(window.GlobalWindows())
-        | "SaveFeedHealth" >> beam.ParDo(st.SaveFeedHealth(cfg.output))
+        | "SaveFeedHealth" >> beam.ParDo(st.SaveFeedHealth(cfg.output, cfg.fence))
     )
     fresh = (
         polled.candidates
@@ -379,10 +396,11 @@ def write_stream(articles, dead, cfg: RunConfig, settings: StreamSettings):
             accumulation_mode=AccumulationMode.DISCARDING,
         )
 
-    written = windowed("ArticleWindows", articles) | "WriteArticles" >> st.WriteWindowedArticles(cfg.output, cfg.run_id)
+    written = (windowed("ArticleWindows", articles)
+               | "WriteArticles" >> st.WriteWindowedArticles(cfg.output, cfg.run_id, fence=cfg.fence))
     dead_written = (
         windowed("DeadWindows", dead | "DeadAtTime" >> beam.Map(st.at_dead_letter_time))
-        | "WriteDeadLetters" >> st.WriteWindowedDeadLetters(cfg.output, cfg.run_id)
+        | "WriteDeadLetters" >> st.WriteWindowedDeadLetters(cfg.output, cfg.run_id, fence=cfg.fence)
     )
     return written, dead_written
 
@@ -391,22 +409,27 @@ def run_graph(cfg: RunConfig, beam_args, settings: StreamSettings, quiet: bool =
     """Run the streaming graph on a streaming runner until it ends (``--duration``) or is stopped.
 
     This process holds the output's lock while it waits for the job: the job is covered only as
-    long as its launcher lives (see docs/streaming.md)."""
+    long as its launcher lives (see docs/streaming.md). If the lock is lost, the job's commits
+    stop (each checks the lock), the job is cancelled and :class:`LeaseLost` is raised."""
     options = PipelineOptions(list(beam_args))
     options.view_as(StandardOptions).streaming = True
-    with writing(cfg.output, cfg.run_id, "streaming"):
+    with writing(cfg.output, cfg.run_id, "streaming") as lock:
+        cfg = dataclasses.replace(cfg, fence=None if describes_only(beam_args) else lock.fence())
         p = beam.Pipeline(options=options)
         build_streaming_pipeline(p, cfg, settings)
-        result = p.run()
-        if not quiet:
-            print(f"akhbar: streaming job {cfg.run_id} started on {options.view_as(StandardOptions).runner}",
-                  flush=True)
-        try:
-            result.wait_until_finish()
-        except KeyboardInterrupt:
-            print("akhbar: interrupted: cancelling the job (on Dataflow prefer `gcloud dataflow jobs drain`)",
-                  file=sys.stderr)
-            result.cancel()
+        with lost_lock_ends_job(lock):
+            result = p.run()
+            lock.when_lost(lambda: cancel_job(result))
+            if not quiet:
+                print(f"akhbar: streaming job {cfg.run_id} started on {options.view_as(StandardOptions).runner}",
+                      flush=True)
+            try:
+                result.wait_until_finish()
+            except KeyboardInterrupt:
+                print("akhbar: interrupted: cancelling the job (on Dataflow prefer `gcloud dataflow jobs drain`)",
+                      file=sys.stderr)
+                result.cancel()
+        lock.check()
     return result
 
 
@@ -423,6 +446,9 @@ def run_streaming(cfg: RunConfig, beam_args, args) -> int:
         except OutputLocked as e:
             print(f"akhbar: {e}", file=sys.stderr)
             return EXIT_LOCKED
+        except LeaseLost as e:
+            print(f"akhbar: streaming job {e}", file=sys.stderr)
+            return 1
         except Exception as e:  # noqa: BLE001 - report and exit non-zero; Beam already logged the trace
             print(f"akhbar: streaming job {cfg.run_id} failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
@@ -432,6 +458,9 @@ def run_streaming(cfg: RunConfig, beam_args, args) -> int:
     except OutputLocked as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_LOCKED
+    except LeaseLost as e:
+        print(f"akhbar: streaming {e}", file=sys.stderr)
+        return 1
     if args.quiet:
         print(cfg.output)
     return 1 if totals["stopped_by"] and "failed cycles" in totals["stopped_by"] else 0

@@ -1,5 +1,6 @@
 """Compaction: fewer files, the same rows, and readers that never fail or see a row twice."""
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -125,6 +126,85 @@ def test_waits_for_a_live_writer_and_drops_leftovers_of_dead_ones(tmp_path):
     (r,) = compact(out)
     assert r.status == "compacted" and not os.path.exists(young)
     assert sorted(read_ids(out)) == sorted(ids)
+
+
+def add_articles(out, first: int, files: int, rows: int, part=PART):
+    """Like ``add_files``, with bodies of news length that compress like text (not one repeated
+    line): what a file's size on disk is made of in a real output."""
+    from akhbar.sample.site import load_records
+
+    words = sorted({w for r in load_records() for w in r["body"].split()})
+    folder = os.path.join(out, "articles", *part.split("/"))
+    for f in range(files):
+        ids = range(first + f * rows, first + (f + 1) * rows)
+        rngs = {i: random.Random(i) for i in ids}
+        bodies = {i: " ".join(rngs[i].choice(words) for _ in range(300)) for i in ids}
+        write_partition(folder, [article_row(article(i, body=bodies[i], content_hash=f"h{i}")) for i in ids],
+                        ARTICLES_SCHEMA, f"run{first + f}", "article_id")
+    return {f"{i:032x}" for i in range(first, first + files * rows)}
+
+
+def disk_bytes(out, part=PART) -> dict[str, int]:
+    """Allocated bytes of a partition's files with rows and of its zero-row placeholders."""
+    folder = os.path.join(out, "articles", *part.split("/"))
+    use = {"live": 0, "placeholders": 0}
+    for name in os.listdir(folder):
+        if name.endswith(".parquet") and not name.startswith("."):
+            path = os.path.join(folder, name)
+            kind = "live" if pq.read_metadata(path).num_rows else "placeholders"
+            use[kind] += os.stat(path).st_blocks * 512
+    return use
+
+
+def test_a_big_merged_file_is_not_rewritten_for_a_few_new_rows(tmp_path):
+    out = str(tmp_path)
+    ids = add_articles(out, 0, 1, 300)
+    folder = os.path.join(out, "articles", *PART.split("/"))
+    (big,) = os.listdir(folder)
+    inode = os.stat(os.path.join(folder, big)).st_ino
+    ids |= add_articles(out, 1000, 3, 2)
+    (r,) = compact(out)
+    assert r.status == "compacted" and r.inputs == 3 and r.rows == 6
+    assert os.stat(os.path.join(folder, big)).st_ino == inode  # left as it was: no placeholder copy of it
+    assert sorted(n for n in partition_files(out).values()) == [0, 0, 0, 6, 300]
+    assert disk_bytes(out)["placeholders"] < os.path.getsize(os.path.join(folder, big)) / 2
+    assert sorted(read_ids(out)) == sorted(ids)
+
+
+def test_placeholders_stay_near_the_new_rows_across_many_compactions(tmp_path):
+    """A file of two rows arrives, then the partition is compacted, forty times within the hour
+    placeholders are kept: they hold a small multiple of what the writers wrote in that time,
+    instead of a copy of the whole partition per compaction (the old merge-everything rule held
+    9x here)."""
+    out = str(tmp_path)
+    folder = os.path.join(out, "articles", *PART.split("/"))
+
+    def new_bytes(before: set[str]) -> int:
+        return sum(os.stat(os.path.join(folder, n)).st_blocks * 512 for n in set(os.listdir(folder)) - before)
+
+    ids = add_articles(out, 0, 1, 200)  # what the day held before
+    written = new_bytes(set())
+    for k in range(40):
+        before = set(os.listdir(folder))
+        ids |= add_articles(out, 1000 + 2 * k, 1, 2)
+        written += new_bytes(before)
+        compact(out, min_files=2)
+    assert sorted(read_ids(out)) == sorted(ids) and len(read_ids(out)) == len(ids)
+    assert len([n for n in partition_files(out).values() if n]) <= 6  # a few files of growing sizes
+    held = disk_bytes(out)["placeholders"]  # none is an hour old yet: every one is still there
+    assert held < 3 * written, (held, written)
+
+
+def test_a_partition_left_alone_for_an_hour_is_merged_whole(tmp_path):
+    out = str(tmp_path)
+    ids = add_articles(out, 0, 1, 300) | add_articles(out, 1000, 2, 2)
+    folder = os.path.join(out, "articles", *PART.split("/"))
+    later = time.time() + 2 * 3600  # nothing written for two hours by then
+    r = compact_partition(out, "articles", PART, now=later)
+    assert r.status == "compacted" and r.inputs == 3 and r.rows == 304
+    assert sorted(partition_files(out).values()) == [0, 0, 0, 304]
+    assert sorted(read_ids(out)) == sorted(ids)
+    assert all(n.startswith("part-") for n in os.listdir(folder))
 
 
 def test_readers_never_fail_and_never_see_a_row_twice(tmp_path):

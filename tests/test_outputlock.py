@@ -139,6 +139,109 @@ def test_two_runs_at_once_one_writes_and_the_other_is_refused(gated_site, tmp_pa
     assert lock_file.read_text() == ""  # released: nobody named as holder
 
 
+def sample_sources(srv, tmp_path):
+    doc = yaml.safe_load(sources_yaml(srv.base_url))
+    for s in doc["sources"]:
+        s["min_interval"] = 0
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return sources
+
+
+def run_losing_the_lock_midway(gated, sources, output, take_over, capsys):
+    """``akhbar run`` into ``output`` while, once its article pages are being fetched (nothing
+    committed yet), ``take_over()`` gives the output's lock to another run; then the pages are
+    let through. Returns (exit code, stderr, what take_over returned)."""
+    srv, gate = gated
+    taken = []
+
+    def thief():
+        deadline = time.monotonic() + 60
+        while not any(path.endswith(".html") for path, _ in srv.hits) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        try:
+            taken.append(take_over())
+        finally:
+            gate.set()
+
+    t = threading.Thread(target=thief)
+    t.start()
+    try:
+        code = main(["run", "--sources", str(sources), "--output", output, "--allow-private-hosts",
+                     "--host-interval", "0"])
+    finally:
+        gate.set()
+        t.join()
+    assert taken, "the lock was never taken over"
+    return code, capsys.readouterr().err, taken[0]
+
+
+def test_a_run_whose_lock_file_is_replaced_stops_before_committing(gated_site, tmp_path, capsys):
+    """Locally the flock cannot be taken from a live run, but its file can be deleted by hand and
+    re-created by another run: the first run then commits nothing more."""
+    srv, _ = gated_site
+    out = tmp_path / "out"
+
+    def take_over():
+        os.unlink(out / "_state" / "output.lock")
+        return OutputLock(str(out), "taker-run").acquire()
+
+    code, err, taker = run_losing_the_lock_midway(gated_site, sample_sources(srv, tmp_path), str(out), take_over,
+                                                  capsys)
+    try:
+        assert code == 1, err
+        assert "no longer holds the output lock" in err and "taker-run" in err and "Traceback" not in err
+        assert not [p for p in out.rglob("*.parquet")]  # no article, no dead letter committed
+        assert not [p for p in out.rglob("*.inprogress")]  # and nothing half-written left behind
+        assert not (out / "_state" / "feeds.json").exists() and not (out / "_reports").exists()
+        assert json.loads((out / "_state" / "output.lock").read_text())["run_id"] == "taker-run"
+    finally:
+        taker.release()
+
+
+def committed_files(out) -> list[str]:
+    return sorted(str(p.relative_to(out)) for dataset in ("articles", "dead_letter")
+                  for p in (out / dataset).rglob("*.parquet"))
+
+
+def test_streaming_cycles_stop_once_their_lock_file_is_taken(tmp_path):
+    from akhbar.pipelines import streaming as ps
+    from akhbar.pipelines.batch import RunConfig, new_run_id
+    from akhbar.sample.growing import GrowingSite
+    from akhbar.schemas.sources import validate_text
+
+    out = tmp_path / "out"
+    taken, added = [], []
+
+    def after_cycle(line):
+        if not taken:  # after the first cycle another run takes the lock file's place; a new article appears
+            os.unlink(out / "_state" / "output.lock")
+            taken.append(OutputLock(str(out), "taker-run").acquire())
+            added.append(site.add())
+            taken.append(committed_files(out))
+            taken.append((out / "_state" / "streaming.json").read_bytes())
+
+    with GrowingSite(sources=1) as site:
+        site.add()
+        sources, _ = validate_text(site.sources_yaml(poll_interval=1))
+        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+        stopped = None
+        try:
+            ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=15, compact_every_s=None), log=after_cycle)
+        except Exception as e:  # noqa: BLE001 - checked below
+            stopped = e
+        finally:
+            if taken:
+                taken[0].release()
+    assert taken and added
+    _, files_then, schedule_then = taken
+    assert files_then and committed_files(out) == files_then  # nothing committed since
+    assert (out / "_state" / "streaming.json").read_bytes() == schedule_then
+    urls = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert added[0] not in urls
+    assert isinstance(stopped, outputlock.LeaseLost) and "taker-run" in str(stopped)
+
+
 def test_every_kind_of_writer_is_refused_while_the_output_is_held(sample_site, tmp_path, capsys):
     sources = tmp_path / "sources.yaml"
     sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
@@ -336,6 +439,79 @@ def test_a_holder_that_lost_its_lease_neither_renews_nor_deletes_it(gcs):
     finally:
         taker.release()
     assert lease_of(gcs, output) is None
+
+
+def test_a_fence_refuses_commits_once_another_run_took_the_lease_over(gcs):
+    from akhbar.schemas.arrow import DEAD_LETTER_SCHEMA, dead_letter_row
+    from akhbar.schemas.records import DeadLetter
+    from akhbar.transforms.sink import write_partition
+
+    output = f"gs://{BUCKET}/fenced/out"
+    folder = f"{output}/dead_letter/dt=2026-11-24"
+    row = dead_letter_row(DeadLetter(url="https://a.example/1", source_id="a", stage="fetch", reason="http_404",
+                                     message="m", time=datetime(2026, 11, 24, tzinfo=timezone.utc)))
+    slow = OutputLock(output, "stalled-run", lease_s=60, renew_s=0.2).acquire()
+    fence = slow.fence()
+    assert fence.problem() is None
+    (first, _), = write_partition(folder, [row], DEAD_LETTER_SCHEMA, "before", "url", fence=fence)
+    later = datetime.now(timezone.utc) + timedelta(seconds=120)  # a run that finds the lease expired
+    taker = OutputLock(output, "taker-run", clock=lambda: later).acquire()
+    try:
+        with pytest.raises(outputlock.LeaseLost, match="taken over by run taker-run") as lost:
+            write_partition(folder, [row], DEAD_LETTER_SCHEMA, "after", "url", fence=fence)
+        assert "stalled-run no longer holds the output lock" in str(lost.value)
+        names = [b.name for b in gcs.list_blobs(BUCKET, prefix="fenced/out/dead_letter/")]
+        assert names == [first[len(f"gs://{BUCKET}/"):]]  # only the file committed while it held the lease
+        with pytest.raises(outputlock.LeaseLost, match="taker-run"):
+            slow.check()
+    finally:
+        slow.release()
+        taker.release()
+
+
+def test_a_lease_that_is_not_renewed_stops_commits_before_another_run_can_take_it(gcs):
+    output = f"gs://{BUCKET}/lapsing/out"
+    lock = OutputLock(output, "paused-run", lease_s=3.0, renew_s=1.0).acquire()
+    fence = lock.fence()
+    try:
+        lock._stop.set()  # its renewals stop (a network cut, a paused machine) while its workers go on
+        lock._renewer.join()
+        expires = datetime.fromisoformat(lease_of(gcs, output)[0]["expires"])
+        deadline = time.monotonic() + 10
+        while fence.problem() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        refused_at = datetime.now(timezone.utc)
+        with pytest.raises(outputlock.LeaseLost, match="runs out at"):
+            fence.check("a file")
+        # commits stopped a renewal interval before the lease could be taken: nobody else has it yet
+        assert refused_at < expires
+        with pytest.raises(OutputLocked):
+            OutputLock(output, "next-run").acquire()
+    finally:
+        lock._renewer = None
+        lock._release_gcs()
+
+
+def test_a_gs_run_that_loses_its_lease_midway_commits_nothing_more(gcs, gated_site, tmp_path, capsys):
+    srv, _ = gated_site
+    output = f"gs://{BUCKET}/taken/out"
+
+    def take_over():
+        later = datetime.now(timezone.utc) + timedelta(seconds=600)  # finds the run's lease expired
+        return OutputLock(output, "taker-run", clock=lambda: later).acquire()
+
+    code, err, taker = run_losing_the_lock_midway(gated_site, sample_sources(srv, tmp_path), output, take_over,
+                                                  capsys)
+    try:
+        assert code == 1, err
+        assert "no longer holds the output lock" in err and "taken over by run taker-run" in err
+        assert "Traceback" not in err
+        # nothing of the run is visible: no article, no dead letter, no feed state, no run report
+        assert [b.name for b in gcs.list_blobs(BUCKET, prefix="taken/out/")] == ["taken/out/_state/output.lock"]
+        assert lease_of(gcs, output)[0]["run_id"] == "taker-run"  # the lease is left to its holder
+    finally:
+        taker.release()
 
 
 def test_a_gs_run_is_refused_while_the_lease_is_held_and_releases_its_own(gcs, sample_site, tmp_path, capsys):

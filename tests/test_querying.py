@@ -131,6 +131,9 @@ def test_duckdb_sql_examples(in_sample):
                          "title": by_url[first]["title"], "copies": 2,
                          "also_carried_by": [by_url[later]["source_id"]]}]
 
+    (dangling,) = run_duckdb(con, "dangling-duplicate-of")
+    assert dangling == []  # every duplicate_of names a stored article
+
     (evidence,) = run_duckdb(con, "evidence")
     want_ev = Counter(tuple(e.split(":", 1)) for r in articles for e in r["evidence"])
     assert {(r["topic"], r["term"]): r["articles"] for r in evidence} == want_ev and want_ev

@@ -4,10 +4,12 @@ The figures in the report's tables are checked against the Parquet files read in
 with pyarrow. A headless-Chromium screenshot check runs when ``chromium`` is installed.
 """
 import os
+import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from collections import Counter
-from datetime import timezone
+from datetime import date, datetime, timezone
 from html.parser import HTMLParser
 
 import pyarrow.dataset as ds
@@ -16,7 +18,10 @@ import pytest
 
 from akhbar.pipelines.cli import main
 from akhbar.sample.site import expected
+from akhbar.schemas.arrow import ARTICLES_SCHEMA, article_row
+from akhbar.transforms.sink import write_partition
 from tests.conftest import ingest_sample
+from tests.test_output import article
 
 
 class Tables(HTMLParser):
@@ -158,6 +163,62 @@ def test_report_figures_match_the_parquet(ingested, tmp_path):
     assert [f["feed"] for f in failing] == [u for u, s in states.items() if s.consecutive_failures]
     assert failing and all(f["last error"] == "http_500" and f["status"] == "500" for f in failing)
     assert all(f["state"] == "ok" for f in feeds if f not in failing)
+
+
+def test_per_day_chart_stays_readable_with_many_sources(tmp_path):
+    """32 sources: the chart names the 9 with most articles, sums the other 23 as one grey series,
+    and its legend fits inside it; the table still has every source."""
+    out = tmp_path / "out"
+    days = [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
+    long_name = "outlet-30-with-a-name-too-long-for-the-legend"
+    want: Counter = Counter()
+    n = 0
+    for i in range(32):
+        source = long_name if i == 30 else f"outlet-{i:02d}"
+        for k, day in enumerate(days):
+            rows = []
+            published = datetime(day.year, day.month, day.day, 9, tzinfo=timezone.utc)
+            for _ in range(i + 1 + k):  # every source a different total
+                n += 1
+                rows.append(article_row(article(n, source_id=source, content_hash=f"h{n}", published_at=published)))
+            write_partition(str(out / "articles" / f"dt={day}" / f"source={source}"), rows, ARTICLES_SCHEMA, f"r{k}",
+                            "article_id")
+            want[(str(day), source)] = len(rows)
+    html_file = tmp_path / "r.html"
+    assert main(["report", str(out), "--out", str(html_file)]) == 0
+    text = html_file.read_text(encoding="utf-8")
+
+    chart = ET.fromstring(re.search(r'<svg[^>]*id="chart-per-day".*?</svg>', text, re.S).group(0))
+    ns = "{http://www.w3.org/2000/svg}"
+    height = float(chart.get("height"))
+    for el in chart.iter():
+        if el.tag in (f"{ns}rect", f"{ns}text"):  # nothing drawn below the chart's bottom edge
+            assert float(el.get("y")) + float(el.get("height", 0)) <= height, ET.tostring(el)[:200]
+    ranked = sorted({s for _, s in want}, key=lambda s: -sum(v for (_, x), v in want.items() if x == s))
+    top, rest = ranked[:9], ranked[9:]
+    other = "other (23 sources)"
+    legend = [g for g in chart.iter(f"{ns}g") if g.get("class") == "legend"]
+    assert [g.get("data-name") for g in legend] == top + [other]
+    fills = [g.find(f"{ns}rect").get("fill") for g in legend]
+    assert len(set(fills)) == len(fills)  # no two series share a colour
+    shown = {g.get("data-name"): g.find(f"{ns}text").text for g in legend}
+    assert shown[long_name] != long_name and shown[long_name].endswith("…")
+    assert {g.find(f"{ns}title").text for g in legend} == set(top) | {other}  # full names as tooltips
+
+    bars = Counter()
+    for r in chart.iter(f"{ns}rect"):
+        if r.get("data-source"):
+            bars[(r.get("data-day"), r.get("data-source"))] += int(r.get("data-n"))
+    for day in days:
+        for s in top:
+            assert bars[(str(day), s)] == want[(str(day), s)]
+        assert bars[(str(day), other)] == sum(want[(str(day), s)] for s in rest)
+    assert sum(bars.values()) == sum(want.values()) == n
+    assert "sums the other 23 as" in text
+
+    per_day = as_dicts(parse(html_file).tables["per-day-table"])  # the table: every source, unchanged
+    assert sorted(per_day[0]) == sorted(["day", "total", *ranked])
+    assert {(r["day"], s): int(r[s]) for r in per_day[:-1] for s in ranked} == dict(want)
 
 
 def test_report_period_filter(ingested, tmp_path):

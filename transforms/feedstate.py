@@ -157,17 +157,19 @@ def set_aside_feed_states(output: str) -> str:
     return aside
 
 
-def _write_feed_states(output: str, states: dict[str, FeedState]) -> None:
+def _write_feed_states(output: str, states: dict[str, FeedState], **commit) -> None:
     doc = {"version": 1, "feeds": [states[k].to_json() for k in sorted(states)]}
-    store.write_atomic(store.join(output, *STATE_FILE), json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"))
+    store.write_atomic(store.join(output, *STATE_FILE), json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"),
+                       **commit)
 
 
-def save_feed_states(output: str, prior: dict[str, FeedState], updates: list[FeedState]) -> int:
-    """Merge this run's updates into the prior states and write them atomically."""
+def save_feed_states(output: str, prior: dict[str, FeedState], updates: list[FeedState], **commit) -> int:
+    """Merge this run's updates into the prior states and write them atomically (``commit``:
+    :func:`akhbar.transforms.store.write_atomic`'s guard of the commit, if any)."""
     merged = dict(prior)
     for s in updates:
         merged[s.feed_url] = s
-    _write_feed_states(output, merged)
+    _write_feed_states(output, merged, **commit)
     return len(updates)
 
 
@@ -183,10 +185,11 @@ def with_health_of(saved: FeedState | None, update: FeedState) -> FeedState:
                           body_hash=saved.body_hash if saved else None)
 
 
-def save_feed_health(output: str, saved: dict[str, FeedState], updates: list[FeedState]) -> dict[str, FeedState]:
+def save_feed_health(output: str, saved: dict[str, FeedState], updates: list[FeedState],
+                     **commit) -> dict[str, FeedState]:
     """Write ``saved`` with the health of ``updates`` (see :func:`with_health_of`); return what was written."""
     merged = dict(saved)
     for s in updates:
         merged[s.feed_url] = with_health_of(saved.get(s.feed_url), s)
-    _write_feed_states(output, merged)
+    _write_feed_states(output, merged, **commit)
     return merged

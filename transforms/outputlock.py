@@ -27,10 +27,25 @@ generation it read, so of two runs trying at once only one takes the lease over.
 by the clock of the run that finds the lease, so clocks apart by more than ``lease_s - renew_s``
 could take over a live lease. To clear the lock of a dead run before it expires, delete the
 object (``gcloud storage rm gs://BUCKET/PREFIX/_state/output.lock``).
+
+**A holder that lost its lock commits nothing more.** A lease can be lost while its holder still
+runs: its renewals failed for ``lease_s`` (a network cut, a paused machine) and another run took
+it over, or the object was deleted by hand. Every commit of a writer (each data file, the feed
+state, the streaming schedule) first asks its :class:`Fence`, which reads the lock itself: the
+commit goes ahead only if the lock still names this holder and, on ``gs://``, its expiry is
+more than ``margin_s`` (``renew_s``) away, so that no other run can take it over before the
+commit is complete. Otherwise :class:`LeaseLost` is raised before anything is renamed or
+uploaded. A fence is a small picklable value, so Beam workers in other processes or on other
+machines check it themselves. Files committed earlier stay: each is whole, and the run holding
+the lock now read them before it wrote anything, exactly as after a killed run. The process
+holding the lock then ends the run with :class:`LeaseLost` (exit 1), without its run report,
+and cancels a job that runs elsewhere. Locally the ``flock`` cannot be taken from a live
+process; the fence still notices a lock file that was deleted and re-created by another run.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -39,6 +54,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from akhbar.transforms import store
@@ -64,12 +80,20 @@ class OutputLocked(RuntimeError):
         super().__init__(describe_refusal(output, holder, path))
 
 
+class LeaseLost(RuntimeError):
+    """This writer no longer holds the output's lock (taken over, deleted, or about to lapse): it
+    must commit nothing more there."""
+
+
+def describe_holder(holder: dict | None) -> str:
+    if not holder:
+        return "a process that has not said who it is yet"
+    return (f"{holder.get('what', 'run')} {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')}, since {holder.get('since', '?')})")
+
+
 def describe_refusal(output: str, holder: dict | None, path: str) -> str:
-    if holder:
-        who = (f"{holder.get('what', 'run')} {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} on "
-               f"{holder.get('host', '?')}, since {holder.get('since', '?')})")
-    else:
-        who = "a process that has not said who it is yet"
+    who = describe_holder(holder)
     text = f"{output} is being written by {who}; one writer per output at a time, nothing was run"
     if store.is_local(output):
         return f"{text}. The lock ({path}) is released when that process ends."
@@ -90,6 +114,77 @@ def _iso(t: datetime) -> str:
     return t.isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class Fence:
+    """What a writer of ``output`` checks right before each commit: that the lock it was started
+    under is still held by ``token``. Picklable, so Beam workers anywhere check it themselves."""
+
+    output: str
+    token: str
+    run_id: str
+    margin_s: float
+
+    def problem(self, now: datetime | None = None) -> str | None:
+        """Why a commit now would not be covered by the lock; None when it would be."""
+        path = lock_path(self.output)
+        if store.is_local(self.output):
+            try:
+                with open(store._local(path), "rb") as f:
+                    holder = _parse(f.read(1 << 16))
+            except FileNotFoundError:
+                return f"the lock file {path} was removed"
+            if not holder or holder.get("token") != self.token:
+                return f"the lock file {path} now names {describe_holder(holder)}"
+            return None
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        bucket, key = store._split_gs(path)
+        with store._gcs_errors(path):
+            for _ in range(3):
+                blob = store._gcs_client().bucket(bucket).get_blob(key)
+                if blob is None:
+                    return f"the lease {path} was deleted"
+                try:
+                    holder = _parse(blob.download_as_bytes(if_generation_match=blob.generation))
+                    break
+                except (NotFound, PreconditionFailed):  # renewed or replaced between the two requests
+                    continue
+            else:
+                return f"the lease {path} keeps changing under this run"
+        if not holder or holder.get("token") != self.token:
+            return f"the lease {path} was taken over by {describe_holder(holder)}"
+        try:
+            expires = datetime.fromisoformat(holder["expires"])
+        except (KeyError, TypeError, ValueError):
+            return f"the lease {path} has no readable expiry"
+        now = now or datetime.now(timezone.utc)
+        if expires - now <= timedelta(seconds=self.margin_s):
+            return (f"the lease {path} runs out at {_iso(expires)} (it has not been renewed in time), so another "
+                    f"run may take it over before a commit started now is complete")
+        return None
+
+    def check(self, what: str = "") -> None:
+        """Raise :class:`LeaseLost` unless a commit (of ``what``) is covered by the lock now."""
+        problem = self.problem()
+        if problem:
+            raise LeaseLost(lost_message(self.output, self.run_id, problem, what))
+
+
+def commit_guard(fence: Fence | None, what: str) -> dict:
+    """Keyword arguments of :func:`akhbar.transforms.store.write_atomic` that make one commit
+    (of ``what``) wait on ``fence``; none without a fence."""
+    if fence is None:
+        return {}
+    return {"before_commit": functools.partial(fence.check, what), "commit_within_s": fence.margin_s}
+
+
+def lost_message(output: str, run_id: str, problem: str, what: str = "") -> str:
+    before = f" before committing {what}" if what else ""
+    return (f"{run_id} no longer holds the output lock of {output}: {problem}. It stopped{before}: files it "
+            f"committed while it held the lock are whole and stay, nothing after that was committed (no feed "
+            f"state, no run report); the run holding the lock now, or the next one, goes on from the committed files")
+
+
 class OutputLock:
     """The lock of ``output`` for the run ``run_id``; ``what`` (run, replay, streaming …) names
     the kind of writer in the message another run gets. Use as a context manager."""
@@ -105,6 +200,7 @@ class OutputLock:
         self.token = uuid.uuid4().hex  # tells this holder's lease from any other's
         self.since: datetime | None = None
         self.lost: str | None = None  # gs://: why the lease was lost while held (another run took it)
+        self._on_lost: list[Callable[[], None]] = []
         self._fd: int | None = None
         self._generation: int | None = None
         self._stop = threading.Event()
@@ -137,6 +233,29 @@ class OutputLock:
             self._renewer.join()
             self._renewer = None
             self._release_gcs()
+
+    def fence(self) -> Fence | None:
+        """What this holder's writers check before each commit (None: nothing is locked here)."""
+        if store.is_local(self.output) and self._fd is None:
+            return None  # no file locks on this platform
+        return Fence(self.output, self.token, self.run_id, self.renew_s)
+
+    def check(self, what: str = "") -> None:
+        """Raise :class:`LeaseLost` if this holder lost the lock (see :class:`Fence`)."""
+        problem = self.lost
+        if problem is None and self._fd is None and self._renewer is None:
+            return  # not held (released, or no locks on this platform)
+        fence = self.fence()
+        problem = problem or (fence.problem() if fence else None)
+        if problem:
+            raise LeaseLost(lost_message(self.output, self.run_id, problem, what))
+
+    def when_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the renewing thread) once the lease is found lost: e.g. to
+        cancel a job that runs elsewhere and would otherwise go on failing its commits."""
+        self._on_lost.append(callback)
+        if self.lost:
+            callback()
 
     def __enter__(self) -> OutputLock:
         return self.acquire()
@@ -244,9 +363,15 @@ class OutputLock:
                 if holder and holder.get("token") == self.token:  # our renewal went through
                     self._generation = generation
                     continue
-                self.lost = f"the lease was taken over by {holder}" if holder else "the lease was deleted"
-                log.error("%s: this run lost the output lock (%s); another run may write the same articles",
+                self.lost = (f"the lease was taken over by {describe_holder(holder)}" if holder
+                             else "the lease was deleted")
+                log.error("%s: this run lost the output lock (%s); it commits nothing more",
                           self.output, self.lost)
+                for callback in self._on_lost:
+                    try:
+                        callback()
+                    except Exception:  # noqa: BLE001 - the writers' fences stop the commits anyway
+                        log.exception("%s: after losing the output lock", self.output)
                 return
             except (GoogleAPIError, OSError) as e:  # transient: the lease outlives a few failed renewals
                 log.warning("%s: renewing the output lock failed: %s", self.output, e)

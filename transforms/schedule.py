@@ -118,8 +118,9 @@ def load_schedule(output: str) -> dict[str, SourceSchedule]:
         return {}
 
 
-def save_schedule(output: str, schedule: dict[str, SourceSchedule], extra: dict | None = None) -> None:
-    """Write the schedule atomically (entries of sources no longer configured are kept out)."""
+def save_schedule(output: str, schedule: dict[str, SourceSchedule], extra: dict | None = None, **commit) -> None:
+    """Write the schedule atomically (entries of sources no longer configured are kept out;
+    ``commit``: :func:`akhbar.transforms.store.write_atomic`'s guard of the commit, if any)."""
     doc = {"version": 1, **(extra or {}), "sources": [schedule[k].to_json() for k in sorted(schedule)]}
     store.write_atomic(store.join(output, *SCHEDULE_FILE),
-                       json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"))
+                       json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"), **commit)

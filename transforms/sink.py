@@ -11,6 +11,10 @@ built (:func:`akhbar.transforms.store.partition_path`): an article whose values 
 folder safely inside the output root becomes a dead letter (stage ``write``, reason
 ``bad_partition``) instead of a file. Each writer also removes temporary files that killed runs
 left in its tree more than an hour ago.
+
+Given the run's :class:`~akhbar.transforms.outputlock.Fence`, every file is committed only while
+the output's lock is still the run's: a run that lost it stops before its next commit
+(:class:`~akhbar.transforms.outputlock.LeaseLost`).
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from akhbar.schemas.arrow import (
 )
 from akhbar.schemas.records import Article, DeadLetter
 from akhbar.transforms import store, tally
+from akhbar.transforms.outputlock import Fence, commit_guard
 
 DEFAULT_MAX_ROWS = 100_000
 
@@ -44,14 +49,16 @@ def part_name(run_id: str, chunk: int, ids: list[str]) -> str:
 
 
 def write_partition(folder: str, rows: list[dict], schema: pa.Schema, run_id: str, id_column: str,
-                    max_rows: int = DEFAULT_MAX_ROWS) -> list[tuple[str, int]]:
-    """Write ``rows`` (sorted by ``id_column``) under ``folder``; return [(path, rows)]."""
+                    max_rows: int = DEFAULT_MAX_ROWS, fence: Fence | None = None) -> list[tuple[str, int]]:
+    """Write ``rows`` (sorted by ``id_column``) under ``folder``; return [(path, rows)]. With a
+    ``fence``, each file is committed only while the output's lock is still this run's."""
     rows = sorted(rows, key=lambda r: (r[id_column] or "", str(r.get("time") or "")))
     written = []
     for chunk, start in enumerate(range(0, len(rows), max_rows)):
         part = rows[start:start + max_rows]
         path = store.join(folder, part_name(run_id, chunk, [str(r[id_column]) for r in part]))
-        store.write_atomic(path, store.table_bytes(pa.Table.from_pylist(part, schema=schema)))
+        store.write_atomic(path, store.table_bytes(pa.Table.from_pylist(part, schema=schema)),
+                           **commit_guard(fence, path))
         written.append((path, len(part)))
     return written
 
@@ -61,7 +68,7 @@ def write_partition(folder: str, rows: list[dict], schema: pa.Schema, run_id: st
 @beam.typehints.with_output_types(tuple[str, int])
 class _WriteGroups(beam.DoFn):
     def __init__(self, root: str, schema: pa.Schema, run_id: str, id_column: str, to_row: Callable,
-                 max_rows: int, counter: str):
+                 max_rows: int, counter: str, fence: Fence | None = None):
         self.root = root
         self.schema = schema
         self.run_id = run_id
@@ -69,6 +76,7 @@ class _WriteGroups(beam.DoFn):
         self.to_row = to_row
         self.max_rows = max_rows
         self.counter = counter
+        self.fence = fence
 
     def process(self, element):
         yield from self.write_group(element, self.run_id)
@@ -79,7 +87,7 @@ class _WriteGroups(beam.DoFn):
         partition, records = element
         folder = store.partition_path(self.root, list(partition))
         written = write_partition(folder, [self.to_row(r) for r in records], self.schema, file_run_id,
-                                  self.id_column, self.max_rows)
+                                  self.id_column, self.max_rows, self.fence)
         tally.count("write.cpu_us", round((time.thread_time() - started) * 1e6))
         for path, n in written:
             tally.count(f"write.{self.counter}_rows", n)
@@ -133,13 +141,14 @@ class WritePartitioned(beam.PTransform):
     """Records → ``ROOT/<partition folders>/part-RUN-NNNNN-DIGEST.parquet``, one group per partition."""
 
     def __init__(self, root: str, schema: pa.Schema, partition: Callable, to_row: Callable, id_column: str,
-                 run_id: str, max_rows: int, counter: str):
+                 run_id: str, max_rows: int, counter: str, fence: Fence | None = None):
         super().__init__()
         self.root = root
         self.run_id = run_id
         self.max_rows = max_rows
         self.partition = partition
-        self.write = _WriteGroups(root, schema, run_id, id_column, to_row, max_rows, counter)
+        self.fence = fence
+        self.write = _WriteGroups(root, schema, run_id, id_column, to_row, max_rows, counter, fence)
 
     def unsafe(self, bad):
         """What to do with records whose partition is unsafe: ``(record, message, trace)``."""
@@ -163,9 +172,9 @@ class WritePartitioned(beam.PTransform):
 class WriteArticles(WritePartitioned):
     """Articles → ``OUTPUT/articles/dt=YYYY-MM-DD/source=ID/part-RUN-NNNNN-DIGEST.parquet``."""
 
-    def __init__(self, output: str, run_id: str, max_rows: int = DEFAULT_MAX_ROWS):
+    def __init__(self, output: str, run_id: str, max_rows: int = DEFAULT_MAX_ROWS, fence: Fence | None = None):
         super().__init__(store.join(output, "articles"), ARTICLES_SCHEMA, _article_partition, article_row,
-                         "article_id", run_id, max_rows, "articles")
+                         "article_id", run_id, max_rows, "articles", fence)
         self.output = output
 
     def unsafe(self, bad):
@@ -174,13 +183,13 @@ class WriteArticles(WritePartitioned):
         return (
             bad
             | "UnsafeToDeadLetters" >> beam.Map(_unsafe_article_dead_letter, run_id)
-            | "WriteUnsafe" >> WriteDeadLetters(self.output, run_id, self.max_rows)
+            | "WriteUnsafe" >> WriteDeadLetters(self.output, run_id, self.max_rows, self.fence)
         )
 
 
 class WriteDeadLetters(WritePartitioned):
     """Dead letters → ``OUTPUT/dead_letter/dt=YYYY-MM-DD/part-RUN-NNNNN-DIGEST.parquet``."""
 
-    def __init__(self, output: str, run_id: str, max_rows: int = DEFAULT_MAX_ROWS):
+    def __init__(self, output: str, run_id: str, max_rows: int = DEFAULT_MAX_ROWS, fence: Fence | None = None):
         super().__init__(store.join(output, "dead_letter"), DEAD_LETTER_SCHEMA, _dead_partition, dead_letter_row,
-                         "url", run_id, max_rows, "dead_letters")
+                         "url", run_id, max_rows, "dead_letters", fence)

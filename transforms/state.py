@@ -14,6 +14,7 @@ inode, size, time) was replaced or removed while it was reading.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -119,8 +120,34 @@ def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime
                 entries = [(e, fetched) for e, fetched in rows if fetched >= cutoff]
         recent.extend(entries)
     _prune_cache(cache, used)
+    recent = rerooted(recent, ids)
     recent.sort(key=lambda r: (r[1], r[0].article_id))
     return PriorState(frozenset(ids), frozenset(hashes), tuple(recent))
+
+
+def rerooted(recent: list[tuple[IndexEntry, datetime]], stored_ids: set[str]) -> list[tuple[IndexEntry, datetime]]:
+    """``recent`` with every cluster whose root is not stored any more given a stored root.
+
+    A stored copy names its cluster's first-seen article in ``duplicate_of``; if that article
+    was deleted by hand afterwards (a takedown, a row removed from its file), a later copy
+    matched to the cluster would name an article that does not exist. So a missing root is
+    replaced by the first-seen copy of its cluster that is still stored and in the window
+    (earliest publication, then fetch, then id, as the near-duplicate pass orders articles); that
+    copy becomes the root of its own entry. Stored rows are not rewritten: the copies already
+    written keep the old value (see docs/dedup.md for the query that finds them).
+    """
+    orphans: dict[str, list[tuple[IndexEntry, datetime]]] = {}
+    for e, fetched in recent:
+        if e.root != e.article_id and e.root not in stored_ids:
+            orphans.setdefault(e.root, []).append((e, fetched))
+    if not orphans:
+        return recent
+    new_root = {}
+    for old, members in orphans.items():
+        first, _ = min(members, key=lambda r: (r[0].when or r[1], r[1], r[0].article_id))
+        new_root[old] = first.article_id
+    return [(dataclasses.replace(e, root=new_root[e.root]) if e.root in new_root else e, fetched)
+            for e, fetched in recent]
 
 
 def _write_cache(path: str, rows) -> None:

@@ -44,6 +44,7 @@ from akhbar.transforms.feedstate import (
     with_entries,
 )
 from akhbar.transforms.http import FEED_TYPES, FetchConfig, FetchError, Fetcher, HostPolicy, html_of
+from akhbar.transforms.outputlock import Fence, commit_guard
 from akhbar.transforms import tally
 from akhbar.transforms.robots import RobotsCache
 from akhbar.transforms.netguard import HostGuard
@@ -233,10 +234,12 @@ class InAny:
         return any(item in c for c in self.containers)
 
 
-def commit_feed_states(updates: list[FeedState], prior: dict[str, FeedState], *committed, output: str) -> int:
+def commit_feed_states(updates: list[FeedState], prior: dict[str, FeedState], *committed, output: str,
+                       fence: Fence | None = None) -> int:
     """Save the feed states; ``committed`` (the written articles and dead letters, as side
-    inputs) makes Beam run this only after those writes have finished."""
-    return save_feed_states(output, prior, updates)
+    inputs) makes Beam run this only after those writes have finished. With the run's ``fence``,
+    only while the output's lock is still the run's."""
+    return save_feed_states(output, prior, updates, **commit_guard(fence, "the feed state"))
 
 
 class FetchPages(HttpStep):

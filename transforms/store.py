@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 
 import pyarrow as pa
@@ -175,8 +175,14 @@ def _lock_folder_shared(folder: str) -> int:
         os.close(fd)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either nothing or the whole file."""
+def write_atomic(path: str, data: bytes, before_commit: Callable[[], None] | None = None,
+                 commit_within_s: float | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see either nothing or the whole file.
+
+    ``before_commit`` is called just before the file becomes visible (locally: written and
+    flushed, not yet renamed; on ``gs://``: before the upload); if it raises, nothing is visible
+    and no temporary file is left. ``commit_within_s`` bounds how long a ``gs://`` upload goes on
+    retrying after that check (see :class:`akhbar.transforms.outputlock.Fence`)."""
     if is_local(path):
         path = _local(path)
         folder = os.path.dirname(path) or "."
@@ -191,6 +197,8 @@ def write_atomic(path: str, data: bytes) -> None:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
+                if before_commit is not None:
+                    before_commit()
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
@@ -203,8 +211,11 @@ def write_atomic(path: str, data: bytes) -> None:
     with _gcs_errors(path):
         from google.cloud.storage.retry import DEFAULT_RETRY
 
+        if before_commit is not None:
+            before_commit()
         # Retrying is safe: the same bytes under the same name.
-        _blob(path).upload_from_string(data, content_type="application/octet-stream", retry=DEFAULT_RETRY)
+        retry = DEFAULT_RETRY if commit_within_s is None else DEFAULT_RETRY.with_timeout(commit_within_s)
+        _blob(path).upload_from_string(data, content_type="application/octet-stream", retry=retry)
 
 
 def delete(path: str) -> None:

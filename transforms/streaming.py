@@ -31,6 +31,7 @@ from akhbar.transforms.dedup import (
     boilerplate_of,
 )
 from akhbar.transforms.feedstate import FeedState, load_feed_states, save_feed_health
+from akhbar.transforms.outputlock import Fence, commit_guard
 from akhbar.transforms.schedule import SourceSchedule, after_poll
 from akhbar.transforms.sink import (
     WriteArticles,
@@ -155,15 +156,17 @@ class SaveFeedHealth(beam.DoFn):
 
     SAVED = ReadModifyWriteStateSpec("saved_feed_states", PickleCoder())
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, fence: Fence | None = None):
         self.output = output
+        self.fence = fence
 
     def process(self, element, saved=beam.DoFn.StateParam(SAVED)):
         _, latest = element
         known = saved.read()
         if known is None:  # first window of this job: start from the file
             known = load_feed_states(self.output)
-        written = save_feed_health(self.output, known, list(latest.values()))
+        written = save_feed_health(self.output, known, list(latest.values()),
+                                   **commit_guard(self.fence, "the feed state"))
         saved.write(written)
         _count("feed_health_saved", len(latest))
         yield len(latest)
@@ -313,19 +316,19 @@ class _WindowedGroups(_WriteGroups):
 
 
 def _windowed(w: _WriteGroups) -> _WindowedGroups:
-    return _WindowedGroups(w.root, w.schema, w.run_id, w.id_column, w.to_row, w.max_rows, w.counter)
+    return _WindowedGroups(w.root, w.schema, w.run_id, w.id_column, w.to_row, w.max_rows, w.counter, w.fence)
 
 
 class WriteWindowedArticles(WriteArticles):
     """Windowed articles → one set of atomic files per window pane, each row under its own
     ``dt=`` (its fetch day), so a late article lands in the partition of the day it was fetched."""
 
-    def __init__(self, output: str, run_id: str, max_rows: int | None = None):
-        super().__init__(output, run_id, *(() if max_rows is None else (max_rows,)))
+    def __init__(self, output: str, run_id: str, max_rows: int | None = None, fence: Fence | None = None):
+        super().__init__(output, run_id, *(() if max_rows is None else (max_rows,)), fence=fence)
         self.write = _windowed(self.write)
 
 
 class WriteWindowedDeadLetters(WriteDeadLetters):
-    def __init__(self, output: str, run_id: str, max_rows: int | None = None):
-        super().__init__(output, run_id, *(() if max_rows is None else (max_rows,)))
+    def __init__(self, output: str, run_id: str, max_rows: int | None = None, fence: Fence | None = None):
+        super().__init__(output, run_id, *(() if max_rows is None else (max_rows,)), fence=fence)
         self.write = _windowed(self.write)
