@@ -173,3 +173,19 @@ def test_a_last_attempt_in_the_future_holds_a_feed_off_for_one_backoff_at_most(s
     assert backoff_until(ahead, 60) == now + timedelta(hours=6, seconds=60)  # without a now: as stored
     # health: the next poll would hold it off one backoff (900 s, the default interval) from now
     assert render_feed_health([ahead], now + timedelta(seconds=61)).splitlines()[1].split()[1] == "backoff"
+
+
+def test_feed_health_is_not_blocked_by_a_saved_attempt_in_the_future():
+    """A health file written by a clock that was ahead: the streaming job's updates, older than
+    that time, still replace it (before, the feed's health stopped updating until the clock
+    caught up); a late window's older update still changes nothing."""
+    from akhbar.transforms.feedstate import with_health_of
+
+    now = datetime.now(timezone.utc)
+    ahead = FeedState(URL, "ex", etag='"v1"', last_attempt=now + timedelta(hours=5), last_status=500,
+                      last_error="http_500", consecutive_failures=3)
+    update = FeedState(URL, "ex", last_attempt=now, last_status=200, polls=9)
+    got = with_health_of(ahead, update)
+    assert (got.last_status, got.last_error, got.polls, got.etag) == (200, None, 9, '"v1"')
+    on_file = ahead.replace(last_attempt=now - timedelta(minutes=1))
+    assert with_health_of(on_file, update.replace(last_attempt=now - timedelta(minutes=5))) == on_file

@@ -209,13 +209,17 @@ def save_feed_states(output: str, prior: dict[str, FeedState], updates: list[Fee
     return len(updates)
 
 
-def with_health_of(saved: FeedState | None, update: FeedState) -> FeedState:
+def with_health_of(saved: FeedState | None, update: FeedState, now: datetime | None = None) -> FeedState:
     """``update``'s health (attempts, status, errors, counts) with ``saved``'s validators.
 
     For a job that runs on: its validators stay in its own state and are not written, since the
     articles of its latest polls may not be committed yet; the ones on file came with committed
-    articles. An update older than what is saved (a late window) changes nothing."""
-    if saved is not None and saved.last_attempt and update.last_attempt and update.last_attempt < saved.last_attempt:
+    articles. An update older than what is saved (a late window) changes nothing, unless what is
+    saved is later than ``now`` (written by a clock that was ahead: it would block every update
+    until the clock caught up)."""
+    now = now or datetime.now(timezone.utc)
+    if (saved is not None and saved.last_attempt and update.last_attempt and saved.last_attempt <= now
+            and update.last_attempt < saved.last_attempt):
         return saved
     return update.replace(etag=saved.etag if saved else None, last_modified=saved.last_modified if saved else None,
                           body_hash=saved.body_hash if saved else None)
