@@ -223,20 +223,27 @@ _PM = {"م", "مساء", "pm", "p.m.", "p.m", "pm."}
 _AM = {"ص", "صباحا", "am", "a.m.", "a.m", "am."}
 
 
+def _signed_offset(s: str) -> timedelta | None:
+    """``+3``, ``-04:30``, ``+0400`` as a time difference; ``None`` if ``s`` is not such an offset
+    or is out of range (more than 14 hours, or 60 minutes and more)."""
+    m = re.fullmatch(r"([+-])(\d{1,2})(?::?(\d{2}))?", s)
+    if not m:
+        return None
+    hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+    if hours > 14 or minutes > 59:
+        return None
+    delta = timedelta(hours=hours, minutes=minutes)
+    return -delta if m.group(1) == "-" else delta
+
+
 def _offset(tz: str | None) -> timezone:
     if not tz:
         return UTC
     s = re.sub(r"\s+|GMT|UTC", "", tz)
     if s in ("", "Z"):
         return UTC
-    m = re.fullmatch(r"([+-])(\d{1,2})(?::?(\d{2}))?", s)
-    if not m:
-        return UTC
-    hours, minutes = int(m.group(2)), int(m.group(3) or 0)
-    if hours > 14 or minutes > 59:
-        return UTC
-    delta = timedelta(hours=hours, minutes=minutes)
-    return timezone(-delta if m.group(1) == "-" else delta)
+    delta = _signed_offset(s)
+    return UTC if delta is None else timezone(delta)
 
 
 def _clock(m: re.Match[str]) -> tuple[int, int, int, timezone]:
@@ -488,7 +495,7 @@ ZONE_OFFSETS = {
     "CET": "+0100", "CEST": "+0200", "WET": "+0000", "WEST": "+0100", "BST": "+0100", "PKT": "+0500",
 }
 _NAMED_ZONE_RE = re.compile(r"(?<=\d)\s*\(?([A-Z]{3,4})\)?\s*$")
-_GMT_OFFSET_RE = re.compile(r"(?<=\d)\s*\(?(?:GMT|UTC)\s*([+-])(\d{1,2})(?::?(\d{2}))?\)?\s*$")
+_GMT_OFFSET_RE = re.compile(r"(?<=\d)\s*\(?(?:GMT|UTC)\s*([+-]\d{1,2}(?::?\d{2})?)\)?\s*$")
 
 
 def written_zone(value: str) -> str | None:
@@ -497,10 +504,11 @@ def written_zone(value: str) -> str | None:
     such zone."""
     m = _GMT_OFFSET_RE.search(value)
     if m:
-        hours, minutes = int(m.group(2)), int(m.group(3) or 0)
-        if hours > 14 or minutes > 59:
+        delta = _signed_offset(m.group(1))
+        if delta is None:
             return None
-        return f"{value[:m.start()]} {m.group(1)}{hours:02d}{minutes:02d}"
+        minutes = round(abs(delta.total_seconds()) / 60)
+        return f"{value[:m.start()]} {m.group(1)[0]}{minutes // 60:02d}{minutes % 60:02d}"
     m = _NAMED_ZONE_RE.search(value)
     if m and m.group(1) in ZONE_OFFSETS:
         return f"{value[:m.start()]} {ZONE_OFFSETS[m.group(1)]}"
