@@ -349,13 +349,14 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
     body.append('<section id="feeds"><h2>Feed health</h2><p class="muted">From <code>_state/feeds.json</code> '
                 '(all runs, not limited to the period).</p>')
     if data.feeds:
-        from akhbar.transforms.feedstate import BACKOFF_AFTER
+        from akhbar.transforms.feedstate import health_status
 
         rows = []
         for s in data.feeds:
-            failing = s.consecutive_failures > 0
-            state = (f'<span class="bad">failing ({s.consecutive_failures}×{", backed off" if s.consecutive_failures >= BACKOFF_AFTER else ""})</span>'
-                     if failing else '<span class="ok">ok</span>')
+            status, until = health_status(s, now)
+            backed_off = f", backed off until {_ts(until)} UTC" if status == "backoff" else ""
+            state = (f'<span class="bad">failing ({s.consecutive_failures}×{_e(backed_off)})</span>'
+                     if status != "ok" else '<span class="ok">ok</span>')
             rows.append([_e(s.source_id), f"<code>{_e(s.feed_url)}</code>", state, _e(_ts(s.last_success)),
                          _e(_ts(s.last_attempt)), _e(s.last_status if s.last_status is not None else "-"),
                          _e(s.last_error or "-"), s.polls, s.not_modified, s.entries])

@@ -118,12 +118,18 @@ def render(summary: dict) -> str:
 
 
 def render_feed_health(states: list, now: datetime, as_json: bool = False) -> str:
-    """A table of feed states (see :mod:`akhbar.transforms.feedstate`), failing feeds first."""
-    from akhbar.transforms.feedstate import BACKOFF_AFTER
+    """A table of feed states (see :mod:`akhbar.transforms.feedstate`), failing feeds first. The
+    status is the one at ``now``: ``backoff`` only while the feed's backoff lasts (JSON: ``status``
+    and ``backoff_until`` next to the stored fields)."""
+    from akhbar.transforms.feedstate import health_status
 
     states = sorted(states, key=lambda s: (-s.consecutive_failures, s.source_id, s.feed_url))
     if as_json:
-        return json.dumps([s.to_json() for s in states], ensure_ascii=False, indent=1)
+        docs = []
+        for s in states:
+            status, until = health_status(s, now)
+            docs.append({**s.to_json(), "status": status, "backoff_until": until.isoformat() if until else None})
+        return json.dumps(docs, ensure_ascii=False, indent=1)
 
     def ago(t):
         if t is None:
@@ -134,7 +140,7 @@ def render_feed_health(states: list, now: datetime, as_json: bool = False) -> st
     lines = [f"{'source':<14}{'status':<10}{'last ok':<10}{'fails':>6}  {'last error':<22}{'304s':>5}{'same':>5}"
              f"{'lies':>5}  feed"]
     for s in states:
-        status = "backoff" if s.consecutive_failures >= BACKOFF_AFTER else "failing" if s.consecutive_failures else "ok"
+        status, _ = health_status(s, now)
         lines.append(f"{s.source_id:<14}{status:<10}{ago(s.last_success):<10}{s.consecutive_failures:>6}  "
                      f"{(s.last_error or '-'):<22}{s.not_modified:>5}{s.unchanged_200:>5}{s.validator_lies:>5}  {s.feed_url}")
     return "\n".join(lines)

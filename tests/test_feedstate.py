@@ -1,6 +1,9 @@
+import json
+import time
 from datetime import datetime, timedelta, timezone
 
 from akhbar.pipelines.cli import main
+from akhbar.pipelines.summary import render_feed_health
 from akhbar.schemas.records import Source
 from akhbar.transforms import steps
 from akhbar.transforms.feedstate import (
@@ -81,9 +84,81 @@ def test_poll_feed_skips_backed_off_feeds_and_sends_validators(server):
 
 
 def test_health_command(tmp_path, capsys):
+    now = datetime.now(timezone.utc)  # a backoff that lasts (it ends 1800 s after the attempt)
     save_feed_states(str(tmp_path), {}, [FeedState(URL, "ex", consecutive_failures=4, last_error="http_503",
-                                                   last_attempt=T0), FeedState("https://ok.example/rss", "ok", last_success=T0)])
+                                                   last_attempt=now), FeedState("https://ok.example/rss", "ok", last_success=T0)])
     assert main(["sources", "health", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("ex") and "backoff" in out[1] and "http_503" in out[1] and "ok" in out[2]
     assert main(["sources", "health", str(tmp_path / "none")]) == 2
+
+
+def test_health_shows_backoff_only_while_it_lasts(tmp_path, capsys):
+    """The backoff of a feed that failed 4 times, its source polled every 60 s, lasts 120 s after its
+    last attempt: the health shows `backoff` until then and `failing` (the next poll tries it) after."""
+    fn = steps.PollFeed(FetchConfig(retries=0, host_interval=0), allow_private=True)
+    fn.setup()
+    src = Source(id="ex", feeds=("http://127.0.0.1:9/rss",), poll_interval_s=60)  # nothing listens: a failure
+    state = FeedState(src.feeds[0], "ex", consecutive_failures=3)
+    _, states = split(fn.process((src, src.feeds[0]), {src.feeds[0]: state}), tag=steps.FEED_STATE)
+    failed = states[0]
+    assert failed.consecutive_failures == 4 and failed.poll_interval_s == 60  # the interval is kept with the failure
+    attempt = failed.last_attempt
+    save_feed_states(str(tmp_path), {}, [failed])
+    stored = load_feed_states(str(tmp_path))[src.feeds[0]]
+    assert stored.poll_interval_s == 60
+    assert render_feed_health([stored], attempt + timedelta(seconds=119)).splitlines()[1].split()[1] == "backoff"
+    after = render_feed_health([stored], attempt + timedelta(seconds=121))
+    assert after.splitlines()[1].split()[1] == "failing"
+    doc = json.loads(render_feed_health([stored], attempt + timedelta(seconds=121), as_json=True))[0]
+    assert doc["status"] == "failing" and doc["backoff_until"] is None
+    doc = json.loads(render_feed_health([stored], attempt + timedelta(seconds=1), as_json=True))[0]
+    assert doc["status"] == "backoff" and doc["backoff_until"] == (attempt + timedelta(seconds=120)).isoformat()
+    # the HTML report says the same
+    from akhbar.pipelines.report import ReportData, render_html
+
+    def report_state(now):
+        html = render_html(ReportData(str(tmp_path), None, None, [], {}, [], [stored]), now)
+        return html[html.index('id="feeds"'):]
+    assert "4×, backed off until" in report_state(attempt + timedelta(seconds=119))
+    assert "failing (4×)" in report_state(attempt + timedelta(seconds=121))
+    # a state saved before intervals were kept: the default poll_interval (900 s) is assumed
+    old = FeedState(URL, "ex", consecutive_failures=3, last_attempt=T0)
+    assert render_feed_health([old], T0 + timedelta(seconds=899)).splitlines()[1].split()[1] == "backoff"
+    assert render_feed_health([old], T0 + timedelta(seconds=901)).splitlines()[1].split()[1] == "failing"
+    # the command itself: a backoff that ended long ago is not shown as one
+    save_feed_states(str(tmp_path), {}, [FeedState(URL, "ex", consecutive_failures=4, last_error="http_503",
+                                                   last_attempt=T0, poll_interval_s=60)])
+    assert main(["sources", "health", str(tmp_path)]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("ex ")][0]
+    assert line.split()[1] == "failing" and "http_503" in line
+
+
+def test_a_last_attempt_in_the_future_holds_a_feed_off_for_one_backoff_at_most(server):
+    """A feed state written by a clock six hours ahead: the backoff counts from now, once."""
+    calls = []
+
+    def feed(handler):
+        calls.append(handler.path)
+        return Reply(500, b"")
+
+    url = server.route("/rss", feed)
+    fn = steps.PollFeed(FetchConfig(retries=0, host_interval=0), allow_private=True)
+    fn.setup()
+    src = Source(id="ex", feeds=(url,), poll_interval_s=1)
+    state = FeedState(url, "ex", consecutive_failures=3, last_attempt=datetime.now(timezone.utc) + timedelta(hours=6))
+    # backed off now, and the state kept says so from now on (not from six hours ahead)
+    good, states = split(fn.process((src, url), {url: state}), tag=steps.FEED_STATE)
+    assert good == [] and calls == [] and len(states) == 1
+    capped = states[0]
+    assert capped.last_attempt <= datetime.now(timezone.utc) and capped.consecutive_failures == 3
+    time.sleep(1.1)  # one backoff (poll_interval 1 s × 2^0) later, the feed is polled again
+    _, states = split(fn.process((src, url), {url: capped}), tag=steps.FEED_STATE)
+    assert calls == ["/rss"] and states[0].consecutive_failures == 4
+
+    now = datetime.now(timezone.utc)
+    ahead = FeedState(URL, "ex", consecutive_failures=3, last_attempt=now + timedelta(hours=6))
+    assert backoff_until(ahead, 60, now) == now + timedelta(seconds=60)
+    assert backoff_until(ahead, 60) == now + timedelta(hours=6, seconds=60)  # without a now: as stored
+    # health: the next poll would hold it off one backoff (900 s, the default interval) from now
+    assert render_feed_health([ahead], now + timedelta(seconds=61)).splitlines()[1].split()[1] == "backoff"

@@ -11,7 +11,10 @@ feed is polled without validators. Feeds that ignore validators and send identic
 
 Dead feeds are backed off: after ``BACKOFF_AFTER`` consecutive failures the feed is skipped
 until ``poll_interval × 2^(failures - BACKOFF_AFTER)`` (at most a day) has passed since the
-last attempt.
+last attempt. The poll interval a failure was recorded with is kept in the state, so that
+``akhbar sources health`` (which has no sources file) can tell when the backoff ends. A last
+attempt in the future (written by a clock that was ahead) counts as now: it never holds a feed
+off for longer than one backoff.
 """
 from __future__ import annotations
 
@@ -27,6 +30,9 @@ from akhbar.transforms.dates import as_utc
 STATE_FILE = ("_state", "feeds.json")
 BACKOFF_AFTER = 3
 MAX_BACKOFF = timedelta(days=1)
+# what a source without ``poll_interval`` gets (schemas/sources.schema.json): assumed for states
+# written before the interval was recorded with each failure
+DEFAULT_POLL_INTERVAL_S = 900
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class FeedState:
     validator_lies: int = 0  # new bytes under the old validators
     entries: int = 0  # entries in the last successful parse
     encoding: str | None = None  # character encoding the last body was decoded with
+    poll_interval_s: int | None = None  # the source's poll_interval at the last failure (sets the backoff)
 
     def replace(self, **changes) -> "FeedState":
         return dataclasses.replace(self, **changes)
@@ -83,12 +90,40 @@ def conditional_headers(state: FeedState | None) -> dict[str, str]:
     return headers
 
 
-def backoff_until(state: FeedState | None, poll_interval_s: int) -> datetime | None:
-    """When a failing feed may be polled again; ``None`` if it is not backed off."""
+def backoff_until(state: FeedState | None, poll_interval_s: int | None,
+                  now: datetime | None = None) -> datetime | None:
+    """When a failing feed may be polled again; ``None`` if it is not backed off (or never was).
+
+    The backoff counts from the last attempt, or from ``now`` when the last attempt is later than
+    ``now`` (a clock that was ahead): a backoff never ends later than one wait from ``now``.
+    Without ``poll_interval_s``, the interval recorded with the last failure (else the default)."""
     if state is None or state.consecutive_failures < BACKOFF_AFTER or state.last_attempt is None:
         return None
-    wait = timedelta(seconds=poll_interval_s) * 2 ** (state.consecutive_failures - BACKOFF_AFTER)
-    return state.last_attempt + min(wait, MAX_BACKOFF)
+    interval = poll_interval_s or state.poll_interval_s or DEFAULT_POLL_INTERVAL_S
+    wait = timedelta(seconds=interval) * 2 ** (state.consecutive_failures - BACKOFF_AFTER)
+    start = state.last_attempt if now is None else min(state.last_attempt, now)
+    return start + min(wait, MAX_BACKOFF)
+
+
+def with_attempt_capped(state: FeedState, now: datetime) -> FeedState | None:
+    """``state`` with a last attempt in the future brought back to ``now`` (kept so that the
+    backoff :func:`backoff_until` counts from now ends, instead of restarting at every poll);
+    ``None`` when the last attempt is not in the future."""
+    if state.last_attempt is None or state.last_attempt <= now:
+        return None
+    return state.replace(last_attempt=now)
+
+
+def health_status(state: FeedState, now: datetime) -> tuple[str, datetime | None]:
+    """What ``akhbar sources health`` and the report show for a feed: ``ok`` (its last poll
+    succeeded), ``failing`` (it failed, and the next poll will try it) or ``backoff`` (polls skip
+    it until the time returned)."""
+    if not state.consecutive_failures:
+        return "ok", None
+    until = backoff_until(state, None, now)
+    if until is not None and now < until:
+        return "backoff", until
+    return "failing", None
 
 
 def after_not_modified(state: FeedState, now: datetime) -> FeedState:
@@ -115,10 +150,11 @@ def after_body(state: FeedState | None, feed_url: str, source_id: str, now: date
 
 
 def after_failure(state: FeedState | None, feed_url: str, source_id: str, now: datetime, reason: str,
-                  status: int | None) -> FeedState:
+                  status: int | None, poll_interval_s: int | None = None) -> FeedState:
     prev = state or FeedState(feed_url=feed_url, source_id=source_id)
     return prev.replace(last_attempt=now, last_status=status, last_error=reason,
-                        consecutive_failures=prev.consecutive_failures + 1, polls=prev.polls + 1)
+                        consecutive_failures=prev.consecutive_failures + 1, polls=prev.polls + 1,
+                        poll_interval_s=poll_interval_s or prev.poll_interval_s)
 
 
 def with_entries(state: FeedState, n: int, encoding: str | None) -> FeedState:

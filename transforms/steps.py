@@ -41,6 +41,7 @@ from akhbar.transforms.feedstate import (
     body_hash,
     conditional_headers,
     save_feed_states,
+    with_attempt_capped,
     with_entries,
 )
 from akhbar.transforms.http import FEED_TYPES, FetchConfig, FetchError, Fetcher, HostPolicy, html_of
@@ -158,15 +159,20 @@ class PollFeed(HttpStep):
         source, feed_url = element
         now = utcnow()
         state = states.get(feed_url)
-        until = backoff_until(state, source.poll_interval_s)
+        until = backoff_until(state, source.poll_interval_s, now)
         if until and now < until and not self.ignore_backoff:
             self.count("skipped_backoff")
+            capped = with_attempt_capped(state, now)
+            if capped is not None:  # a last attempt in the future: from now on the backoff counts from now
+                yield pvalue.TaggedOutput(FEED_STATE, capped)
             return
         self.count("polled")
         sent = conditional_headers(state)
+        interval = source.poll_interval_s
 
         def failed(reason: str, message: str, status: int | None = None, detail: str | None = None):
-            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, reason, status))
+            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, reason, status,
+                                                                interval))
             yield self.dead(url=feed_url, source_id=source.id, reason=reason, message=message, detail=detail,
                             feed_url=feed_url)
 
@@ -177,7 +183,8 @@ class PollFeed(HttpStep):
             yield from failed(e.reason, str(e), e.status)
             return
         except Exception as e:  # noqa: BLE001 - recorded, not swallowed
-            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None))
+            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None,
+                                                                interval))
             yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
             return
         if resp.status == 304:
@@ -202,7 +209,8 @@ class PollFeed(HttpStep):
             yield from failed(e.reason, str(e), resp.status, resp.body[:2000].decode("utf-8", "replace"))
             return
         except Exception as e:  # noqa: BLE001
-            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None))
+            yield pvalue.TaggedOutput(FEED_STATE, after_failure(state, feed_url, source.id, now, "internal_error", None,
+                                                                interval))
             yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
             return
         yield pvalue.TaggedOutput(FEED_STATE, with_entries(new_state, len(parsed.candidates), parsed.encoding))
