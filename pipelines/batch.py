@@ -1,9 +1,7 @@
 """The batch pipeline: wiring only. Every step lives in ``akhbar.transforms``."""
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -16,7 +14,7 @@ from akhbar.transforms import steps
 from akhbar.transforms.dedup import NearDupConfig
 from akhbar.transforms.extract import MIN_BODY_WORDS
 from akhbar.transforms.feedstate import load_feed_states
-from akhbar.transforms.gather import Gathered
+from akhbar.transforms.gather import ReadInbox
 from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.model import ApplyTopicModel
 from akhbar.transforms.outputlock import writing
@@ -93,34 +91,34 @@ def extract_classify(pages: beam.PCollection, cfg: RunConfig):
     return decided, [*dead, failed | "ModelDead" >> beam.ParDo(steps.Classify.Failed(cfg.run_id))]
 
 
-def _from_gathered(p: beam.Pipeline, cfg: RunConfig, gathered: Sequence[Gathered], prior):
+def _from_inbox(p: beam.Pipeline, cfg: RunConfig, inbox: str, prior):
     """Streaming cycles: what the sources' gathers brought (pages fetched, dead letters of their
-    polls and fetches, feed states) instead of polling and fetching here. Pages of stored
-    articles are dropped (another cycle may have written one since it was fetched), one page per
-    URL is kept; the dead letters are this cycle's."""
-    pages = (
+    polls and fetches, feed states), read from the cycle's inbox file, instead of polling and
+    fetching here. Pages of stored articles are dropped (another cycle may have written one since
+    it was fetched), one page per URL is kept; the dead letters are this cycle's."""
+    brought = (
         p
-        | "GatheredPages" >> beam.Create([page for g in gathered for page in g.pages])
+        | "Inbox" >> beam.Create([inbox])
+        | "Gathered" >> beam.ParDo(ReadInbox(cfg.run_id)).with_outputs(steps.DEAD, steps.FEED_STATE, main="pages")
+    )
+    pages = (
+        brought.pages
         | "NotStored" >> beam.ParDo(steps.SkipStored(cfg.run_id), prior)
         | "ByArticle" >> beam.Map(lambda page: (page.candidate.article_id, page))
         | "OnePerURL" >> beam.CombinePerKey(steps.earliest_page)
         | "Pages" >> beam.Values()
         | "SpreadPages" >> beam.Reshuffle()
     )
-    dead = p | "GatheredDead" >> beam.Create([dataclasses.replace(d, run_id=cfg.run_id)
-                                               for g in gathered for d in g.dead])
-    states = p | "GatheredFeedStates" >> beam.Create([s for g in gathered for s in g.feed_states])
-    return pages, dead, states
+    return pages, brought[steps.DEAD], brought[steps.FEED_STATE]
 
 
-def build_pipeline(p: beam.Pipeline, cfg: RunConfig,
-                   gathered: Sequence[Gathered] | None = None) -> dict[str, beam.PCollection]:
-    """Add the batch graph to ``p``; return its main PCollections (for tests). With ``gathered``
+def build_pipeline(p: beam.Pipeline, cfg: RunConfig, inbox: str | None = None) -> dict[str, beam.PCollection]:
+    """Add the batch graph to ``p``; return its main PCollections (for tests). With ``inbox``
     (local streaming cycles, see :mod:`akhbar.transforms.gather`) the feeds were polled and the
-    pages fetched already: the graph starts from what was brought."""
+    pages fetched already: the graph starts from what the inbox file holds when it runs."""
     prior, feed_states = stored_state(p, cfg)
-    if gathered is not None:
-        pages, poll_dead, polled_states = _from_gathered(p, cfg, gathered, prior)
+    if inbox is not None:
+        pages, poll_dead, polled_states = _from_inbox(p, cfg, inbox, prior)
         decided, stage_dead = extract_classify(pages, cfg)
         return _dedup_and_write(decided, [poll_dead, *stage_dead], polled_states, prior, feed_states, cfg)
     feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds] if cfg.replay is None else []

@@ -21,9 +21,12 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import queue
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import typing
@@ -37,7 +40,7 @@ from akhbar.pipelines.batch import RunConfig, build_pipeline, fetch_extract_clas
 from akhbar.transforms import steps
 from akhbar.transforms import streaming as st
 from akhbar.transforms.feedstate import load_feed_states, save_feed_states
-from akhbar.transforms.gather import Gathered, Gatherer, Gathers
+from akhbar.transforms.gather import Gathered, Gatherer, Gathers, fill_inbox, remove_inbox
 from akhbar.transforms.outputlock import OutputLocked, writing
 from akhbar.transforms.schedule import (
     after_poll,
@@ -196,16 +199,96 @@ class Stopper:
 
 # --- bounded cycles on the local runner ------------------------------------------------------------
 
-def run_cycle(cfg: RunConfig, beam_args: list[str] | tuple[str, ...], gathered: list[Gathered] | None = None):
-    """One cycle on the in-process runner: the batch graph over what ``gathered`` brought (or, without
-    it, one polling round of ``cfg.sources``)."""
+@dataclass
+class PreparedCycle:
+    """A cycle's graph, built before its data is there: it reads what it writes from ``inbox``."""
+
+    run_id: str
+    pipeline: beam.Pipeline
+    inbox: str
+
+
+def prepare_cycle(cfg: RunConfig, beam_args: list[str] | tuple[str, ...]) -> PreparedCycle:
+    """Build a cycle's batch graph (from the fetched pages on) on the in-process runner."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+    run_id = new_run_id()
+    fd, inbox = tempfile.mkstemp(prefix=f"akhbar-cycle-{run_id}-", suffix=".pickle")
+    os.close(fd)
     p = beam.Pipeline(runner=fn_runner.FnApiRunner(), options=PipelineOptions(list(beam_args)))
-    build_pipeline(p, cfg, gathered)
-    result = p.run()
-    result.wait_until_finish()
-    return result
+    build_pipeline(p, dataclasses.replace(cfg, run_id=run_id), inbox)
+    return PreparedCycle(run_id, p, inbox)
+
+
+def run_cycle(prepared: PreparedCycle, batch: list[Gathered]):
+    """Run a prepared cycle over what ``batch`` brought; Beam's result."""
+    try:
+        fill_inbox(prepared.inbox, batch)
+        result = prepared.pipeline.run()
+        result.wait_until_finish()
+        return result
+    finally:
+        remove_inbox(prepared.inbox)
+
+
+def discard_cycle(prepared: PreparedCycle) -> None:
+    """A prepared cycle that will not run: its inbox and Beam's temporary folder go."""
+    remove_inbox(prepared.inbox)
+    shutil.rmtree(prepared.pipeline.local_tempdir, ignore_errors=True)
+
+
+class CycleThread:
+    """Cycles, one at a time, in a thread of their own. The next cycle's graph is built as soon as
+    the last cycle is done (about a second), so what arrives waits only for the graph to run.
+
+    ``write(batch, take_graph)`` commits a batch; ``take_graph()`` hands it the prepared graph (or
+    raises why it could not be built; the next one is built afterwards). ``then()`` is called
+    after each batch."""
+
+    def __init__(self, prepare: Callable[[], PreparedCycle], write: Callable, then: Callable[[], None]):
+        self._prepare, self._write, self._then = prepare, write, then
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="akhbar-cycles", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: list[Gathered]) -> Future:
+        outcome: Future = Future()
+        self._queue.put((batch, outcome))
+        return outcome
+
+    def close(self, timeout: float = 60.0) -> None:
+        """No more batches: the graph built ahead is discarded, the thread ends."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        built: PreparedCycle | BaseException | None = None
+
+        def take_graph() -> PreparedCycle:
+            nonlocal built
+            graph, built = built, None
+            if isinstance(graph, BaseException):
+                raise graph
+            return graph
+
+        while True:
+            if built is None:
+                try:
+                    built = self._prepare()
+                except Exception as e:  # noqa: BLE001 - raised in the cycle that needs the graph
+                    built = e
+            item = self._queue.get()
+            if item is None:
+                break
+            batch, outcome = item
+            try:
+                outcome.set_result(self._write(batch, take_graph))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+                outcome.set_exception(e)
+            finally:
+                self._then()
+        if isinstance(built, PreparedCycle):
+            discard_cycle(built)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -262,21 +345,22 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
         waiting = [e.next_due for sid, e in schedule.items() if sid not in busy]
         return (min(waiting) - datetime.now(timezone.utc)).total_seconds() if waiting else None
 
-    def write(batch: list[Gathered]) -> tuple[str, dict | None, frozenset[str], float]:
-        """Commit what ``batch`` brought (runs in the cycle's thread); the cycle's run id, summary
-        (None: no graph was run), the ids of the rows written, and its seconds."""
-        now = datetime.now(timezone.utc)
-        run_id = new_run_id(now)
-        t0 = time.monotonic()
+    def write(batch: list[Gathered], take_graph: Callable[[], PreparedCycle]
+              ) -> tuple[str | None, dict | None, frozenset[str], float]:
+        """Commit what ``batch`` brought (in the cycles' thread); the cycle's run id and summary
+        (None: no graph was run), the ids of the rows written, and the seconds its graph ran."""
         if not any(g.pages or g.dead for g in batch):  # nothing to write: the feed states alone
             save_feed_states(cfg.output, load_feed_states(cfg.output), [s for g in batch for s in g.feed_states])
-            return run_id, None, frozenset(), time.monotonic() - t0
-        cycle_cfg = dataclasses.replace(cfg, sources=tuple(sources[g.source_id] for g in batch), run_id=run_id)
-        result = run_cycle(cycle_cfg, beam_args, batch)
-        summary = summarize(cfg.output, run_id, beam_counters(result), now)
-        return run_id, summary, run_article_ids(cfg.output, run_id), time.monotonic() - t0
+            return None, None, frozenset(), 0.0
+        prepared = take_graph()
+        now = datetime.now(timezone.utc)
+        t0 = time.monotonic()
+        result = run_cycle(prepared, batch)
+        seconds = time.monotonic() - t0
+        summary = summarize(cfg.output, prepared.run_id, beam_counters(result), now)
+        return prepared.run_id, summary, run_article_ids(cfg.output, prepared.run_id), seconds
 
-    def written(batch: list[Gathered], run_id: str, summary: dict | None, ids: frozenset[str],
+    def written(batch: list[Gathered], run_id: str | None, summary: dict | None, ids: frozenset[str],
                 seconds: float) -> None:
         """After a cycle: the schedule, the totals, the report, compaction (in this thread)."""
         nonlocal stored, last_compaction, settings
@@ -315,6 +399,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
 
     with Stopper(settings.duration_s) as stopper:
         gathers = Gathers(gatherer, stopper.nudge)
+        cycles = CycleThread(lambda: prepare_cycle(cfg, beam_args), write, stopper.nudge)
         cycle: tuple[list[Gathered], Future] | None = None  # the batch being written, and its outcome
         while True:
             stopping = stopper.stopping()
@@ -346,7 +431,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                 if cycle is None:
                     batch = gathers.take(settings.gather_wait_s)
                     if batch:
-                        cycle = (batch, _in_thread(lambda b=batch: write(b), stopper.nudge))
+                        cycle = (batch, cycles.submit(batch))
                         batch = []
                         continue
             except Exception as e:  # noqa: BLE001 - logged; nothing of the batch was committed but
@@ -377,6 +462,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                 totals["failed_cycles"] += 1
                 log(f"akhbar: cycle failed: {type(e).__name__}: {e}")
         totals["stopped_by"] = totals["stopped_by"] or stopper.reason
+        cycles.close()
     gatherer.teardown()
     totals["finished_at"] = datetime.now(timezone.utc).isoformat()
     report = _write_stream_report(cfg.output, totals, write_report)
@@ -387,22 +473,6 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
               f"p50 {_percentile(secs, 0.5) or 0:.1f} s, max {max(secs, default=0):.1f} s\n  report: {report}",
               flush=True)
     return totals
-
-
-def _in_thread(work: Callable[[], typing.Any], then: Callable[[], None]) -> Future:
-    """Run ``work`` in a daemon thread; its outcome in the returned future; ``then()`` after it."""
-    outcome: Future = Future()
-
-    def body():
-        try:
-            outcome.set_result(work())
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
-            outcome.set_exception(e)
-        finally:
-            then()
-
-    threading.Thread(target=body, name="akhbar-cycle", daemon=True).start()
-    return outcome
 
 
 def _compact(output: str, min_files: int, log: Callable[[str], None]) -> int | None:

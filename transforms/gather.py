@@ -12,11 +12,18 @@ up their own source's gather and nothing else.
 Nothing here is committed: a gather that is lost (the job killed, its cycle failed) left the feed
 state on file as it was, so the next poll brings its entries back.
 
+A cycle's graph reads what it writes from an *inbox*, a local file the driver fills just before
+running the graph (:func:`fill_inbox`, :class:`ReadInbox`), so the graph (about a second to build)
+can be built while the sources are still being polled.
+
 All gathers share one client for feeds and one for pages, with their per-host politeness and the
 robots.txt cache, as the steps of one worker do.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -24,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+import apache_beam as beam
 from apache_beam import pvalue
 
 from akhbar.schemas.records import DeadLetter, Page, Source
@@ -41,6 +49,41 @@ class Gathered:
     pages: tuple[Page, ...] = ()
     dead: tuple[DeadLetter, ...] = ()
     feed_states: tuple[FeedState, ...] = ()
+
+
+PAGES, DEAD, FEED_STATES = "pages", steps.DEAD, steps.FEED_STATE
+
+
+def fill_inbox(path: str, batch: list[Gathered]) -> None:
+    """Write what ``batch`` brought to the inbox file ``path`` (local, this job's own)."""
+    items = ([page for g in batch for page in g.pages], [d for g in batch for d in g.dead],
+             [s for g in batch for s in g.feed_states])
+    with open(path, "wb") as f:
+        pickle.dump(items, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class ReadInbox(beam.DoFn):
+    """inbox path → its pages (main output), dead letters (``dead_letter``, stamped with this
+    cycle's run id) and feed states (``feed_state``)."""
+
+    def __init__(self, run_id: str | None):
+        self.run_id = run_id
+
+    def process(self, path: str):
+        with open(path, "rb") as f:
+            pages, dead, states = pickle.load(f)
+        yield from pages
+        for d in dead:
+            yield pvalue.TaggedOutput(DEAD, dataclasses.replace(d, run_id=self.run_id))
+        for s in states:
+            yield pvalue.TaggedOutput(FEED_STATES, s)
+
+
+def remove_inbox(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class Gatherer:
