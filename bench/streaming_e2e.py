@@ -15,8 +15,13 @@ once, reports the latency from appearance to readable Parquet (p50/p95/max), pea
 minute, and restarts the job against the same output (``--restart-duration`` seconds, no new
 items) to count rows re-emitted for articles already stored (must be 0).
 
+With ``--slow-feed S`` (and/or ``--slow-pages S``) one more outlet, on a server (host and port) of
+its own, answers its feed (its article pages) only after S seconds and gains an article as often
+as each fast outlet; the latency of the fast outlets is then reported apart from the slow one's
+(how much a slow site holds the others up).
+
     python bench/streaming_e2e.py [--duration 200] [--every 2] [--poll-interval 20] [--json OUT.json]
-        [-- extra akhbar run args]
+        [--slow-feed S] [--slow-pages S] [-- extra akhbar run args]
 
 Only 127.0.0.1 is contacted.
 """
@@ -32,10 +37,12 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import yaml
 
 from akhbar.sample.growing import GrowingSite
 from proctree import tree_rss_kb
@@ -141,22 +148,36 @@ def main(argv=None) -> int:
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between scans of the output")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--json", default=None, help="write the figures to this file")
+    ap.add_argument("--slow-feed", type=float, default=0.0, help="add a slow outlet whose feed answers after S s")
+    ap.add_argument("--slow-pages", type=float, default=0.0, help="…whose article pages answer after S s")
     args, extra = ap.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="akhbar-stream-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
-    with GrowingSite(sources=args.sources, feed_size=60) as site:
+    with ExitStack() as stack:
+        site = stack.enter_context(GrowingSite(sources=args.sources, feed_size=60))
+        slow = None
+        if args.slow_feed or args.slow_pages:
+            slow = stack.enter_context(GrowingSite(sources=1, feed_size=60, seed=11, prefix="slow",
+                                                   feed_delay=args.slow_feed, page_delay=args.slow_pages))
         for _ in range(2 * args.sources):
             site.add()
         sources = work / "sources.yaml"
-        sources.write_text(site.sources_yaml(args.poll_interval), encoding="utf-8")
+        doc = yaml.safe_load(site.sources_yaml(args.poll_interval))
+        if slow is not None:
+            slow.add()
+            doc["sources"] += yaml.safe_load(slow.sources_yaml(args.poll_interval))["sources"]
+        sources.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
         stop = threading.Event()
         site.grow_every(args.every, stop)
+        if slow is not None:
+            slow.grow_every(args.every * args.sources, stop)  # as often as each fast outlet
         job, w = run_job(sources, out, args.duration, extra, args.poll)
         stop.set()
-        appeared = dict(site.appeared)
+        fast_urls = set(site.appeared)
+        appeared = {**site.appeared, **(slow.appeared if slow is not None else {})}
         final = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
         counts = Counter(final)
         cutoff = job["ended"] - 60
@@ -164,6 +185,8 @@ def main(argv=None) -> int:
         missing = [u for u in due if counts[u] == 0]
         twice = {u: n for u, n in counts.items() if n > 1}
         lat = [w.readable[u] - appeared[u] for u in appeared if u in w.readable]
+        lat_fast = [w.readable[u] - appeared[u] for u in fast_urls if u in w.readable]
+        lat_slow = [w.readable[u] - appeared[u] for u in appeared if u in w.readable and u not in fast_urls]
         t_rss = w.rss
         minutes = {}
         for m in range(int(args.duration // 60) + 1):
@@ -187,6 +210,11 @@ def main(argv=None) -> int:
         "missing_due": len(missing), "written_more_than_once": len(twice),
         "latency_s": {"n": len(lat), "p50": pct(lat, 0.5), "p95": pct(lat, 0.95), "max": pct(lat, 1.0),
                       "min": pct(lat, 0.0)},
+        **({"slow_outlet": {"feed_delay_s": args.slow_feed, "page_delay_s": args.slow_pages},
+            "latency_fast_outlets_s": {"n": len(lat_fast), "p50": pct(lat_fast, 0.5), "p95": pct(lat_fast, 0.95),
+                                       "max": pct(lat_fast, 1.0)},
+            "latency_slow_outlet_s": {"n": len(lat_slow), "p50": pct(lat_slow, 0.5), "p95": pct(lat_slow, 0.95),
+                                      "max": pct(lat_slow, 1.0)}} if slow is not None else {}),
         "files_seen": len(w.files), "unreadable_files": w.unreadable[:10], "dataset_reads_ok": w.dataset_reads,
         "dataset_read_failures": w.dataset_failures[:10],
         "rss_by_minute": minutes,

@@ -17,6 +17,7 @@ from akhbar.transforms import steps
 from akhbar.transforms.dedup import NearDupConfig
 from akhbar.transforms.extract import MIN_BODY_WORDS
 from akhbar.transforms.feedstate import load_feed_states
+from akhbar.transforms.gather import ReadInbox
 from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.model import ApplyTopicModel
 from akhbar.transforms.outputlock import Fence, LeaseLost, OutputLock, writing
@@ -52,12 +53,6 @@ class RunConfig:
     fence: Fence | None = None
 
 
-def _earliest(candidates) -> Candidate:
-    """The same canonical URL from several feeds: keep one, deterministically."""
-    far = datetime.max.replace(tzinfo=timezone.utc)
-    return min(candidates, key=lambda c: (c.feed_published or far, c.feed_url, c.link))
-
-
 def stored_state(p: beam.Pipeline, cfg: RunConfig):
     """Side inputs read from the output once per run: the seen index (URLs, content hashes and
     near-duplicate entries of committed files) and the per-feed state.
@@ -87,23 +82,56 @@ def fetch_extract_classify(candidates: beam.PCollection, cfg: RunConfig):
         steps.FetchPages(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, cfg.run_id,
                          {s.id: s for s in cfg.sources})
     ).with_outputs(steps.DEAD, main="pages")
-    extracted = pages.pages | "Extract" >> beam.ParDo(
+    decided, dead = extract_classify(pages.pages, cfg)
+    return decided, [pages[steps.DEAD], *dead]
+
+
+def extract_classify(pages: beam.PCollection, cfg: RunConfig):
+    """Fetched pages → classified articles, and the dead-letter PCollections of these steps."""
+    extracted = pages | "Extract" >> beam.ParDo(
         steps.ExtractArticles(cfg.near, cfg.min_words, cfg.run_id)
     ).with_outputs(steps.DEAD, main="articles")
     classified = extracted.articles | "Classify" >> beam.ParDo(
         steps.Classify(cfg.lexicon, cfg.thresholds, cfg.run_id)
     ).with_outputs(steps.DEAD, main="articles")
-    dead = [pages[steps.DEAD], extracted[steps.DEAD], classified[steps.DEAD]]
+    dead = [extracted[steps.DEAD], classified[steps.DEAD]]
     if not cfg.classifier:
         return classified.articles, dead
     decided, failed = classified.articles | "ClassifyModel" >> ApplyTopicModel(cfg.classifier)
     return decided, [*dead, failed | "ModelDead" >> beam.ParDo(steps.Classify.Failed(cfg.run_id))]
 
 
-def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollection]:
-    """Add the batch graph to ``p``; return its main PCollections (for tests)."""
-    feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds] if cfg.replay is None else []
+def _from_inbox(p: beam.Pipeline, cfg: RunConfig, inbox: str, prior):
+    """Streaming cycles: what the sources' gathers brought (pages fetched, dead letters of their
+    polls and fetches, feed states), read from the cycle's inbox file, instead of polling and
+    fetching here. Pages of stored articles are dropped (another cycle may have written one since
+    it was fetched), one page per URL is kept; the dead letters are this cycle's."""
+    brought = (
+        p
+        | "Inbox" >> beam.Create([inbox])
+        | "Gathered" >> beam.ParDo(ReadInbox(cfg.run_id)).with_outputs(steps.DEAD, steps.FEED_STATE, main="pages")
+    )
+    pages = (
+        brought.pages
+        | "NotStored" >> beam.ParDo(steps.SkipStored(cfg.run_id), prior)
+        | "ByArticle" >> beam.Map(lambda page: (page.candidate.article_id, page))
+        | "OnePerURL" >> beam.CombinePerKey(steps.earliest_page)
+        | "Pages" >> beam.Values()
+        | "SpreadPages" >> beam.Reshuffle()
+    )
+    return pages, brought[steps.DEAD], brought[steps.FEED_STATE]
+
+
+def build_pipeline(p: beam.Pipeline, cfg: RunConfig, inbox: str | None = None) -> dict[str, beam.PCollection]:
+    """Add the batch graph to ``p``; return its main PCollections (for tests). With ``inbox``
+    (local streaming cycles, see :mod:`akhbar.transforms.gather`) the feeds were polled and the
+    pages fetched already: the graph starts from what the inbox file holds when it runs."""
     prior, feed_states = stored_state(p, cfg)
+    if inbox is not None:
+        pages, poll_dead, polled_states = _from_inbox(p, cfg, inbox, prior)
+        decided, stage_dead = extract_classify(pages, cfg)
+        return _dedup_and_write(decided, [poll_dead, *stage_dead], polled_states, prior, feed_states, cfg)
+    feeds = [(s, f) for s in cfg.sources if s.enabled for f in s.feeds] if cfg.replay is None else []
     polled = (
         p
         | "Feeds" >> beam.Create(feeds)
@@ -119,11 +147,17 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         found
         | "NotStored" >> beam.ParDo(steps.SkipStored(cfg.run_id), prior)
         | "ByArticle" >> beam.Map(lambda c: (c.article_id, c))
-        | "OnePerURL" >> beam.CombinePerKey(_earliest)
+        | "OnePerURL" >> beam.CombinePerKey(steps.earliest_candidate)
         | "Candidates" >> beam.Values()
         | "SpreadPages" >> beam.Reshuffle()
     )
     decided, stage_dead = fetch_extract_classify(candidates, cfg)
+    return _dedup_and_write(decided, [polled[steps.DEAD], *stage_dead], polled[steps.FEED_STATE], prior,
+                            feed_states, cfg)
+
+
+def _dedup_and_write(decided, dead_parts, polled_states, prior, feed_states, cfg: RunConfig):
+    """Exact and near-duplicate checks, the writes, then the feed states (once the writes are done)."""
     unique = (
         decided
         | "ByContent" >> beam.Map(lambda a: (a.content_hash, a))
@@ -142,15 +176,12 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig) -> dict[str, beam.PCollecti
         | "MarkNear" >> beam.Map(steps.mark_near_duplicate, assignments)
     )
     written = articles | "WriteArticles" >> WriteArticles(cfg.output, cfg.run_id, cfg.max_rows_per_file, cfg.fence)
-    dead = (
-        (polled[steps.DEAD], *stage_dead)
-        | "AllDead" >> beam.Flatten()
-    )
+    dead = tuple(dead_parts) | "AllDead" >> beam.Flatten()
     dead_written = dead | "WriteDeadLetters" >> WriteDeadLetters(cfg.output, cfg.run_id, cfg.max_rows_per_file,
                                                                  cfg.fence)
     # feed validators are saved only once this run's rows are committed (see feedstate.py)
     _ = (
-        polled[steps.FEED_STATE]
+        polled_states
         | "AllFeedStates" >> beam.combiners.ToList()
         | "SaveFeedStates" >> beam.Map(steps.commit_feed_states, feed_states, beam.pvalue.AsList(written),
                                        beam.pvalue.AsList(dead_written), output=cfg.output, fence=cfg.fence)

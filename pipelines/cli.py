@@ -88,7 +88,8 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--allow-private-hosts", action="store_true",
                     help="permit fetching private, loopback and link-local addresses (local fixture sites)")
     ap.add_argument("--fetch-concurrency", type=int, default=8, metavar="N",
-                    help="pages fetched at once per worker (default 8)")
+                    help="pages fetched at once per worker; in local streaming cycles, per source being polled "
+                         "(default 8)")
     ap.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
                     help="how far back near-duplicates are looked for, by fetch time (default 30; at most 3650)")
     ap.add_argument("--min-words", type=int, default=None, metavar="N",

@@ -7,25 +7,32 @@ Two ways to run ``akhbar run --mode streaming``, chosen by :func:`plan`:
   available (``--prism_location`` or the SDK's cache). ``PeriodicImpulse`` drives polling; the
   batch steps run unchanged; dedup state is keyed state with expiry timers; output is windowed.
 * **bounded cycles** (:func:`run_cycles`) on the local runner, which cannot run an unbounded
-  polling pipeline: each cycle is one polling round of the sources that are due, run as the batch
-  graph (:func:`akhbar.pipelines.batch.build_pipeline`) in this process; state persists between
-  cycles under ``_state/`` (schedule, feed validators, the seen index of committed files).
+  polling pipeline: each source is polled on its own clock in a background thread (a *gather*,
+  :mod:`akhbar.transforms.gather`: its feeds and its new pages), and each cycle runs the rest of
+  the batch graph (:func:`akhbar.pipelines.batch.build_pipeline`) in this process over what the
+  gathers have brought; state persists between cycles under ``_state/`` (schedule, feed
+  validators, the seen index of committed files).
 
-Both stop cleanly on ``--duration``, SIGINT and SIGTERM: the current cycle (or the open
-windows) are written before the process exits.
+Both stop cleanly on ``--duration``, SIGINT and SIGTERM: what was polled (the gathers under way
+included), or the open windows, is written before the process exits.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
+import queue
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import typing
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -42,6 +49,8 @@ from akhbar.pipelines.batch import (
 )
 from akhbar.transforms import steps
 from akhbar.transforms import streaming as st
+from akhbar.transforms.feedstate import load_feed_states, save_feed_states
+from akhbar.transforms.gather import Gathered, Gatherer, Gathers, fill_inbox, remove_inbox
 from akhbar.transforms.outputlock import LeaseLost, OutputLock, OutputLocked, commit_guard, writing
 from akhbar.transforms.schedule import (
     after_poll,
@@ -49,9 +58,9 @@ from akhbar.transforms.schedule import (
     due_sources,
     initial_schedule,
     load_schedule,
-    next_wakeup,
     save_schedule,
 )
+from akhbar.transforms.state import load_prior
 from apache_beam.options.pipeline_options import (
     PipelineOptions,
     PrismRunnerOptions,
@@ -72,9 +81,9 @@ EXIT_LOCKED = 2  # the CLI's exit code for "nothing was run": another run writes
 RECENT_CYCLES = 1000
 KEYED = typing.Tuple[str, typing.Any]  # keys of the stateful steps are strings (a deterministic coder)
 
-LOCAL_NOTICE = ("akhbar: streaming mode runs as bounded cycles on the local runner: each cycle polls the sources "
-                "that are due (each on its own interval, adapted to how busy it is) and writes what they brought; "
-                "state is kept under _state/ between cycles. Why: Beam's local runners cannot run an unbounded "
+LOCAL_NOTICE = ("akhbar: streaming mode runs as bounded cycles on the local runner: each source is polled in "
+                "the background on its own interval (adapted to how busy it is), and each cycle writes what the "
+                "polls have brought; state is kept under _state/ between cycles. Why: Beam's local runners cannot run an unbounded "
                 "polling pipeline ({why}). For a true streaming job give --runner DataflowRunner (or "
                 "PortableRunner, FlinkRunner, SparkRunner), or a Prism binary with --prism_location PATH.")
 NO_PRISM = ("no Prism binary given with --prism_location or in ~/.apache_beam/cache/prism/bin, and the "
@@ -92,6 +101,9 @@ class StreamSettings:
     tick_s: float | None = None  # streaming graph: impulse interval; default: the smallest interval bound
     compact_every_s: float | None = 600.0  # cycles on local output: merge small files this often (None: never)
     compact_min_files: int = 10  # …in partitions with at least this many small files
+    # cycles: what a poll brought is written once every poll still under way has run this long
+    # (sources polled together are written together; a poll that takes longer is not waited for)
+    gather_wait_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -140,12 +152,14 @@ def plan(beam_args: list[str], prism_cache: Callable[[], str | None] = cached_pr
 
 class Stopper:
     """``--duration`` and SIGINT/SIGTERM: the first signal asks for a clean stop (finish the cycle,
-    write, exit 0); a second SIGINT interrupts at once."""
+    write, exit 0); a second SIGINT interrupts at once. :meth:`wait` also ends at :meth:`nudge`
+    (a poll has brought something)."""
 
     def __init__(self, duration_s: float | None, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self.deadline = None if duration_s is None else clock() + duration_s
-        self.event = threading.Event()
+        self.event = threading.Event()  # a stop was asked for
+        self._wake = threading.Event()  # a stop was asked for, or something arrived
         self.reason: str | None = None
         self._previous: dict[int, object] = {}
 
@@ -161,16 +175,24 @@ class Stopper:
     def stop(self, reason: str) -> None:
         self.reason = self.reason or reason
         self.event.set()
+        self._wake.set()
+
+    def nudge(self) -> None:
+        self._wake.set()
 
     def wait(self, seconds: float) -> None:
-        left = self.remaining()
-        self.event.wait(max(0.0, min(seconds, left) if left is not None else seconds))
+        """Sleep ``seconds`` at most: until the deadline, a stop, or a :meth:`nudge` (once
+        stopping, only a nudge or the time ends it)."""
+        left = None if self.event.is_set() else self.remaining()
+        if self._wake.wait(max(0.0, min(seconds, left) if left is not None else seconds)):
+            self._wake.clear()  # consumed; whoever set it is seen by the caller's next look around
 
     def _on_signal(self, signum, frame):
         name = signal.Signals(signum).name
         if self.event.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        print(f"akhbar: {name}: stopping after the current cycle (again: Ctrl-C interrupts at once)",
+        print(f"akhbar: {name}: stopping after the current cycle and the polls under way (again: Ctrl-C "
+              "interrupts at once)",
               file=sys.stderr, flush=True)
         self.stop(name)
 
@@ -187,15 +209,96 @@ class Stopper:
 
 # --- bounded cycles on the local runner ------------------------------------------------------------
 
-def run_cycle(cfg: RunConfig, beam_args: list[str] | tuple[str, ...]):
-    """One polling round: the batch graph over ``cfg.sources`` on the in-process runner."""
+@dataclass
+class PreparedCycle:
+    """A cycle's graph, built before its data is there: it reads what it writes from ``inbox``."""
+
+    run_id: str
+    pipeline: beam.Pipeline
+    inbox: str
+
+
+def prepare_cycle(cfg: RunConfig, beam_args: list[str] | tuple[str, ...]) -> PreparedCycle:
+    """Build a cycle's batch graph (from the fetched pages on) on the in-process runner."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+    run_id = new_run_id()
+    fd, inbox = tempfile.mkstemp(prefix=f"akhbar-cycle-{run_id}-", suffix=".pickle")
+    os.close(fd)
     p = beam.Pipeline(runner=fn_runner.FnApiRunner(), options=PipelineOptions(list(beam_args)))
-    build_pipeline(p, cfg)
-    result = p.run()
-    result.wait_until_finish()
-    return result
+    build_pipeline(p, dataclasses.replace(cfg, run_id=run_id), inbox)
+    return PreparedCycle(run_id, p, inbox)
+
+
+def run_cycle(prepared: PreparedCycle, batch: list[Gathered]):
+    """Run a prepared cycle over what ``batch`` brought; Beam's result."""
+    try:
+        fill_inbox(prepared.inbox, batch)
+        result = prepared.pipeline.run()
+        result.wait_until_finish()
+        return result
+    finally:
+        remove_inbox(prepared.inbox)
+
+
+def discard_cycle(prepared: PreparedCycle) -> None:
+    """A prepared cycle that will not run: its inbox and Beam's temporary folder go."""
+    remove_inbox(prepared.inbox)
+    shutil.rmtree(prepared.pipeline.local_tempdir, ignore_errors=True)
+
+
+class CycleThread:
+    """Cycles, one at a time, in a thread of their own. The next cycle's graph is built as soon as
+    the last cycle is done (about a second), so what arrives waits only for the graph to run.
+
+    ``write(batch, take_graph)`` commits a batch; ``take_graph()`` hands it the prepared graph (or
+    raises why it could not be built; the next one is built afterwards). ``then()`` is called
+    after each batch."""
+
+    def __init__(self, prepare: Callable[[], PreparedCycle], write: Callable, then: Callable[[], None]):
+        self._prepare, self._write, self._then = prepare, write, then
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="akhbar-cycles", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: list[Gathered]) -> Future:
+        outcome: Future = Future()
+        self._queue.put((batch, outcome))
+        return outcome
+
+    def close(self, timeout: float = 60.0) -> None:
+        """No more batches: the graph built ahead is discarded, the thread ends."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        built: PreparedCycle | BaseException | None = None
+
+        def take_graph() -> PreparedCycle:
+            nonlocal built
+            graph, built = built, None
+            if isinstance(graph, BaseException):
+                raise graph
+            return graph
+
+        while True:
+            if built is None:
+                try:
+                    built = self._prepare()
+                except Exception as e:  # noqa: BLE001 - raised in the cycle that needs the graph
+                    built = e
+            item = self._queue.get()
+            if item is None:
+                break
+            batch, outcome = item
+            try:
+                outcome.set_result(self._write(batch, take_graph))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+                outcome.set_exception(e)
+            finally:
+                self._then()
+        if isinstance(built, PreparedCycle):
+            discard_cycle(built)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -207,8 +310,9 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str = NO_PRISM,
                quiet: bool = False, log: Callable[[str], None] | None = None) -> dict:
-    """Run polling rounds until ``settings.duration_s`` passes or a signal arrives; return the
-    stream's summary (also written to ``_reports/stream-<id>.json`` after every cycle).
+    """Poll each source on its own clock and write what the polls bring, cycle after cycle, until
+    ``settings.duration_s`` passes or a signal arrives; return the stream's summary (also written
+    to ``_reports/run-stream-<id>.json`` after every cycle).
 
     The output's lock is held from the first cycle to the last (:class:`OutputLocked` at once if
     another run writes there); :class:`LeaseLost` ends the stream, before its next commit, if the
@@ -220,7 +324,15 @@ def run_cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str 
 
 def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, quiet: bool,
             log: Callable[[str], None] | None, lock: OutputLock) -> dict:
-    from akhbar.pipelines.summary import beam_counters, summarize, write_report
+    """The driver. Each due source is polled in the background (:class:`~akhbar.transforms.gather.Gathers`),
+    cycles running or not; a source is not polled again before what its last poll brought is
+    written. Whenever polls have brought something, no cycle runs and every poll still under way
+    has run ``gather_wait_s``, a cycle (in a thread of its own) writes it: the batch graph from the
+    fetched pages on, feed states committed after the rows; polls that brought neither pages nor
+    dead letters only have their feed states saved (no graph). Then, in this thread, the schedule
+    counts each source's next poll from the start of the one just written, and the report is
+    rewritten; compaction runs here too, between cycles."""
+    from akhbar.pipelines.summary import beam_counters, run_article_ids, summarize, write_report
 
     log = log or (lambda text: print(text, flush=True))
     if not quiet:
@@ -230,64 +342,147 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
     started = datetime.now(timezone.utc)
     schedule = initial_schedule(list(sources.values()), started, load_schedule(cfg.output))
     totals = {"run_id": stream_id, "mode": "streaming-cycles", "output": cfg.output, "started_at": started.isoformat(),
-              "cycles": 0, "failed_cycles": 0, "articles_written": 0, "dead_letters": 0, "per_source": {},
-              "cycle_seconds": [], "partitions_compacted": 0, "stopped_by": None}
+              "cycles": 0, "failed_cycles": 0, "polls": 0, "articles_written": 0, "dead_letters": 0,
+              "per_source": {}, "cycle_seconds": [], "partitions_compacted": 0, "stopped_by": None}
+    gatherer = Gatherer(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, sources, cfg.ignore_feed_backoff)
+    gatherer.setup()
     failures = 0
+    hold_until = 0.0  # after a failed cycle: nothing new is started before this (monotonic)
+    stored: frozenset[str] | None = None  # ids of the committed articles: their pages are not fetched
+    busy: set[str] = set()  # sources polled and not yet written
     last_compaction = time.monotonic()
-    with Stopper(settings.duration_s) as stopper:
-        while not stopper.stopping():
-            now = datetime.now(timezone.utc)
-            due = due_sources(schedule, now)
-            if not due:
-                wake = next_wakeup(schedule)
-                stopper.wait((wake - now).total_seconds() if wake else 1.0)
-                continue
-            run_id = new_run_id(now)
-            cycle_cfg = dataclasses.replace(cfg, sources=tuple(sources[s] for s in due), run_id=run_id)
-            lock.check(f"cycle {run_id}")
-            t0 = time.monotonic()
-            try:
-                with lost_lock_ends_job(lock):
-                    result = run_cycle(cycle_cfg, beam_args)
-            except LeaseLost:
-                raise
-            except Exception as e:  # noqa: BLE001 - logged; the next cycle tries again
-                failures += 1
-                totals["failed_cycles"] += 1
-                log(f"akhbar: cycle {run_id} failed: {type(e).__name__}: {e}")
-                if failures >= MAX_FAILED_CYCLES:
-                    totals["stopped_by"] = f"{failures} failed cycles in a row"
-                    break
-                stopper.wait(min(60.0, 5.0 * 2 ** failures))
-                continue
-            failures = 0
-            seconds = time.monotonic() - t0
-            summary = summarize(cfg.output, run_id, beam_counters(result), now)
-            for sid in due:
-                new = summary["per_source"].get(sid, 0)
-                schedule[sid] = after_poll(schedule[sid], sources[sid].poll_interval_s, now, new)
-                totals["per_source"][sid] = totals["per_source"].get(sid, 0) + new
-            save_schedule(cfg.output, schedule, {"stream_run_id": stream_id}, **commit_guard(cfg.fence, "the schedule"))
+
+    def next_due() -> float | None:
+        """Seconds until the next source that is not busy is due (None: every source is busy)."""
+        waiting = [e.next_due for sid, e in schedule.items() if sid not in busy]
+        return (min(waiting) - datetime.now(timezone.utc)).total_seconds() if waiting else None
+
+    def write(batch: list[Gathered], take_graph: Callable[[], PreparedCycle]
+              ) -> tuple[str | None, dict | None, frozenset[str], float]:
+        """Commit what ``batch`` brought (in the cycles' thread); the cycle's run id and summary
+        (None: no graph was run), the ids of the rows written, and the seconds its graph ran."""
+        if not any(g.pages or g.dead for g in batch):  # nothing to write: the feed states alone
+            save_feed_states(cfg.output, load_feed_states(cfg.output), [s for g in batch for s in g.feed_states],
+                             **commit_guard(cfg.fence, "the feed state"))
+            return None, None, frozenset(), 0.0
+        lock.check("a cycle")  # before the graph is taken: one not run is discarded with the thread
+        prepared = take_graph()
+        now = datetime.now(timezone.utc)
+        t0 = time.monotonic()
+        with lost_lock_ends_job(lock):
+            result = run_cycle(prepared, batch)
+        seconds = time.monotonic() - t0
+        summary = summarize(cfg.output, prepared.run_id, beam_counters(result), now)
+        return prepared.run_id, summary, run_article_ids(cfg.output, prepared.run_id), seconds
+
+    def written(batch: list[Gathered], run_id: str | None, summary: dict | None, ids: frozenset[str],
+                seconds: float) -> None:
+        """After a cycle: the schedule, the totals, the report, compaction (in this thread)."""
+        nonlocal stored, last_compaction, settings
+        stored = stored | ids
+        for g in batch:
+            new = summary["per_source"].get(g.source_id, 0) if summary else 0
+            schedule[g.source_id] = after_poll(schedule[g.source_id], sources[g.source_id].poll_interval_s,
+                                               g.started, new)
+            totals["per_source"][g.source_id] = totals["per_source"].get(g.source_id, 0) + new
+            busy.discard(g.source_id)
+        save_schedule(cfg.output, schedule, {"stream_run_id": stream_id}, **commit_guard(cfg.fence, "the schedule"))
+        totals["polls"] += len(batch)
+        if summary is not None:
             totals["cycles"] += 1
             totals["articles_written"] += summary["articles_written"]
             totals["dead_letters"] += summary["dead_letters"]
             totals["cycle_seconds"].append(round(seconds, 3))
             del totals["cycle_seconds"][:-RECENT_CYCLES]  # timing figures over the recent cycles only
-            if settings.compact_every_s and time.monotonic() - last_compaction >= settings.compact_every_s:
-                last_compaction = time.monotonic()
-                lock.check("a compaction")
-                done = _compact(cfg.output, settings.compact_min_files, log)
-                if done is None:
-                    settings = dataclasses.replace(settings, compact_every_s=None)
-                else:
-                    totals["partitions_compacted"] += done
-            _write_stream_report(cfg.output, totals, write_report)
-            if not quiet:
-                wake = next_wakeup(schedule)
-                nxt = max(0.0, (wake - datetime.now(timezone.utc)).total_seconds()) if wake else 0.0
-                log(f"akhbar: cycle {totals['cycles']} ({run_id}): polled {', '.join(due)}: "
-                    f"{summary['articles_written']} rows, {summary['dead_letters']} dead letters in {seconds:.1f} s; "
-                    f"next poll in {nxt:.0f} s")
+        if settings.compact_every_s and time.monotonic() - last_compaction >= settings.compact_every_s:
+            last_compaction = time.monotonic()
+            lock.check("a compaction")
+            done = _compact(cfg.output, settings.compact_min_files, log)
+            if done is None:
+                settings = dataclasses.replace(settings, compact_every_s=None)
+            else:
+                totals["partitions_compacted"] += done
+        _write_stream_report(cfg.output, totals, write_report)
+        if not quiet:
+            polled = ", ".join(g.source_id for g in batch)
+            nxt = next_due()
+            when = f"next poll in {max(0.0, nxt):.0f} s" if nxt is not None else "every source is being polled"
+            if summary is None:
+                log(f"akhbar: polled {polled}: nothing new; {when}")
+            else:
+                log(f"akhbar: cycle {totals['cycles']} ({run_id}): polled {polled}: {summary['articles_written']} "
+                    f"rows, {summary['dead_letters']} dead letters in {seconds:.1f} s; {when}")
+
+    with Stopper(settings.duration_s) as stopper, contextlib.ExitStack() as running:
+        running.callback(gatherer.teardown)
+        gathers = Gathers(gatherer, stopper.nudge)
+        cycles = CycleThread(lambda: prepare_cycle(cfg, beam_args), write, stopper.nudge)
+        running.callback(cycles.close)  # also when LeaseLost ends the stream
+        cycle: tuple[list[Gathered], Future] | None = None  # the batch being written, and its outcome
+        while True:
+            stopping = stopper.stopping()
+            batch: list[Gathered] = []
+            try:
+                if cycle is not None and cycle[1].done():
+                    batch, outcome = cycle
+                    cycle = None
+                    written(batch, *outcome.result())  # the cycle's exception, if it failed
+                    failures = 0
+                    continue
+                if stopping and cycle is None and not gathers.running() and not gathers.arrived():
+                    break
+                left = hold_until - time.monotonic()
+                if left > 0:
+                    if stopping:
+                        break  # what is pending is not committed: a restart polls it again
+                    stopper.wait(left)
+                    continue
+                if stored is None:
+                    stored = load_prior(cfg.output, window_days=cfg.dedup_window_days, config=cfg.near).article_ids
+                now = datetime.now(timezone.utc)
+                due = [] if stopping else [sid for sid in due_sources(schedule, now) if sid not in busy]
+                if due:
+                    states = load_feed_states(cfg.output)
+                    for sid in due:
+                        busy.add(sid)
+                        gathers.start(sources[sid], states, stored, now)
+                if cycle is None:
+                    batch = gathers.take(settings.gather_wait_s)
+                    if batch:
+                        cycle = (batch, cycles.submit(batch))
+                        batch = []
+                        continue
+            except LeaseLost:
+                raise  # the stream ends: nothing more may be committed
+            except Exception as e:  # noqa: BLE001 - logged; nothing of the batch was committed but
+                # what its cycle wrote, so its sources are simply polled again
+                busy.difference_update(g.source_id for g in batch)
+                failures += 1
+                totals["failed_cycles"] += 1
+                log(f"akhbar: cycle failed: {type(e).__name__}: {e}")
+                if failures >= MAX_FAILED_CYCLES:
+                    totals["stopped_by"] = f"{failures} failed cycles in a row"
+                    break
+                hold_until = time.monotonic() + min(60.0, 5.0 * 2 ** failures)
+                continue
+            # nothing to do now: sleep until a source is due, a poll brings something, the cycle
+            # ends, or what has arrived has waited long enough for the polls still under way
+            waits = [60.0]
+            nxt = None if stopping else next_due()
+            if nxt is not None:
+                waits.append(nxt)
+            ready = None if cycle is not None else gathers.ready_at(settings.gather_wait_s)
+            if ready is not None:
+                waits.append(ready - time.monotonic())
+            stopper.wait(max(0.01, min(waits)))
+        if cycle is not None:  # stopped (failures) while a cycle runs: it holds the output, let it end
+            try:
+                written(cycle[0], *cycle[1].result())
+            except LeaseLost:
+                raise
+            except Exception as e:  # noqa: BLE001 - logged; its sources are polled again at the next start
+                totals["failed_cycles"] += 1
+                log(f"akhbar: cycle failed: {type(e).__name__}: {e}")
         totals["stopped_by"] = totals["stopped_by"] or stopper.reason
     totals["finished_at"] = datetime.now(timezone.utc).isoformat()
     lock.check("the stream report")

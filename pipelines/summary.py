@@ -15,6 +15,14 @@ def _run_files(root: str, run_id: str) -> list[str]:
     return [p for p in store.list_files(root) if f"/part-{run_id}-" in p.replace("\\", "/")]
 
 
+def run_article_ids(output: str, run_id: str) -> frozenset[str]:
+    """The ids of the article rows ``run_id`` wrote (read back from its files)."""
+    ids: set[str] = set()
+    for path in _run_files(store.join(output, "articles"), run_id):
+        ids.update(store.read_table(path, ["article_id"]).column("article_id").to_pylist())
+    return frozenset(ids)
+
+
 def beam_counters(result) -> dict[str, int]:
     """Counters of the ``akhbar`` namespace from a (running or finished) Beam pipeline result: the
     committed value when the runner has one, else the attempted one (empty if unavailable)."""

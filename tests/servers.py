@@ -197,3 +197,28 @@ def gcs_emulator(bucket: str, project: str = "akhbar-test"):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def route_dated_feed(server: RouteServer, count: int, etag: str = '"v1"') -> str:
+    """Serve ``count`` real Arabic articles at ``/n/<day>.html`` and an RSS feed listing them with
+    one date each (day 1 the oldest) at ``/feed.xml``; the feed never changes and answers its
+    ``etag`` with a 304. Returns the feed's URL."""
+    from akhbar.sample.site import load_records
+
+    recs = [r for r in load_records() if r["id"].startswith("ant-")][:count]
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    items = ""
+    for day, rec in enumerate(recs, start=1):
+        path = f"/n/{day}.html"
+        server.route(path, Reply(200, ("<html lang='ar'><body><article><h1>" + rec["title"] + "</h1>" + "".join(
+            f"<p>{p}</p>" for p in rec["body"].split("\n")) + "</article></body></html>").encode(), html))
+        items += (f"<item><title>{rec['title']}</title><link>{server.url(path)}</link>"
+                  f"<pubDate>{day:02d} Nov 2026 08:00:00 GMT</pubDate></item>")
+    feed = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>{items}</channel></rss>'
+
+    def feed_handler(handler):
+        if handler.headers.get("If-None-Match") == etag:
+            return Reply(304, b"", {"ETag": etag})
+        return Reply(200, feed.encode(), {"Content-Type": "application/rss+xml", "ETag": etag})
+
+    return server.route("/feed.xml", feed_handler)

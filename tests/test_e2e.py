@@ -160,28 +160,11 @@ def test_max_articles_per_poll_leaves_older_entries_for_later_runs(server, tmp_p
     """A feed listing more entries than the source's limit: each run takes the newest entries not
     stored yet, so the older ones are written by later runs, although the feed never changes (it
     keeps its ETag: the runs that have entries left ask for it without validators)."""
-    from akhbar.sample.site import load_records
-    from tests.servers import Reply
+    from tests.servers import route_dated_feed
 
-    recs = [r for r in load_records() if r["id"].startswith("ant-")][:5]
-    html = {"Content-Type": "text/html; charset=utf-8"}
-    items = ""
-    for day, rec in enumerate(recs, start=1):
-        path = f"/n/{day}.html"
-        server.route(path, Reply(200, ("<html lang='ar'><body><article><h1>" + rec["title"] + "</h1>" + "".join(
-            f"<p>{p}</p>" for p in rec["body"].split("\n")) + "</article></body></html>").encode(), html))
-        items += (f"<item><title>{rec['title']}</title><link>{server.url(path)}</link>"
-                  f"<pubDate>{day:02d} Nov 2026 08:00:00 GMT</pubDate></item>")
-    feed = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>{items}</channel></rss>'
-
-    def feed_handler(handler):
-        if handler.headers.get("If-None-Match") == '"v1"':
-            return Reply(304, b"", {"ETag": '"v1"'})
-        return Reply(200, feed.encode(), {"Content-Type": "application/rss+xml", "ETag": '"v1"'})
-
-    server.route("/feed.xml", feed_handler)
+    feed_url = route_dated_feed(server, 5)
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"sources:\n  - id: outlet\n    max_articles_per_poll: 2\n    feeds: [{server.url('/feed.xml')}]\n",
+    sources.write_text(f"sources:\n  - id: outlet\n    max_articles_per_poll: 2\n    feeds: [{feed_url}]\n",
                        encoding="utf-8")
     out = tmp_path / "out"
     written = []

@@ -192,3 +192,17 @@ def test_skip_stored():
     c = cand("https://ex.com/a")
     assert list(steps.SkipStored().process(c, PriorState(article_ids=frozenset({c.article_id})))) == []
     assert list(steps.SkipStored().process(c, PriorState())) == [c]
+
+
+def test_skip_stored_pages_and_one_page_per_url():
+    """Streaming cycles fetch before the cycle that writes: a page of an article stored since is dropped,
+    and of two pages of one URL (two feeds) the one of the earliest entry is kept, as for candidates."""
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    c = cand("https://ex.com/a")
+    page = Page(candidate=c, final_url=c.url, status=200, content_type="text/html", html="", encoding="utf-8",
+                fetched_at=t)
+    assert list(steps.SkipStored().process(page, PriorState(article_ids=frozenset({c.article_id})))) == []
+    assert list(steps.SkipStored().process(page, PriorState())) == [page]
+    early = Candidate(**{**c.__dict__, "feed_url": "https://ex.com/z.xml", "feed_published": t})
+    other = Page(**{**page.__dict__, "candidate": early})
+    assert steps.earliest_page([page, other]) is other and steps.earliest_candidate([c, early]) is early

@@ -13,6 +13,7 @@ import apache_beam as beam
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from akhbar.pipelines import streaming as ps
 from akhbar.pipelines.batch import RunConfig, new_run_id
 from akhbar.schemas.records import Article, Candidate, Source
@@ -407,6 +408,135 @@ def test_cycles_compact_their_small_files_while_running(tmp_path):
     assert len(rows) == len(set(rows)) == totals["articles_written"]
 
 
+def _sources_yaml(*sites: GrowingSite, poll_interval: int) -> str:
+    """One sources file for the outlets of several sites."""
+    doc = {"sources": [s for site in sites for s in yaml.safe_load(site.sources_yaml(poll_interval))["sources"]]}
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+def _readable_at(out) -> dict[str, float]:
+    """url → when its row became readable: the modification time of its file (written, then renamed)."""
+    seen = {}
+    for path in sorted((out / "articles").rglob("*.parquet")):
+        for url in pq.read_table(path, columns=["url"]).column("url").to_pylist():
+            seen.setdefault(url, path.stat().st_mtime)
+    return seen
+
+
+def test_a_slow_site_does_not_hold_the_other_sources_up(tmp_path):
+    """One outlet drips its feed over 24 s and each of its pages over 3 s; a fast outlet next to it
+    (its own server) gains an article every 1.5 s. The fast outlet's articles are written on its own
+    schedule while the slow one is still being polled, and the slow one's articles are written too."""
+    with GrowingSite(sources=1) as fast, GrowingSite(sources=1, prefix="slow", seed=11, feed_delay=24,
+                                                     page_delay=3) as slow:
+        for _ in range(3):
+            fast.add()
+        for _ in range(2):
+            slow.add()
+        sources, problems = validate_text(_sources_yaml(fast, slow, poll_interval=2))
+        assert not problems and [s.id for s in sources] == ["grow0", "slow0"]
+        stop = threading.Event()
+        fast.grow_every(1.5, stop)
+        out = tmp_path / "out"
+        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+        t0 = time.time()
+        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=18, compact_every_s=None), quiet=True)
+        stop.set()
+        fast_items, slow_items = dict(fast.appeared), dict(slow.appeared)
+        slow_feed = [(begun, done) for path, begun, done in slow.served if path == "/slow0/rss.xml"]
+    readable = _readable_at(out)
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert len(rows) == len(set(rows)) == totals["articles_written"]  # each once
+    assert set(slow_items) <= set(rows)  # the slow outlet's articles are written too
+    # the fast outlet's rows became readable while the slow feed's first answer was still dripping
+    first_slow_answer = slow_feed[0][1]
+    assert slow_feed[0][0] - t0 < 2 and first_slow_answer - t0 > 20
+    assert sum(1 for u in fast_items if readable.get(u, first_slow_answer) < first_slow_answer) >= 3
+    # every fast article that appeared well before the stop was written, within 20 s (its interval is at most
+    # 8 s, and a cycle takes a few seconds): the slow outlet's 24 s answers are not waited for
+    due = {u: t for u, t in fast_items.items() if t < t0 + 12}
+    assert due and set(due) <= set(rows)
+    late = {u: round(readable[u] - t, 1) for u, t in due.items() if readable[u] - t > 20}
+    assert not late, late
+    # feed states committed for both outlets, the stream's report written
+    health = load_feed_states(str(out))
+    assert {s.source_id for s in health.values()} == {"grow0", "slow0"}
+    assert all(s.last_status == 200 and s.last_error is None for s in health.values())
+    report = out / "_reports" / f"run-stream-{cfg.run_id}.json"
+    assert report.exists() and totals["per_source"]["slow0"] == 2 and totals["cycles"] >= 3
+
+
+def test_a_job_killed_while_a_slow_poll_is_under_way_loses_nothing(tmp_path):
+    """The fast outlet's rows and feed state are committed while the slow outlet's poll drips; the
+    job is killed then: the slow feed's state was not saved (its articles were not written), so the
+    restarted job polls it again and writes them, and nothing is written twice."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with GrowingSite(sources=1) as fast, GrowingSite(sources=1, prefix="slow", seed=11, feed_delay=15) as slow:
+        for _ in range(3):
+            fast.add()
+        for _ in range(2):
+            slow.add()
+        src = tmp_path / "sources.yaml"
+        src.write_text(_sources_yaml(fast, slow, poll_interval=2), encoding="utf-8")
+        out = tmp_path / "out"
+        env = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9",
+               "GCE_METADATA_IP": "127.0.0.1:9", "GCE_METADATA_ROOT": "127.0.0.1:9"}
+        cmd = [sys.executable, "-m", "akhbar", "run", "--sources", str(src), "--output", str(out), "--mode", "streaming",
+               "--allow-private-hosts", "--runner", "DirectRunner", "--quiet"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while not (out / "_state" / "feeds.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            answered = [p for p, _, _ in slow.served if p == "/slow0/rss.xml"]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert not answered, "the slow feed answered before the fast outlet was written: no overlap to test"
+        states = load_feed_states(str(out))
+        assert [s.source_id for s in states.values()] == ["grow0"]  # the slow feed's state was not saved
+        rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+        assert set(rows) == set(fast.appeared) and not set(rows) & set(slow.appeared)
+        again = subprocess.run([*cmd, "--duration", "1"], capture_output=True, text=True, env=env, timeout=120)
+        assert again.returncode == 0, again.stderr[-2000:]
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert len(rows) == len(set(rows)) and set(rows) == set(fast.appeared) | set(slow.appeared)
+    assert {s.source_id for s in load_feed_states(str(out)).values()} == {"grow0", "slow0"}
+
+
+def test_an_article_two_sources_list_is_written_once_when_their_polls_end_in_different_cycles(tmp_path):
+    """A second source's feed lists the first outlet's articles and answers after 5 s: its pages were
+    fetched before the first source's cycle wrote them, and its cycle drops them (stored by then)."""
+    from tests.servers import Reply, RouteServer
+
+    with GrowingSite(sources=1) as site, RouteServer() as mirror:
+        urls = [site.add() for _ in range(3)]
+        items = "".join(f"<item><title>t</title><link>{u}</link></item>" for u in urls)
+        mirror.route("/rss.xml", Reply(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>m</title>'
+                                            f"{items}</channel></rss>".encode(),
+                                       {"Content-Type": "application/rss+xml"}, delay=5))
+        doc = yaml.safe_load(site.sources_yaml(poll_interval=60))
+        doc["sources"].append({"id": "mirror", "feeds": [mirror.url("/rss.xml")], "poll_interval": 60,
+                               "min_interval": 0, "obey_robots": False})
+        sources, problems = validate_text(yaml.safe_dump(doc))
+        assert not problems
+        out = tmp_path / "out"
+        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=3, compact_every_s=None), quiet=True)
+        fetched = [path for path in site.requests if path.endswith(".html")]
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url", "source"]).to_pylist()
+    assert sorted(r["url"] for r in rows) == sorted(urls) and {r["source"] for r in rows} == {"grow0"}
+    assert len(fetched) == 6  # each source fetched the pages (the mirror before they were stored) …
+    assert totals["cycles"] == 2 and totals["per_source"] == {"grow0": 3, "mirror": 0}  # … written once
+    assert not (out / "dead_letter").exists() or not list((out / "dead_letter").rglob("*.parquet"))
+
+
 def test_feed_health_keeps_the_validators_on_file_and_ignores_older_updates(tmp_path):
     from datetime import datetime, timedelta, timezone
 
@@ -427,3 +557,35 @@ def test_feed_health_keeps_the_validators_on_file_and_ignores_older_updates(tmp_
     # a late window's older state changes nothing
     again = save_feed_health(str(tmp_path), written, [on_file.replace(polls=6)])
     assert again["https://a.example/rss"] == a
+
+
+def test_cycles_take_a_feed_over_its_limit_a_few_entries_per_poll(server, tmp_path):
+    """max_articles_per_poll in local cycles: each gather leaves out the entries already stored
+    before applying the limit, so a feed listing 5 entries, limit 2, has them all written over
+    three polls, each page fetched once, although the feed never changes."""
+    import re
+    import signal
+
+    from tests.servers import route_dated_feed
+
+    feed_url = route_dated_feed(server, 5)
+    source = Source(id="outlet", feeds=(feed_url,), poll_interval_s=1, max_articles_per_poll=2)
+    out = tmp_path / "out"
+    per_cycle: list[int] = []
+
+    def on_line(line: str) -> None:
+        rows = re.search(r": (\d+) rows", line)
+        if rows:
+            per_cycle.append(int(rows.group(1)))
+            if sum(per_cycle) >= 5:
+                signal.raise_signal(signal.SIGTERM)  # a clean stop, as from outside
+
+    cfg = RunConfig(sources=(source,), output=str(out), run_id=new_run_id(), allow_private_hosts=True,
+                    fetch=FetchConfig(host_interval=0))
+    totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=45, compact_every_s=None), log=on_line)
+    assert totals["stopped_by"] == "SIGTERM", totals
+    assert per_cycle == [2, 2, 1]
+    urls = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert sorted(u.rsplit("/", 1)[1] for u in urls) == [f"{d}.html" for d in range(1, 6)]
+    assert all(server.count(f"/n/{d}.html") == 1 for d in range(1, 6))
+    assert load_feed_states(str(out))[feed_url].backlog == 0

@@ -422,15 +422,32 @@ def first_seen_key(a: Article) -> tuple:
 
 
 class SkipStored(Step):
-    """Drop candidates whose canonical URL is already in a committed file (before fetching)."""
+    """Drop candidates whose canonical URL is already in a committed file (before fetching), or
+    pages fetched for one (streaming cycles fetch before the cycle that writes them)."""
 
     stage = "dedup"
 
-    def process(self, c: Candidate, prior: PriorState):
-        if c.article_id in prior.article_ids:
+    def process(self, c: Candidate | Page, prior: PriorState):
+        if (c.candidate if isinstance(c, Page) else c).article_id in prior.article_ids:
             self.count("already_stored")
             return
         yield c
+
+
+_FAR = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def candidate_order(c: Candidate) -> tuple:
+    """The same canonical URL from several feeds: the one kept is the first in this order."""
+    return (c.feed_published or _FAR, c.feed_url, c.link)
+
+
+def earliest_candidate(candidates: Iterable[Candidate]) -> Candidate:
+    return min(candidates, key=candidate_order)
+
+
+def earliest_page(pages: Iterable[Page]) -> Page:
+    return min(pages, key=lambda page: candidate_order(page.candidate))
 
 
 class DropExactDuplicates(Step):

@@ -6,6 +6,11 @@ the words of the bundled sample articles (``articles.jsonl``), so bodies are Ara
 to pass extraction, and far from each other (no accidental exact or near-duplicates). Each feed
 lists its newest ``feed_size`` items (RSS 2.0 with an ETag, so conditional GETs are exercised);
 ``add()`` publishes one more item and records the moment it appeared in its feed.
+
+A site can be slow on purpose (``feed_delay``, ``page_delay``: seconds it takes to send a feed or
+an article page, its body dripped in ten parts so that no read timeout cuts it off), to stand for
+a distant or overloaded outlet next to fast ones. A slow feed sends no ETag: every poll of it
+takes that long.
 """
 from __future__ import annotations
 
@@ -38,9 +43,12 @@ class GrowingSite:
     """
 
     def __init__(self, sources: int = 3, feed_size: int = 40, seed: int = 7, words: int = 90,
-                 grow_on_poll: tuple[str, ...] = ()):
+                 grow_on_poll: tuple[str, ...] = (), prefix: str = "grow", feed_delay: float = 0.0,
+                 page_delay: float = 0.0):
         self.grow_on_poll = set(grow_on_poll)  # these outlets gain one article just before each feed request
-        self.source_ids = [f"grow{i}" for i in range(sources)]
+        self.source_ids = [f"{prefix}{i}" for i in range(sources)]
+        self.feed_delay = feed_delay  # seconds a feed takes to send
+        self.page_delay = page_delay  # seconds an article page takes to send
         self.feed_size = feed_size
         self.words = words
         self.rng = random.Random(seed)
@@ -49,6 +57,7 @@ class GrowingSite:
         self.pages: dict[str, bytes] = {}
         self.appeared: dict[str, float] = {}
         self.requests: list[str] = []
+        self.served: list[tuple[str, float, float]] = []  # (path, time.time() at request, when answered)
         self._lock = threading.Lock()
         self._n = 0
         self.base_url = ""
@@ -113,28 +122,47 @@ class GrowingSite:
 
             def do_GET(self):  # noqa: N802 - the name http.server calls
                 path = urlsplit(self.path).path
+                begun = time.time()
                 with site._lock:
                     site.requests.append(path)
-                status, ctype, body, headers = 404, "text/plain", b"not found", {}
+                try:
+                    self._answer(path)
+                finally:
+                    with site._lock:
+                        site.served.append((path, begun, time.time()))
+
+            def _answer(self, path: str) -> None:
+                status, ctype, body, headers, delay = 404, "text/plain", b"not found", {}, 0.0
                 parts = path.strip("/").split("/")
                 if len(parts) == 2 and parts[1] == "rss.xml" and parts[0] in site.items:
                     if parts[0] in site.grow_on_poll:
                         site.add(parts[0])
                     body, etag = site.feed(parts[0])
-                    if self.headers.get("If-None-Match") == etag:
+                    delay = site.feed_delay
+                    if not delay and self.headers.get("If-None-Match") == etag:
                         status, body = 304, b""
                     else:
                         status, ctype = 200, "application/rss+xml; charset=utf-8"
-                    headers = {"ETag": etag}
+                    headers = {} if delay else {"ETag": etag}
                 elif path in site.pages:
-                    status, ctype, body = 200, "text/html; charset=utf-8", site.pages[path]
+                    status, ctype, body, delay = 200, "text/html; charset=utf-8", site.pages[path], site.page_delay
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not delay:
+                    self.wfile.write(body)
+                    return
+                step = -(-len(body) // 10)
+                try:
+                    for i in range(0, len(body), step):  # ten parts, a tenth of the delay apart
+                        time.sleep(delay / 10)
+                        self.wfile.write(body[i:i + step])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout of its own)
 
         return Handler
 
