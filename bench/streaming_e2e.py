@@ -95,7 +95,10 @@ class Watcher:
         root = self.out / "articles"
         if root.exists():
             try:
-                ds.dataset(str(root), partitioning="hive").to_table(columns=["url"])
+                dataset = ds.dataset(str(root), partitioning="hive")
+                if not dataset.files:  # the folder exists, nothing committed yet: no column to read
+                    return
+                dataset.to_table(columns=["url"])
                 self.dataset_reads += 1
             except Exception as e:
                 self.dataset_failures.append(f"{type(e).__name__}: {e}")

@@ -27,7 +27,6 @@ import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import typing
@@ -50,7 +49,15 @@ from akhbar.pipelines.batch import (
 from akhbar.transforms import steps
 from akhbar.transforms import streaming as st
 from akhbar.transforms.feedstate import load_feed_states, save_feed_states
-from akhbar.transforms.gather import Gathered, Gatherer, Gathers, fill_inbox, remove_inbox
+from akhbar.transforms.gather import (
+    Gathered,
+    Gatherer,
+    Gathers,
+    fill_inbox,
+    new_inbox,
+    remove_inbox,
+    remove_stale_inboxes,
+)
 from akhbar.transforms.outputlock import LeaseLost, OutputLock, OutputLocked, commit_guard, writing
 from akhbar.transforms.schedule import (
     after_poll,
@@ -223,8 +230,7 @@ def prepare_cycle(cfg: RunConfig, beam_args: list[str] | tuple[str, ...]) -> Pre
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
     run_id = new_run_id()
-    fd, inbox = tempfile.mkstemp(prefix=f"akhbar-cycle-{run_id}-", suffix=".pickle")
-    os.close(fd)
+    inbox = new_inbox(run_id)
     p = beam.Pipeline(runner=fn_runner.FnApiRunner(), options=PipelineOptions(list(beam_args)))
     build_pipeline(p, dataclasses.replace(cfg, run_id=run_id), inbox)
     return PreparedCycle(run_id, p, inbox)
@@ -345,6 +351,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
               "cycles": 0, "failed_cycles": 0, "polls": 0, "articles_written": 0, "dead_letters": 0,
               "per_source": {}, "cycle_seconds": [], "partitions_compacted": 0, "stopped_by": None}
     gatherer = Gatherer(cfg.fetch, cfg.allow_private_hosts, cfg.fetch_concurrency, sources, cfg.ignore_feed_backoff)
+    remove_stale_inboxes()  # a killed job's, with the pages of its last cycle
     gatherer.setup()
     failures = 0
     hold_until = 0.0  # after a failed cycle: nothing new is started before this (monotonic)

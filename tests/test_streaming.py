@@ -469,7 +469,8 @@ def test_a_slow_site_does_not_hold_the_other_sources_up(tmp_path):
 def test_a_job_killed_while_a_slow_poll_is_under_way_loses_nothing(tmp_path):
     """The fast outlet's rows and feed state are committed while the slow outlet's poll drips; the
     job is killed then: the slow feed's state was not saved (its articles were not written), so the
-    restarted job polls it again and writes them, and nothing is written twice."""
+    restarted job polls it again and writes them, and nothing is written twice. The inbox file the
+    killed job had prepared for its next cycle is removed by the restarted one."""
     import os
     import signal
     import subprocess
@@ -483,7 +484,9 @@ def test_a_job_killed_while_a_slow_poll_is_under_way_loses_nothing(tmp_path):
         src = tmp_path / "sources.yaml"
         src.write_text(_sources_yaml(fast, slow, poll_interval=2), encoding="utf-8")
         out = tmp_path / "out"
-        env = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9",
+        temp = tmp_path / "tmp"  # the jobs' temporary folder
+        temp.mkdir()
+        env = {**os.environ, "TMPDIR": str(temp), "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9",
                "GCE_METADATA_IP": "127.0.0.1:9", "GCE_METADATA_ROOT": "127.0.0.1:9"}
         cmd = [sys.executable, "-m", "akhbar", "run", "--sources", str(src), "--output", str(out), "--mode", "streaming",
                "--allow-private-hosts", "--runner", "DirectRunner", "--quiet"]
@@ -503,11 +506,41 @@ def test_a_job_killed_while_a_slow_poll_is_under_way_loses_nothing(tmp_path):
         assert [s.source_id for s in states.values()] == ["grow0"]  # the slow feed's state was not saved
         rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
         assert set(rows) == set(fast.appeared) and not set(rows) & set(slow.appeared)
+        # whatever inbox the kill left (the one prepared for the next cycle, or the one being run),
+        # and one of another job that was killed earlier, are removed by the next job
+        (temp / f"akhbar-cycle-{_pid_of_ended_process()}-run-x.pickle").write_bytes(b"pages")
         again = subprocess.run([*cmd, "--duration", "1"], capture_output=True, text=True, env=env, timeout=120)
         assert again.returncode == 0, again.stderr[-2000:]
     rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
     assert len(rows) == len(set(rows)) and set(rows) == set(fast.appeared) | set(slow.appeared)
     assert {s.source_id for s in load_feed_states(str(out)).values()} == {"grow0", "slow0"}
+    assert not list(temp.glob("akhbar-cycle-*.pickle"))
+
+
+def _pid_of_ended_process() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_only_the_inboxes_of_ended_processes_are_removed(tmp_path):
+    import os
+
+    from akhbar.transforms.gather import new_inbox, remove_inbox, remove_stale_inboxes
+
+    dead = tmp_path / f"akhbar-cycle-{_pid_of_ended_process()}-run-a.pickle"
+    mine = tmp_path / f"akhbar-cycle-{os.getpid()}-run-b.pickle"
+    older = tmp_path / "akhbar-cycle-run-c.pickle"  # not named after a process: left alone
+    for path in (dead, mine, older):
+        path.write_bytes(b"")
+    assert remove_stale_inboxes(str(tmp_path)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, older.name])
+    made = new_inbox("run-d")
+    remove_inbox(made)
+    assert os.path.basename(made).startswith(f"akhbar-cycle-{os.getpid()}-run-d-")
 
 
 def test_an_article_two_sources_list_is_written_once_when_their_polls_end_in_different_cycles(tmp_path):

@@ -22,8 +22,10 @@ robots.txt cache, as the steps of one worker do.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import pickle
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -79,11 +81,49 @@ class ReadInbox(beam.DoFn):
             yield pvalue.TaggedOutput(FEED_STATES, s)
 
 
+INBOX_PREFIX = "akhbar-cycle-"
+
+
+def new_inbox(run_id: str) -> str:
+    """A new, empty inbox file in the system's temporary folder, named after this process (see
+    :func:`remove_stale_inboxes`) and the cycle's run id."""
+    fd, path = tempfile.mkstemp(prefix=f"{INBOX_PREFIX}{os.getpid()}-{run_id}-", suffix=".pickle")
+    os.close(fd)
+    return path
+
+
 def remove_inbox(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def remove_stale_inboxes(folder: str | None = None) -> int:
+    """Remove the inboxes left by jobs that were killed (their process is gone) from ``folder``
+    (the temporary folder); the number removed. A job removes its own inboxes as it goes, but a
+    SIGKILL leaves the one prepared for the next cycle, and one being run with its pages."""
+    removed = 0
+    for path in glob.glob(os.path.join(folder or tempfile.gettempdir(), f"{INBOX_PREFIX}*.pickle")):
+        pid = os.path.basename(path)[len(INBOX_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue  # another job's (or not named by this version): left alone
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError:  # removed meanwhile, or another user's
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class Gatherer:
