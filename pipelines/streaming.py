@@ -67,7 +67,7 @@ from akhbar.transforms.schedule import (
     load_schedule,
     save_schedule,
 )
-from akhbar.transforms.state import load_prior
+from akhbar.transforms.state import PageFailures, PriorState, load_prior
 from apache_beam.options.pipeline_options import (
     PipelineOptions,
     PrismRunnerOptions,
@@ -356,6 +356,8 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
     failures = 0
     hold_until = 0.0  # after a failed cycle: nothing new is started before this (monotonic)
     stored: frozenset[str] | None = None  # ids of the committed articles: their pages are not fetched
+    failing = PageFailures(cfg.output, cfg.dedup_window_days)
+    given_up: frozenset[str] = frozenset()  # pages that keep failing: not fetched either
     busy: set[str] = set()  # sources polled and not yet written
     last_compaction = time.monotonic()
 
@@ -385,8 +387,10 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
     def written(batch: list[Gathered], run_id: str | None, summary: dict | None, ids: frozenset[str],
                 seconds: float) -> None:
         """After a cycle: the schedule, the totals, the report, compaction (in this thread)."""
-        nonlocal stored, last_compaction, settings
+        nonlocal stored, given_up, last_compaction, settings
         stored = stored | ids
+        if summary is not None and summary["dead_letters"]:
+            given_up = failing.given_up(stored)  # reads this cycle's dead-letter files
         for g in batch:
             new = summary["per_source"].get(g.source_id, 0) if summary else 0
             schedule[g.source_id] = after_poll(schedule[g.source_id], sources[g.source_id].poll_interval_s,
@@ -446,13 +450,14 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                     continue
                 if stored is None:
                     stored = load_prior(cfg.output, window_days=cfg.dedup_window_days, config=cfg.near).article_ids
+                    given_up = failing.given_up(stored)
                 now = datetime.now(timezone.utc)
                 due = [] if stopping else [sid for sid in due_sources(schedule, now) if sid not in busy]
                 if due:
                     states = load_feed_states(cfg.output)
                     for sid in due:
                         busy.add(sid)
-                        gathers.start(sources[sid], states, stored, now)
+                        gathers.start(sources[sid], states, PriorState(stored, given_up=given_up), now)
                 if cycle is None:
                     batch = gathers.take(settings.gather_wait_s)
                     if batch:

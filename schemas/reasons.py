@@ -56,7 +56,25 @@ def is_known(code: str) -> bool:
     return code in REASONS or (code.startswith("http_") and code[5:].isdigit())
 
 
+# failures of the moment (the host down, slow, or asking to wait) rather than of the page itself
+PASSING = frozenset({"timeout", "connection_error", "dns_error", "robots_unavailable"})
+
+
+def is_lasting(code: str) -> bool:
+    """Whether a page that failed with ``code`` would most likely fail the same way at the next
+    poll (a 404, a page without article text, robots.txt saying no), as opposed to a failure of
+    the moment (a timeout, a 5xx, a 429: the site may answer next time)."""
+    if code in PASSING:
+        return False
+    if code.startswith("http_") and code[5:].isdigit():
+        status = int(code[5:])
+        return status < 500 and status not in TRANSIENT_STATUSES
+    return True
+
+
 def reasons_markdown() -> str:
+    from akhbar.transforms.state import MAX_PAGE_FAILURES
+
     lines = [
         "# Dead-letter reason codes",
         "",
@@ -64,6 +82,14 @@ def reasons_markdown() -> str:
         "Every failed item is one row of `dead_letter/` with its `stage` and one of these `reason` codes.",
         "Retried items were tried again within the run (exponential backoff with jitter, `--retries`",
         "times, honouring `Retry-After`) before becoming a dead letter; `akhbar replay` can run dead letters again.",
+        "",
+        "A feed keeps listing an entry whose page failed, so later polls that find the feed changed try",
+        "the page again. Once it has failed for a lasting reason (any code below but "
+        + ", ".join(f"`{c}`" for c in sorted(PASSING)) + ",",
+        "and `http_NNN` for " + ", ".join(str(c) for c in sorted(TRANSIENT_STATUSES) if c < 500) + " and every 5xx) in "
+        f"{MAX_PAGE_FAILURES} runs (or streaming cycles) within",
+        "`--dedup-window-days`, at the fetch or extract stage, polls leave the entry out and count it as",
+        "`poll.given_up`; `akhbar replay` still takes it. A site that is down for a while loses nothing.",
         "",
         "| code | stage | meaning | retried |",
         "|---|---|---|---|",

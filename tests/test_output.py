@@ -118,3 +118,40 @@ def test_near_duplicate_cache_is_derived_and_pruned(tmp_path):
     cached.parent.mkdir(parents=True, exist_ok=True)
     (cache / "junk.parquet").write_bytes(b"not parquet")
     assert len(load_prior(str(tmp_path), now=NOW, window_days=30).recent) == 2  # unreadable cache: recomputed
+
+
+def _dead_letters(root: Path, run_id: str, day: str, rows: list[tuple[str, str, str]]) -> None:
+    """Commit a dead-letter file of ``run_id`` in partition ``day`` with (url, stage, reason) rows."""
+    from akhbar.schemas.arrow import DEAD_LETTER_SCHEMA, dead_letter_row
+    from akhbar.schemas.records import DeadLetter
+
+    when = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+    letters = [dead_letter_row(DeadLetter(url=u, source_id="s", stage=st, reason=r, message="m", time=when,
+                                          run_id=run_id)) for u, st, r in rows]
+    write_partition(str(root / "dead_letter" / f"dt={day}"), letters, DEAD_LETTER_SCHEMA, run_id, "url")
+
+
+def test_pages_that_keep_failing_are_given_up_after_three_runs(tmp_path):
+    from akhbar.transforms.state import PageFailures
+    from akhbar.transforms.urls import article_id
+
+    gone, down, young, stored = (f"https://news.example/{n}.html" for n in ("gone", "down", "young", "stored"))
+    now = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    for n, day in enumerate(("2026-11-28", "2026-11-29", "2026-11-30")):
+        _dead_letters(tmp_path, f"run{n}", day, [(gone, "fetch", "http_404"), (down, "fetch", "http_503"),
+                                                (down, "fetch", "timeout"), (stored, "extract", "empty_body")])
+    _dead_letters(tmp_path, "run0", "2026-11-28", [(young, "extract", "empty_body")])
+    _dead_letters(tmp_path, "run1", "2026-11-30", [(young, "extract", "empty_body")])
+    _dead_letters(tmp_path, "run3", "2026-11-01", [(young, "fetch", "http_404")])  # outside a 7-day window
+    _dead_letters(tmp_path, "run4", "2026-11-30", [("https://news.example/feed.xml", "poll", "http_404")])
+    failing = PageFailures(str(tmp_path), window_days=7)
+    # a site down at 3 runs is not given up; a page failing in 2 runs (one of them read twice) is not yet
+    assert failing.given_up({article_id(stored)}, now=now) == {article_id(gone)}
+    assert load_prior(str(tmp_path), now=now, window_days=7).given_up == {article_id(gone), article_id(stored)}
+    assert PageFailures(str(tmp_path), window_days=40).given_up(now=now) >= {article_id(young)}
+    # the next run's file is read (only it), and a damaged file means its pages are tried again
+    _dead_letters(tmp_path, "run5", "2026-11-30", [(young, "fetch", "http_410")])
+    assert failing.given_up(now=now) == {article_id(gone), article_id(stored), article_id(young)}
+    damaged = next((tmp_path / "dead_letter" / "dt=2026-11-30").glob("part-run5-*.parquet"))
+    damaged.write_bytes(b"not parquet")
+    assert failing.given_up(now=now) == {article_id(gone), article_id(stored)}

@@ -35,3 +35,14 @@ def test_http_codes():
 def test_generated_doc_is_current():
     assert (ROOT / "docs" / "dead-letters.md").read_text(encoding="utf-8") == reasons_markdown(), \
         "docs/dead-letters.md is stale: python -m akhbar.schemas.reasons > docs/dead-letters.md"
+
+
+def test_lasting_failures_are_those_the_next_poll_would_meet_again():
+    from akhbar.schemas.reasons import is_lasting
+
+    for code in ("http_404", "http_410", "http_403", "empty_body", "robots_disallowed", "unsupported_content_type",
+                 "too_large", "internal_error"):
+        assert is_lasting(code), code
+    for code in ("timeout", "connection_error", "dns_error", "robots_unavailable", "http_429", "http_408",
+                 "http_500", "http_503", "http_599"):
+        assert not is_lasting(code), code

@@ -622,3 +622,37 @@ def test_cycles_take_a_feed_over_its_limit_a_few_entries_per_poll(server, tmp_pa
     assert sorted(u.rsplit("/", 1)[1] for u in urls) == [f"{d}.html" for d in range(1, 6)]
     assert all(server.count(f"/n/{d}.html") == 1 for d in range(1, 6))
     assert load_feed_states(str(out))[feed_url].backlog == 0
+
+
+def test_cycles_give_up_on_a_page_that_keeps_failing(server, tmp_path):
+    """A feed that changes at every poll keeps listing a page that answers 404: local cycles fetch
+    it at 3 polls (each cycle's dead letters are read back), then leave it out."""
+    import signal
+
+    from tests.servers import Reply
+
+    polls = []
+
+    def feed(handler):
+        polls.append(1)
+        body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
+                f"<lastBuildDate>Mon, 30 Nov 2026 00:00:{len(polls):02d} GMT</lastBuildDate><item><title>t</title>"
+                f"<link>{server.url('/n/gone.html')}</link></item></channel></rss>")
+        return Reply(200, body.encode(), {"Content-Type": "application/rss+xml"})
+
+    server.route("/feed.xml", feed)
+    server.route("/n/gone.html", Reply(404, b"not here"))
+    source = Source(id="outlet", feeds=(server.url("/feed.xml"),), poll_interval_s=1)
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if "nothing new" in line:
+            signal.raise_signal(signal.SIGTERM)
+
+    cfg = RunConfig(sources=(source,), output=str(tmp_path / "out"), run_id=new_run_id(), allow_private_hosts=True,
+                    fetch=FetchConfig(host_interval=0, retries=0))
+    totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=60, compact_every_s=None), log=on_line)
+    assert totals["stopped_by"] == "SIGTERM", (totals, lines)
+    assert totals["cycles"] == 3 and totals["dead_letters"] == 3 and len(polls) == 4
+    assert server.count("/n/gone.html") == 3

@@ -32,6 +32,7 @@ class ParsedFeed:
     encoding: str = "utf-8"
     over_limit: int = 0  # entries left out by max_entries (older ones), for a later poll
     handled: int = 0  # entries left out as already handled (see parse_feed's ``handled``)
+    given_up: int = 0  # entries left out because their page keeps failing (parse_feed's ``given_up``)
 
 
 class FeedError(Exception):
@@ -142,7 +143,8 @@ def _entry_link(entry) -> str | None:
 
 
 def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: str,
-               max_entries: int | None = None, handled: Container[str] = frozenset()) -> ParsedFeed:
+               max_entries: int | None = None, handled: Container[str] = frozenset(),
+               given_up: Container[str] = frozenset()) -> ParsedFeed:
     """Parse a feed document into candidates; raise :class:`FeedError` if it is not a feed.
 
     Entries without a usable link become problems (dead letters), not silent drops. The
@@ -152,7 +154,8 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
     bounds the work of one poll, and the entries it leaves out are taken by later polls
     instead of being crowded out by the same newest entries every time. Without a limit, or
     under it, ``handled`` changes nothing (the stored entries are skipped later, and counted
-    there).
+    there). Entries whose id is in ``given_up`` (pages that keep failing, see
+    :class:`akhbar.transforms.state.PageFailures`) are left out in every case, before the limit.
     """
     text, encoding = decode_document(body, content_type)
     if declares_entities(text):
@@ -193,6 +196,9 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
             feed_summary=(entry.get("summary") or "").strip() or None,
             feed_published=_entry_time(entry),
         ))
+    listed = len(candidates)
+    candidates = [c for c in candidates if c.article_id not in given_up]
+    dropped = listed - len(candidates)
     over_limit = already = 0
     if max_entries and len(candidates) > max_entries:
         fresh = [c for c in candidates if c.article_id not in handled]
@@ -200,4 +206,4 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
         candidates = newest_first(fresh, max_entries)
         over_limit = len(fresh) - len(candidates)
     return ParsedFeed(parsed.get("version") or "unknown", parsed.feed.get("title"), candidates, problems, encoding,
-                      over_limit, already)
+                      over_limit, already, dropped)

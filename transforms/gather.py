@@ -28,7 +28,7 @@ import pickle
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +40,7 @@ from akhbar.schemas.records import DeadLetter, Page, Source
 from akhbar.transforms import steps, tally
 from akhbar.transforms.feedstate import FeedState
 from akhbar.transforms.http import FetchConfig
+from akhbar.transforms.state import PriorState
 
 
 @dataclass(frozen=True)
@@ -142,25 +143,27 @@ class Gatherer:
     def teardown(self) -> None:
         self.pages.teardown()
 
-    def gather(self, source: Source, feed_states: dict[str, FeedState], stored: Collection[str],
+    def gather(self, source: Source, feed_states: dict[str, FeedState], prior: PriorState,
                started: datetime) -> Gathered:
         """Poll ``source``'s feeds (with ``feed_states``, the committed ones) and fetch the pages of
-        entries whose id is not in ``stored``, one page per URL. The steps turn every failure of an
+        entries that are neither stored (``prior.article_ids``) nor given up on
+        (``prior.given_up``), one page per URL. The steps turn every failure of an
         element into a dead letter; anything else that goes wrong gives each feed of the source an
         ``internal_error`` dead letter and no feed state (the next poll starts over)."""
         try:
-            return self._gather(source, feed_states, stored, started)
+            return self._gather(source, feed_states, prior, started)
         except Exception as e:  # noqa: BLE001 - recorded as dead letters, not swallowed
             dead = tuple(self.poller.crashed(url=f, source_id=source.id, exc=e, feed_url=f).value
                          for f in source.feeds)
             return Gathered(source.id, started, dead=dead)
 
-    def _gather(self, source: Source, feed_states: dict[str, FeedState], stored: Collection[str],
+    def _gather(self, source: Source, feed_states: dict[str, FeedState], prior: PriorState,
                 started: datetime) -> Gathered:
         candidates, dead, states = [], [], []
+        stored = prior.article_ids
         for feed_url in source.feeds:
             # stored entries do not take the places of new ones under max_articles_per_poll
-            for out in self.poller.process((source, feed_url), feed_states, also_handled=stored):
+            for out in self.poller.process((source, feed_url), feed_states, prior):
                 if not isinstance(out, pvalue.TaggedOutput):
                     candidates.append(out)
                 elif out.tag == steps.FEED_STATE:
@@ -200,17 +203,17 @@ class Gathers:
         self._running: dict[str, float] = {}  # source id -> when (clock) its gather started
         self._arrived: list[Gathered] = []
 
-    def start(self, source: Source, feed_states: dict[str, FeedState], stored: Collection[str],
+    def start(self, source: Source, feed_states: dict[str, FeedState], prior: PriorState,
               started: datetime) -> None:
         with self._lock:
             if source.id in self._running:
                 raise ValueError(f"source {source.id} is being polled already")
             self._running[source.id] = self.clock()
-        threading.Thread(target=self._run, args=(source, feed_states, stored, started),
+        threading.Thread(target=self._run, args=(source, feed_states, prior, started),
                          name=f"akhbar-gather-{source.id}", daemon=True).start()
 
-    def _run(self, source: Source, feed_states, stored, started) -> None:
-        gathered = self.gatherer.gather(source, feed_states, stored, started)
+    def _run(self, source: Source, feed_states, prior, started) -> None:
+        gathered = self.gatherer.gather(source, feed_states, prior, started)
         with self._lock:
             del self._running[source.id]
             self._arrived.append(gathered)

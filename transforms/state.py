@@ -44,6 +44,8 @@ class PriorState:
     content_hashes: frozenset[str] = frozenset()
     # near-duplicate index entries of the articles fetched within the window, with fetched_at
     recent: tuple[tuple[IndexEntry, datetime], ...] = field(default=())
+    # pages not stored that failed for a lasting reason in MAX_PAGE_FAILURES runs within the window
+    given_up: frozenset[str] = frozenset()
 
     def index(self, config: NearDupConfig) -> NearDupIndex:
         return index_from_entries(self.recent, config)
@@ -68,7 +70,69 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
         after = store.snapshot(root)
         if all(after.get(path) == ident for path, ident in before.items()):
             break  # nothing read was replaced or removed meanwhile (files added since are new)
-    return state
+    given_up = PageFailures(output, window_days).given_up(state.article_ids, now=now)
+    return dataclasses.replace(state, given_up=given_up)
+
+
+MAX_PAGE_FAILURES = 3  # runs in which a page failed for a lasting reason before polls leave it out
+PAGE_STAGES = frozenset({"fetch", "extract"})
+
+
+class PageFailures:
+    """Pages that keep failing, from the dead letters under ``OUTPUT/dead_letter/``.
+
+    A feed lists an entry for hours or days; an entry whose page fails for a lasting reason (a
+    404, robots.txt saying no, a page with no article text: see
+    :func:`akhbar.schemas.reasons.is_lasting`) would be fetched again, and dead-lettered again, at
+    every poll that finds the feed changed. Once its page has failed so in ``MAX_PAGE_FAILURES``
+    runs within the window (the ``dt`` partitions of the last ``window_days`` days), polls leave
+    the entry out (``akhbar replay`` still takes it). Failures of the moment (timeouts, 5xx,
+    429) never count: a site that is down for a while loses nothing.
+
+    Runs are counted by ``run_id``, so a file read twice (before and after a compaction merged
+    it) changes nothing. :meth:`given_up` reads only the files it has not read yet (a streaming
+    job asks after every cycle).
+    """
+
+    def __init__(self, output: str, window_days: float):
+        self.root = store.join(output, "dead_letter")
+        self.window_days = window_days
+        self._read: dict[str, tuple[tuple, list[tuple[str, str]]]] = {}  # path -> (identity, [(id, run)])
+
+    def given_up(self, stored=frozenset(), *, now: datetime | None = None) -> frozenset[str]:
+        """Ids of the pages to leave out now (those in ``stored`` are not named)."""
+        from akhbar.schemas.reasons import is_lasting
+        from akhbar.transforms.urls import article_id
+
+        now = now or datetime.now(timezone.utc)
+        first_day = f"dt={(now - timedelta(days=self.window_days)).date().isoformat()}"
+        files = {path: ident for path, ident in store.snapshot(self.root).items()
+                 if _partition_of(path) >= first_day}
+        for gone in set(self._read) - set(files):
+            del self._read[gone]
+        runs: dict[str, set[str]] = {}
+        for path, ident in sorted(files.items()):
+            held = self._read.get(path)
+            if held is None or held[0] != ident:
+                try:
+                    t = store.read_table(path, columns=["url", "stage", "reason", "run_id"])
+                except FileNotFoundError:  # merged by a compaction since it was listed: read next time
+                    continue
+                except (store.UnreadableFile, pa.ArrowException):  # damaged: its pages are simply tried again
+                    t = pa.table({c: pa.array([], pa.string()) for c in ("url", "stage", "reason", "run_id")})
+                pairs = [(article_id(url), run or path)
+                         for url, stage, reason, run in zip(*(t.column(c).to_pylist() for c in t.column_names))
+                         if url and stage in PAGE_STAGES and is_lasting(reason)]
+                held = self._read[path] = (ident, pairs)
+            for aid, run in held[1]:
+                runs.setdefault(aid, set()).add(run)
+        return frozenset(aid for aid, seen in runs.items() if len(seen) >= MAX_PAGE_FAILURES and aid not in stored)
+
+
+def _partition_of(path: str) -> str:
+    """The ``dt=YYYY-MM-DD`` folder a dead-letter file is in (a file outside one is read)."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p.startswith("dt=")]
+    return parts[-1] if parts else "dt=9999"
 
 
 def _cache_key(root: str, path: str, ident: tuple) -> str:

@@ -160,7 +160,7 @@ class PollFeed(HttpStep):
                 also_handled: Container[str] = ()):
         """``prior``: the stored articles, whose entries, like those in ``also_handled`` (a
         running job's own), do not count towards the source's ``max_articles_per_poll`` (see
-        :func:`parse_feed`)."""
+        :func:`parse_feed`), and the pages given up on (left out; ``poll.given_up``)."""
         source, feed_url = element
         now = utcnow()
         state = states.get(feed_url)
@@ -210,7 +210,8 @@ class PollFeed(HttpStep):
         try:
             parsed = parse_feed(resp.body, resp.content_type, resp.final_url, source.id,
                                 max_entries=source.max_articles_per_poll,
-                                handled=InAny(prior.article_ids if prior is not None else (), also_handled))
+                                handled=InAny(prior.article_ids if prior is not None else (), also_handled),
+                                given_up=prior.given_up if prior is not None else frozenset())
         except FeedError as e:
             yield from failed(e.reason, str(e), resp.status, resp.body[:2000].decode("utf-8", "replace"))
             return
@@ -227,6 +228,8 @@ class PollFeed(HttpStep):
         self.count("entries", len(parsed.candidates))
         if parsed.over_limit:  # max_articles_per_poll: older entries left for a later poll, not failures
             self.count("over_limit", parsed.over_limit)
+        if parsed.given_up:  # pages that keep failing (state.PageFailures): not fetched again
+            self.count("given_up", parsed.given_up)
         if parsed.handled:  # left out before the limit: the same count SkipStored keeps for the others
             tally.count(f"{SkipStored.stage}.already_stored", parsed.handled)
         yield from parsed.candidates
