@@ -14,8 +14,8 @@ REASONS: dict[str, tuple[str, str, str]] = {
                  "other pages fail with the same code, unrequested, until then (at most a day).",
                  "yes for " + ", ".join(map(str, sorted(TRANSIENT_STATUSES))) + "; no for other statuses"),
     "timeout": ("poll, fetch", "Connect, read or total time limit reached (--total-timeout bounds the whole fetch of "
-                "a URL: every redirect hop, retry and pause, also a server dripping headers or body bytes, and "
-                "a host name that has not resolved when the time runs out).",
+                "a URL: every redirect hop, retry and pause, the site's robots.txt, also a server dripping headers or "
+                "body bytes, and a host name that has not resolved when the time runs out).",
                 "yes, within the total time"),
     "connection_error": ("poll, fetch", "Connection refused or reset, or the response broke off.", "yes"),
     "dns_error": ("poll, fetch", "The host name does not resolve.", "yes"),

@@ -96,3 +96,16 @@ def test_a_redirect_to_another_sites_disallowed_page_is_refused(server):
                                           article_id=article_id(url))))
         assert [o.value.reason for o in out] == ["robots_disallowed"]
         assert other.count("/page/1.html") == 0 and other.count("/robots.txt") == 1
+
+
+def test_the_robots_txt_fetch_is_charged_to_the_pages_total_timeout(server):
+    """robots.txt takes 1.5 s and the page 1 s: with --total-timeout 2 the page's fetch gives up
+    (before, the robots.txt time came on top and the page took 2.5 s)."""
+    server.route("/robots.txt", Reply(200, b"User-agent: *\nAllow: /\n", delay=1.5))
+    server.route("/news/1.html", Reply(200, b"<p>x</p>", {"Content-Type": "text/html"}, delay=1.0))
+    rc = RobotsCache(Fetcher(FetchConfig(retries=0, host_interval=0, total_timeout=2), HostGuard(allow_private=True)))
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        rc.fetcher.fetch(server.url("/news/1.html"), allow=rc.check)
+    assert e.value.reason == "timeout" and time.monotonic() - t0 < 2.4
+    rc.fetcher.fetch(server.url("/news/1.html"), allow=rc.check)  # robots.txt is cached now: 1 s is within 2

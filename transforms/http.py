@@ -172,8 +172,9 @@ def _retry_after(value: str | None, now: float | None = None) -> float | None:
 
 class _Budget:
     """What is left of ``--total-timeout`` for one URL: every hop, every retry and every backoff
-    pause is charged to it. Waiting for a politeness slot is not (a host with many pages queued
-    would otherwise time its own pages out)."""
+    pause is charged to it, and so is the robots.txt check before each hop (fetching the site's
+    robots.txt, or waiting while another thread does). Waiting for a politeness slot is not (a
+    host with many pages queued would otherwise time its own pages out)."""
 
     def __init__(self, total: float):
         self.total = total
@@ -476,7 +477,8 @@ class Fetcher:
                 raise FetchError("bad_url", str(e)) from e
             if allow is not None:
                 try:
-                    allow(current)
+                    with budget.charged():  # robots.txt: its fetch, or the wait for another thread's
+                        allow(current)
                 except FetchError as e:
                     raise _Refused(e) from e
             host = parts.netloc.lower()
