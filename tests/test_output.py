@@ -155,3 +155,18 @@ def test_pages_that_keep_failing_are_given_up_after_three_runs(tmp_path):
     damaged = next((tmp_path / "dead_letter" / "dt=2026-11-30").glob("part-run5-*.parquet"))
     damaged.write_bytes(b"not parquet")
     assert failing.given_up(now=now) == {article_id(gone), article_id(stored)}
+
+
+def test_free_text_columns_carry_no_min_max_statistics(tmp_path):
+    """Readers skip files by date, id or source with the footer's min/max; body and title
+    statistics would only add each value twice to every file."""
+    import pyarrow.parquet as pq
+
+    ((path, _),) = write(tmp_path, [article(1), article(2)])
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    stats = {meta.column(i).path_in_schema: meta.column(i).statistics for i in range(meta.num_columns)}
+    assert stats["body"] is None and stats["title"] is None and stats["evidence.list.element"] is None
+    assert stats["fetched_at"].has_min_max and stats["article_id"].min == f"{1:032x}"
+    n, = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{path}') WHERE fetched_at >= TIMESTAMPTZ "
+                                  f"'2000-01-01' AND body LIKE '%الناتو%'").fetchone()
+    assert n == 2
