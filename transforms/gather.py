@@ -146,10 +146,10 @@ class Gatherer:
     def gather(self, source: Source, feed_states: dict[str, FeedState], prior: PriorState,
                started: datetime) -> Gathered:
         """Poll ``source``'s feeds (with ``feed_states``, the committed ones) and fetch the pages of
-        entries that are neither stored (``prior.article_ids``) nor given up on
-        (``prior.given_up``), one page per URL. The steps turn every failure of an
-        element into a dead letter; anything else that goes wrong gives each feed of the source an
-        ``internal_error`` dead letter and no feed state (the next poll starts over)."""
+        entries that are neither stored (``prior.article_ids``) nor given up on (``prior.given_up``),
+        one page per URL. The steps turn every failure of an element into a dead letter; anything
+        else that goes wrong gives each feed of the source an ``internal_error`` dead letter and no
+        feed state (the next poll starts over)."""
         try:
             return self._gather(source, feed_states, prior, started)
         except Exception as e:  # noqa: BLE001 - recorded as dead letters, not swallowed
