@@ -118,8 +118,9 @@ def duckdb_command(output: str, python: str) -> str:
     (in :func:`duckdb_folder` when there is one).
 
     The SQL sits in a Python string literal inside a double-quoted shell word, so each level's
-    special characters are escaped in turn (a path may hold quotes, ``$`` or backslashes)."""
-    sql = duckdb_sql(output).replace("\\", "\\\\").replace('"', '\\"')
+    special characters are escaped in turn (a path may hold quotes, ``$``, backslashes or line
+    breaks, which become ``\\n`` in the Python literal so that the command stays on one line)."""
+    sql = duckdb_sql(output).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     code = re.sub(r'([\\$`"])', r"\\\1", f'import duckdb; duckdb.sql("{sql}").show()')
     folder = duckdb_folder(output)
     cd = f"cd -- {shlex.quote(folder)} && " if folder is not None else ""

@@ -165,12 +165,13 @@ def test_a_damaged_schedule_is_named_when_it_is_dropped(tmp_path, caplog):
 
 
 def test_the_duckdb_command_works_for_any_output_path(tmp_path):
-    out = tmp_path / "it's \"$HOME\" `x` here"  # (a backslash: see the next test)
+    out = tmp_path / "it's \"$HOME\" `x`\nhere"  # (a backslash: see the next test)
     part = out / "articles" / "dt=2026-11-30" / "source=a"
     part.mkdir(parents=True)
     pq.write_table(pa.table({"topics": [["nato"], []], "duplicate_of": [None, None]}), part / "p.parquet")
-    r = subprocess.run(["bash", "-c", duckdb_command(str(out), sys.executable)], capture_output=True, text=True,
-                       timeout=120, env=ENV)
+    command = duckdb_command(str(out), sys.executable)
+    assert "\n" not in command  # one line to paste
+    r = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=ENV)
     assert r.returncode == 0, r.stderr
     assert "│ a " in r.stdout or "a" in r.stdout.split("\n")[-3]
 
