@@ -199,6 +199,13 @@ def gcs_emulator(bucket: str, project: str = "akhbar-test"):
                 os.environ[k] = v
 
 
+def article_reply(rec: dict) -> Reply:
+    """An HTML page holding a sample record's title and paragraphs."""
+    html = ("<html lang='ar'><body><article><h1>" + rec["title"] + "</h1>"
+            + "".join(f"<p>{p}</p>" for p in rec["body"].split("\n")) + "</article></body></html>")
+    return Reply(200, html.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+
 def route_dated_feed(server: RouteServer, count: int, etag: str = '"v1"') -> str:
     """Serve ``count`` real Arabic articles at ``/n/<day>.html`` and an RSS feed listing them with
     one date each (day 1 the oldest) at ``/feed.xml``; the feed never changes and answers its
@@ -206,12 +213,10 @@ def route_dated_feed(server: RouteServer, count: int, etag: str = '"v1"') -> str
     from akhbar.sample.site import load_records
 
     recs = [r for r in load_records() if r["id"].startswith("ant-")][:count]
-    html = {"Content-Type": "text/html; charset=utf-8"}
     items = ""
     for day, rec in enumerate(recs, start=1):
         path = f"/n/{day}.html"
-        server.route(path, Reply(200, ("<html lang='ar'><body><article><h1>" + rec["title"] + "</h1>" + "".join(
-            f"<p>{p}</p>" for p in rec["body"].split("\n")) + "</article></body></html>").encode(), html))
+        server.route(path, article_reply(rec))
         items += (f"<item><title>{rec['title']}</title><link>{server.url(path)}</link>"
                   f"<pubDate>{day:02d} Nov 2026 08:00:00 GMT</pubDate></item>")
     feed = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>{items}</channel></rss>'

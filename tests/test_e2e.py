@@ -156,18 +156,20 @@ def test_copies_met_in_a_later_run_point_to_the_stored_article(server, tmp_path)
     assert rows["outlet_b"]["duplicate_of"] == rows["outlet_a"]["article_id"]
 
 
-def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path):
+def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path, monkeypatch):
     """A feed that changes at every poll keeps listing a page that answers 404 and one whose site
-    answers 503: the 404 page is fetched (and dead-lettered) in 3 runs, then left out; the 503
-    page, a failure of the moment, is tried at every run."""
-    from tests.servers import Reply
+    answers 503 (and one good article): the 404 page is fetched (and dead-lettered) in 3 runs, then
+    left out; the 503 page, a failure of the moment, is tried at every run."""
+    from akhbar.sample.site import load_records
+    from tests.servers import Reply, article_reply
 
+    server.route("/n/good.html", article_reply(next(r for r in load_records() if r["id"].startswith("ant-"))))
     polls = []
 
     def feed(handler):
         polls.append(1)
         items = "".join(f"<item><title>{n}</title><link>{server.url(f'/n/{n}.html')}</link></item>"
-                        for n in ("gone", "busy"))
+                        for n in ("gone", "busy", "good"))
         body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
                 f"<lastBuildDate>Mon, 30 Nov 2026 0{len(polls)}:00:00 GMT</lastBuildDate>{items}</channel></rss>")
         return Reply(200, body.encode(), {"Content-Type": "application/rss+xml"})
@@ -182,12 +184,21 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
         assert main(["run", "--sources", str(sources), "--output", str(out), "--allow-private-hosts",
                      "--host-interval", "0", "--retries", "0"]) == 0
     assert server.count("/n/gone.html") == 3 and server.count("/n/busy.html") == 5
+    assert server.count("/n/good.html") == 1 and len(read_articles(out)) == 1
     dead = duckdb.connect().execute(
         f"SELECT reason, count(*) FROM read_parquet('{out}/dead_letter/**/*.parquet') GROUP BY reason").fetchall()
     assert dict(dead) == {"http_404": 3, "http_503": 5}
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "_reports").glob("run-*.json"))]
     assert [r["counters"].get("poll.given_up", 0) for r in sorted(reports, key=lambda r: r["finished_at"])] == \
         [0, 0, 0, 1, 1]
+    # docs/querying.md's query lists it
+    from tests.test_querying import run_duckdb
+
+    monkeypatch.chdir(tmp_path)
+    con = duckdb.connect()
+    run_duckdb(con, "views")
+    (given,) = run_duckdb(con, "given-up")
+    assert [(r["url"], r["reasons"], r["runs"]) for r in given] == [(server.url("/n/gone.html"), ["http_404"], 3)]
 
 
 def test_max_articles_per_poll_leaves_older_entries_for_later_runs(server, tmp_path):
