@@ -91,7 +91,8 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
                     help="pages fetched at once per worker; in local streaming cycles, per source being polled "
                          "(default 8)")
     ap.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
-                    help="how far back near-duplicates are looked for, by fetch time (default 30; at most 3650)")
+                    help="how far back near-duplicates are looked for, by fetch time, and the failures that give a "
+                         "page up (3 runs) are counted (default 30; at most 3650)")
     ap.add_argument("--min-words", type=int, default=None, metavar="N",
                     help="bodies shorter than this are dead letters (default 25)")
     ap.add_argument("--lexicon", default=None, metavar="FILE", help="classifier lexicon YAML (default: the bundled one)")
@@ -152,10 +153,13 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("file", metavar="FILE", help="sources YAML file")
     health = _sub(ssub, "health", "per-feed state of an output: last success, failures, backoff",
                   "Show each feed's state from earlier runs (OUTPUT/_state/feeds.json): last success, consecutive "
-                  "failures and last error, backoff, and how its server answers conditional requests.",
+                  "failures and last error, backoff, how its server answers conditional requests, and how many of "
+                  "its pages polls have given up on (failed for a lasting reason in 3 runs; see dead_letter/).",
                   "sources health")
     health.add_argument("output", metavar="OUTPUT", help="output directory or gs://bucket/prefix of earlier runs")
     health.add_argument("--json", action="store_true", help="print the state as JSON")
+    health.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
+                        help="the runs' window, over which a page's failures are counted (default 30)")
     probe = _sub(ssub, "probe", "fetch a feed and a few articles; show what would be extracted",
                  "Fetch a feed and a few of its articles and show what the pipeline would make of them (title, "
                  "date, language, topics, words, first line) and every problem; writes nothing unless "
@@ -617,7 +621,14 @@ def cmd_health(args) -> int:
     if not states:
         print(f"akhbar: no feed state under {args.output} (no run has finished there yet)", file=sys.stderr)
         return EXIT_CONFIG
-    print(render_feed_health(list(states.values()), datetime.now(timezone.utc), as_json=args.json))
+    try:
+        from akhbar.transforms.state import PageFailures, stored_article_ids
+
+        given_up = PageFailures(args.output, args.dedup_window_days).given_up_by_feed(stored_article_ids(args.output))
+    except (OSError, ValueError) as e:  # the feed states are still worth showing
+        print(f"akhbar: pages given up on: not counted ({type(e).__name__}: {e})", file=sys.stderr)
+        given_up = None
+    print(render_feed_health(list(states.values()), datetime.now(timezone.utc), as_json=args.json, given_up=given_up))
     return EXIT_OK
 
 

@@ -151,10 +151,11 @@ def render(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def render_feed_health(states: list, now: datetime, as_json: bool = False) -> str:
+def render_feed_health(states: list, now: datetime, as_json: bool = False, given_up: dict[str, int] | None = None) -> str:
     """A table of feed states (see :mod:`akhbar.transforms.feedstate`), failing feeds first. The
     status is the one at ``now``: ``backoff`` only while the feed's backoff lasts (JSON: ``status``
-    and ``backoff_until`` next to the stored fields)."""
+    and ``backoff_until`` next to the stored fields). ``given_up``: pages given up on per feed URL
+    (:class:`akhbar.transforms.state.PageFailures`; None: not counted, shown as ``?``)."""
     from akhbar.transforms.feedstate import health_status
 
     states = sorted(states, key=lambda s: (-s.consecutive_failures, s.source_id, s.feed_url))
@@ -162,7 +163,8 @@ def render_feed_health(states: list, now: datetime, as_json: bool = False) -> st
         docs = []
         for s in states:
             status, until = health_status(s, now)
-            docs.append({**s.to_json(), "status": status, "backoff_until": until.isoformat() if until else None})
+            docs.append({**s.to_json(), "status": status, "backoff_until": until.isoformat() if until else None,
+                         "pages_given_up": None if given_up is None else given_up.get(s.feed_url, 0)})
         return json.dumps(docs, ensure_ascii=False, indent=1)
 
     def ago(t):
@@ -172,10 +174,12 @@ def render_feed_health(states: list, now: datetime, as_json: bool = False) -> st
         return f"{secs // 86400}d ago" if secs >= 86400 else f"{secs // 3600}h ago" if secs >= 3600 else f"{secs // 60}m ago"
 
     lines = [f"{'source':<14}{'status':<10}{'last ok':<10}{'fails':>6}  {'last error':<22}{'304s':>5}{'same':>5}"
-             f"{'lies':>5}  feed"]
+             f"{'lies':>5}{'given up':>9}  feed"]
     for s in states:
         status, _ = health_status(s, now)
+        gave_up = "?" if given_up is None else given_up.get(s.feed_url, 0)
         lines.append(f"{s.source_id:<14}{status:<10}{ago(s.last_success):<10}{s.consecutive_failures:>6}  "
-                     f"{(s.last_error or '-'):<22}{s.not_modified:>5}{s.unchanged_200:>5}{s.validator_lies:>5}  {s.feed_url}")
+                     f"{(s.last_error or '-'):<22}{s.not_modified:>5}{s.unchanged_200:>5}{s.validator_lies:>5}"
+                     f"{gave_up:>9}  {s.feed_url}")
     return "\n".join(lines)
 

@@ -156,7 +156,7 @@ def test_copies_met_in_a_later_run_point_to_the_stored_article(server, tmp_path)
     assert rows["outlet_b"]["duplicate_of"] == rows["outlet_a"]["article_id"]
 
 
-def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path, monkeypatch):
+def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path, monkeypatch, capsys):
     """A feed that changes at every poll keeps listing a page that answers 404 and one whose site
     answers 503 (and one good article): the 404 page is fetched (and dead-lettered) in 3 runs, then
     left out; the 503 page, a failure of the moment, is tried at every run."""
@@ -191,7 +191,14 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "_reports").glob("run-*.json"))]
     assert [r["counters"].get("poll.given_up", 0) for r in sorted(reports, key=lambda r: r["finished_at"])] == \
         [0, 0, 0, 1, 1]
-    # docs/querying.md's query lists it
+    # `akhbar sources health` counts it for its feed, and docs/querying.md's query lists it
+    capsys.readouterr()
+    assert main(["sources", "health", str(out)]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    column = head.index("given up")
+    assert row[column:column + len("given up")].strip() == "1"
+    assert main(["sources", "health", str(out), "--json"]) == 0
+    assert [d["pages_given_up"] for d in json.loads(capsys.readouterr().out)] == [1]
     from tests.test_querying import run_duckdb
 
     monkeypatch.chdir(tmp_path)

@@ -76,6 +76,7 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
 
 MAX_PAGE_FAILURES = 3  # runs in which a page failed for a lasting reason before polls leave it out
 PAGE_STAGES = frozenset({"fetch", "extract"})
+FAILURE_COLUMNS = ["url", "stage", "reason", "run_id", "feed_url"]
 
 
 class PageFailures:
@@ -97,10 +98,23 @@ class PageFailures:
     def __init__(self, output: str, window_days: float):
         self.root = store.join(output, "dead_letter")
         self.window_days = window_days
-        self._read: dict[str, tuple[tuple, list[tuple[str, str]]]] = {}  # path -> (identity, [(id, run)])
+        # path -> (identity, [(page id, run, feed URL)])
+        self._read: dict[str, tuple[tuple, list[tuple[str, str, str | None]]]] = {}
 
     def given_up(self, stored=frozenset(), *, now: datetime | None = None) -> frozenset[str]:
         """Ids of the pages to leave out now (those in ``stored`` are not named)."""
+        return frozenset(self._given_up(stored, now))
+
+    def given_up_by_feed(self, stored=frozenset(), *, now: datetime | None = None) -> dict[str, int]:
+        """How many pages of each feed (URL) are left out now (``akhbar sources health``)."""
+        counts: dict[str, int] = {}
+        for feed in self._given_up(stored, now).values():
+            if feed:
+                counts[feed] = counts.get(feed, 0) + 1
+        return counts
+
+    def _given_up(self, stored, now: datetime | None) -> dict[str, str | None]:
+        """Page id → the feed that listed it (at its latest failure), for the pages given up."""
         from akhbar.schemas.reasons import is_lasting
         from akhbar.transforms.urls import article_id
 
@@ -111,22 +125,37 @@ class PageFailures:
         for gone in set(self._read) - set(files):
             del self._read[gone]
         runs: dict[str, set[str]] = {}
+        feeds: dict[str, str] = {}
         for path, ident in sorted(files.items()):
             held = self._read.get(path)
             if held is None or held[0] != ident:
                 try:
-                    t = store.read_table(path, columns=["url", "stage", "reason", "run_id"])
+                    t = store.read_table(path, columns=FAILURE_COLUMNS)
                 except FileNotFoundError:  # merged by a compaction since it was listed: read next time
                     continue
                 except (store.UnreadableFile, pa.ArrowException):  # damaged: its pages are simply tried again
-                    t = pa.table({c: pa.array([], pa.string()) for c in ("url", "stage", "reason", "run_id")})
-                pairs = [(article_id(url), run or path)
-                         for url, stage, reason, run in zip(*(t.column(c).to_pylist() for c in t.column_names))
-                         if url and stage in PAGE_STAGES and is_lasting(reason)]
-                held = self._read[path] = (ident, pairs)
-            for aid, run in held[1]:
+                    t = pa.table({c: pa.array([], pa.string()) for c in FAILURE_COLUMNS})
+                failures = [(article_id(url), run or path, feed)
+                            for url, stage, reason, run, feed in zip(*(t.column(c).to_pylist() for c in FAILURE_COLUMNS))
+                            if url and stage in PAGE_STAGES and is_lasting(reason)]
+                held = self._read[path] = (ident, failures)
+            for aid, run, feed in held[1]:
                 runs.setdefault(aid, set()).add(run)
-        return frozenset(aid for aid, seen in runs.items() if len(seen) >= MAX_PAGE_FAILURES and aid not in stored)
+                if feed:
+                    feeds[aid] = feed  # files are read by day: the last one read is the latest
+        return {aid: feeds.get(aid) for aid, seen in runs.items() if len(seen) >= MAX_PAGE_FAILURES and aid not in stored}
+
+
+def stored_article_ids(output: str) -> frozenset[str]:
+    """The ids of the committed articles, from their files' ``article_id`` column alone (what
+    ``akhbar sources health`` needs; a run reads them with the rest of :func:`load_prior`)."""
+    ids: set[str] = set()
+    for path in store.snapshot(store.join(output, "articles")):
+        try:
+            ids.update(store.read_table(path, columns=["article_id"]).column(0).to_pylist())
+        except FileNotFoundError:  # merged by a compaction since it was listed: its rows are in the new file
+            continue
+    return frozenset(ids)
 
 
 def _partition_of(path: str) -> str:
