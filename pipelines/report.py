@@ -22,6 +22,7 @@ from akhbar.transforms import store
 ARTICLE_COLUMNS = ["article_id", "url", "source_id", "title", "published_at", "fetched_at", "topics", "duplicate_of"]
 DEAD_COLUMNS = ["url", "source_id", "stage", "reason", "time"]
 TOP_CLUSTERS = 20
+GIVEN_UP_WINDOW_DAYS = 30  # akhbar run's default --dedup-window-days
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
 TOPIC_COLORS = {"nato": "#1f4e9c", "ukraine": "#e0a800"}
@@ -78,6 +79,7 @@ class ReportData:
     all_articles: dict[str, dict]  # article_id -> row, whatever the window (for cluster originals)
     dead: list[dict]
     feeds: list = field(default_factory=list)
+    given_up: dict[str, int] | None = None  # pages given up on per feed URL (None: could not be counted)
 
 
 def load(output: str, since: date | None = None, until: date | None = None) -> ReportData:
@@ -87,8 +89,15 @@ def load(output: str, since: date | None = None, until: date | None = None) -> R
     arts = [r for r in everything if _in_window(article_day(r), since, until)]
     dead = [r for r in _read_rows(store.join(output, "dead_letter"), DEAD_COLUMNS)
             if _in_window(_day_of(r.get("time")), since, until)]
+    from akhbar.transforms.state import PageFailures
+
     feeds = sorted(load_feed_states(output).values(), key=lambda s: (s.source_id, s.feed_url))
-    return ReportData(output, since, until, arts, {r["article_id"]: r for r in everything}, dead, feeds)
+    stored = {r["article_id"]: r for r in everything}
+    try:  # over the runs' default window, like `akhbar sources health`
+        given_up = PageFailures(output, GIVEN_UP_WINDOW_DAYS).given_up_by_feed(stored)
+    except (OSError, ValueError):  # the rest of the report still stands
+        given_up = None
+    return ReportData(output, since, until, arts, stored, dead, feeds, given_up)
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -384,7 +393,9 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
 
     # feed health
     body.append('<section id="feeds"><h2>Feed health</h2><p class="muted">From <code>_state/feeds.json</code> '
-                '(all runs, not limited to the period).</p>')
+                '(all runs, not limited to the period). <em>Given up</em>: the feed\'s pages that polls no longer '
+                f'fetch, having failed for a lasting reason in 3 runs of the last {GIVEN_UP_WINDOW_DAYS} days '
+                '(<code>akhbar replay</code> still takes them).</p>')
     if data.feeds:
         from akhbar.transforms.feedstate import health_status
 
@@ -396,9 +407,11 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
                      if status != "ok" else '<span class="ok">ok</span>')
             rows.append([_e(s.source_id), f"<code>{_e(s.feed_url)}</code>", state, _e(_ts(s.last_success)),
                          _e(_ts(s.last_attempt)), _e(s.last_status if s.last_status is not None else "-"),
-                         _e(s.last_error or "-"), s.polls, s.not_modified, s.entries])
+                         _e(s.last_error or "-"), s.polls, s.not_modified, s.entries,
+                         "?" if data.given_up is None else data.given_up.get(s.feed_url, 0)])
         body.append(_table("feeds-table", ["source", "feed", "state", "last success", "last attempt", "status",
-                                           "last error", "polls", "304s", "entries"], rows, numeric_from=7))
+                                           "last error", "polls", "304s", "entries", "given up"], rows,
+                           numeric_from=7))
     else:
         body.append('<p class="muted">No feed state yet (no run has finished here).</p>')
     body.append("</section>")

@@ -199,6 +199,9 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
     assert row[column:column + len("given up")].strip() == "1"
     assert main(["sources", "health", str(out), "--json"]) == 0
     assert [d["pages_given_up"] for d in json.loads(capsys.readouterr().out)] == [1]
+    from akhbar.pipelines import report
+
+    assert report.load(str(out)).given_up == {server.url("/feed.xml"): 1}
     from tests.test_querying import run_duckdb
 
     monkeypatch.chdir(tmp_path)
