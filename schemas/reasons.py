@@ -90,6 +90,7 @@ def reasons_markdown() -> str:
         f"{MAX_PAGE_FAILURES} runs (or streaming cycles) within",
         "`--dedup-window-days`, at the fetch or extract stage, polls leave the entry out and count it as",
         "`poll.given_up`; `akhbar replay` still takes it. A site that is down for a while loses nothing.",
+        "An entry whose link is malformed (`bad_url` at the poll stage) stops being reported after as many runs.",
         "",
         "| code | stage | meaning | retried |",
         "|---|---|---|---|",

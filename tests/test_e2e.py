@@ -158,8 +158,9 @@ def test_copies_met_in_a_later_run_point_to_the_stored_article(server, tmp_path)
 
 def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path, monkeypatch, capsys):
     """A feed that changes at every poll keeps listing a page that answers 404 and one whose site
-    answers 503 (and one good article): the 404 page is fetched (and dead-lettered) in 3 runs, then
-    left out; the 503 page, a failure of the moment, is tried at every run."""
+    answers 503 (and one good article, and an entry whose link is malformed): the 404 page is
+    fetched (and dead-lettered) in 3 runs, then left out; the 503 page, a failure of the moment, is
+    tried at every run; the malformed link is reported in 3 runs."""
     from akhbar.sample.site import load_records
     from tests.servers import Reply, article_reply
 
@@ -169,7 +170,7 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
     def feed(handler):
         polls.append(1)
         items = "".join(f"<item><title>{n}</title><link>{server.url(f'/n/{n}.html')}</link></item>"
-                        for n in ("gone", "busy", "good"))
+                        for n in ("gone", "busy", "good")) + "<item><title>bad</title><link>http://[::1/x</link></item>"
         body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
                 f"<lastBuildDate>Mon, 30 Nov 2026 0{len(polls)}:00:00 GMT</lastBuildDate>{items}</channel></rss>")
         return Reply(200, body.encode(), {"Content-Type": "application/rss+xml"})
@@ -187,21 +188,21 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
     assert server.count("/n/good.html") == 1 and len(read_articles(out)) == 1
     dead = duckdb.connect().execute(
         f"SELECT reason, count(*) FROM read_parquet('{out}/dead_letter/**/*.parquet') GROUP BY reason").fetchall()
-    assert dict(dead) == {"http_404": 3, "http_503": 5}
+    assert dict(dead) == {"http_404": 3, "http_503": 5, "bad_url": 3}
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "_reports").glob("run-*.json"))]
     assert [r["counters"].get("poll.given_up", 0) for r in sorted(reports, key=lambda r: r["finished_at"])] == \
-        [0, 0, 0, 1, 1]
+        [0, 0, 0, 2, 2]
     # `akhbar sources health` counts it for its feed, and docs/querying.md's query lists it
     capsys.readouterr()
     assert main(["sources", "health", str(out)]) == 0
     head, row = capsys.readouterr().out.splitlines()
     column = head.index("given up")
-    assert row[column:column + len("given up")].strip() == "1"
+    assert row[column:column + len("given up")].strip() == "2"  # the page and the malformed link
     assert main(["sources", "health", str(out), "--json"]) == 0
-    assert [d["pages_given_up"] for d in json.loads(capsys.readouterr().out)] == [1]
+    assert [d["pages_given_up"] for d in json.loads(capsys.readouterr().out)] == [2]
     from akhbar.pipelines import report
 
-    assert report.load(str(out)).given_up == {server.url("/feed.xml"): 1}
+    assert report.load(str(out)).given_up == {server.url("/feed.xml"): 2}
     from tests.test_querying import run_duckdb
 
     monkeypatch.chdir(tmp_path)

@@ -155,7 +155,8 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
     instead of being crowded out by the same newest entries every time. Without a limit, or
     under it, ``handled`` changes nothing (the stored entries are skipped later, and counted
     there). Entries whose id is in ``given_up`` (pages that keep failing, see
-    :class:`akhbar.transforms.state.PageFailures`) are left out in every case, before the limit.
+    :class:`akhbar.transforms.state.PageFailures`) are left out in every case, before the limit;
+    so are malformed links in it (the id of the link as written), which are not reported again.
     """
     text, encoding = decode_document(body, content_type)
     if declares_entities(text):
@@ -175,6 +176,7 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
         raise FeedError("feed_parse_error", f"not a parsable feed: {exc or 'no entries and no feed version'}")
     candidates: list[Candidate] = []
     problems: list[FeedProblem] = []
+    dropped = 0  # entries given up on
     seen: set[str] = set()
     for entry in parsed.entries:
         link = _entry_link(entry)
@@ -185,6 +187,9 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
         try:
             url = canonical_url(link, feed_url if not link.startswith(("http://", "https://")) else None)
         except ValueError as e:  # BadURL, and anything else a malformed link raises: one entry, not the feed
+            if article_id(link) in given_up:  # reported in enough runs already (state.PageFailures)
+                dropped += 1
+                continue
             problems.append(FeedProblem(link, "bad_url", str(e)))
             continue
         if url in seen:
@@ -198,7 +203,7 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
         ))
     listed = len(candidates)
     candidates = [c for c in candidates if c.article_id not in given_up]
-    dropped = listed - len(candidates)
+    dropped += listed - len(candidates)
     over_limit = already = 0
     if max_entries and len(candidates) > max_entries:
         fresh = [c for c in candidates if c.article_id not in handled]

@@ -76,6 +76,7 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
 
 MAX_PAGE_FAILURES = 3  # runs in which a page failed for a lasting reason before polls leave it out
 PAGE_STAGES = frozenset({"fetch", "extract"})
+BAD_LINK = ("poll", "bad_url")  # a feed entry's malformed link (its url: the link as written)
 FAILURE_COLUMNS = ["url", "stage", "reason", "run_id", "feed_url"]
 
 
@@ -87,8 +88,10 @@ class PageFailures:
     :func:`akhbar.schemas.reasons.is_lasting`) would be fetched again, and dead-lettered again, at
     every poll that finds the feed changed. Once its page has failed so in ``MAX_PAGE_FAILURES``
     runs within the window (the ``dt`` partitions of the last ``window_days`` days), polls leave
-    the entry out (``akhbar replay`` still takes it). Failures of the moment (timeouts, 5xx,
-    429) never count: a site that is down for a while loses nothing.
+    the entry out (``akhbar replay`` still takes it). An entry whose link is malformed (``bad_url``
+    at the poll stage) is dead-lettered again in the same way, and stops being so after as many
+    runs. Failures of the moment (timeouts, 5xx, 429) never count: a site that is down for a while
+    loses nothing.
 
     Runs are counted by ``run_id``, so a file read twice (before and after a compaction merged
     it) changes nothing. :meth:`given_up` reads only the files it has not read yet (a streaming
@@ -137,7 +140,7 @@ class PageFailures:
                     t = pa.table({c: pa.array([], pa.string()) for c in FAILURE_COLUMNS})
                 failures = [(article_id(url), run or path, feed)
                             for url, stage, reason, run, feed in zip(*(t.column(c).to_pylist() for c in FAILURE_COLUMNS))
-                            if url and stage in PAGE_STAGES and is_lasting(reason)]
+                            if url and is_lasting(reason) and (stage in PAGE_STAGES or (stage, reason) == BAD_LINK)]
                 held = self._read[path] = (ident, failures)
             for aid, run, feed in held[1]:
                 runs.setdefault(aid, set()).add(run)
