@@ -389,6 +389,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
         """After a cycle: the schedule, the totals, the report, compaction (in this thread)."""
         nonlocal stored, given_up, last_compaction, settings
         stored = stored | ids
+        gatherer.written(ids)
         if summary is not None and summary["dead_letters"]:
             given_up = failing.given_up(stored)  # reads this cycle's dead-letter files
         for g in batch:
@@ -397,6 +398,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                                                g.started, new)
             totals["per_source"][g.source_id] = totals["per_source"].get(g.source_id, 0) + new
             busy.discard(g.source_id)
+            gatherer.release(g.source_id)
         save_schedule(cfg.output, schedule, {"stream_run_id": stream_id}, **commit_guard(cfg.fence, "the schedule"))
         totals["polls"] += len(batch)
         if summary is not None:
@@ -468,7 +470,9 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                 raise  # the stream ends: nothing more may be committed
             except Exception as e:  # noqa: BLE001 - logged; nothing of the batch was committed but
                 # what its cycle wrote, so its sources are simply polled again
-                busy.difference_update(g.source_id for g in batch)
+                for g in batch:
+                    busy.discard(g.source_id)
+                    gatherer.release(g.source_id)
                 failures += 1
                 totals["failed_cycles"] += 1
                 log(f"akhbar: cycle failed: {type(e).__name__}: {e}")

@@ -544,8 +544,9 @@ def test_only_the_inboxes_of_ended_processes_are_removed(tmp_path):
 
 
 def test_an_article_two_sources_list_is_written_once_when_their_polls_end_in_different_cycles(tmp_path):
-    """A second source's feed lists the first outlet's articles and answers after 5 s: its pages were
-    fetched before the first source's cycle wrote them, and its cycle drops them (stored by then)."""
+    """A second source's feed lists the first outlet's articles and answers after 5 s, when the first
+    source's cycle has written them: its gather does not fetch them again (it was polled before they
+    were stored, so only what the job has written since tells it), and nothing is written twice."""
     from tests.servers import Reply, RouteServer
 
     with GrowingSite(sources=1) as site, RouteServer() as mirror:
@@ -565,9 +566,34 @@ def test_an_article_two_sources_list_is_written_once_when_their_polls_end_in_dif
         fetched = [path for path in site.requests if path.endswith(".html")]
     rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url", "source"]).to_pylist()
     assert sorted(r["url"] for r in rows) == sorted(urls) and {r["source"] for r in rows} == {"grow0"}
-    assert len(fetched) == 6  # each source fetched the pages (the mirror before they were stored) …
-    assert totals["cycles"] == 2 and totals["per_source"] == {"grow0": 3, "mirror": 0}  # … written once
+    assert len(fetched) == 3  # by the first source only
+    assert totals["cycles"] == 1 and totals["polls"] == 2 and totals["per_source"] == {"grow0": 3, "mirror": 0}
     assert not (out / "dead_letter").exists() or not list((out / "dead_letter").rglob("*.parquet"))
+
+
+def test_two_sources_polled_together_fetch_a_page_they_both_list_once(tmp_path):
+    """Two aggregator feeds list the same 3 articles and answer at the same moment: the first gather
+    to reach them takes them, the other leaves them to it; each page is fetched and written once."""
+    from tests.servers import Reply, RouteServer
+
+    with GrowingSite(sources=1) as site, RouteServer() as one, RouteServer() as two:
+        urls = [site.add() for _ in range(3)]
+        items = "".join(f"<item><title>t</title><link>{u}</link></item>" for u in urls)
+        feed = Reply(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>m</title>{items}</channel></rss>'
+                     .encode(), {"Content-Type": "application/rss+xml"}, delay=1)
+        one.route("/rss.xml", feed)
+        two.route("/rss.xml", feed)
+        doc = {"sources": [{"id": name, "feeds": [server.url("/rss.xml")], "poll_interval": 60, "min_interval": 0,
+                            "obey_robots": False} for name, server in (("one", one), ("two", two))]}
+        sources, problems = validate_text(yaml.safe_dump(doc))
+        assert not problems
+        out = tmp_path / "out"
+        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=1, compact_every_s=None), quiet=True)
+        fetched = [path for path in site.requests if path.endswith(".html")]
+    rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert sorted(rows) == sorted(urls) and sorted(fetched) == sorted({p for p in fetched}) and len(fetched) == 3
+    assert totals["polls"] == 2 and sum(totals["per_source"].values()) == 3
 
 
 def test_feed_health_keeps_the_validators_on_file_and_ignores_older_updates(tmp_path):

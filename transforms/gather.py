@@ -128,13 +128,47 @@ def _alive(pid: int) -> bool:
 
 
 class Gatherer:
-    """Polls one source and fetches its new pages (thread-safe: several sources at once)."""
+    """Polls one source and fetches its new pages (thread-safe: several sources at once).
+
+    A page is fetched by one gather at a time: an entry that another source's gather has taken
+    (its page fetched, not yet written) is left to it, and one written since this gather's poll
+    began (:meth:`written`) is not fetched again. A source's claims last until the driver has
+    written what its gather brought (:meth:`release`)."""
 
     def __init__(self, fetch_config: FetchConfig, allow_private: bool, fetch_concurrency: int,
                  sources: dict[str, Source], ignore_backoff: bool = False):
         self.poller = steps.PollFeed(fetch_config, allow_private, None, ignore_backoff)
         self.pages = steps.FetchPages(fetch_config, allow_private, fetch_concurrency, None, sources)
         self.concurrency = max(1, fetch_concurrency)
+        self._lock = threading.Lock()
+        self._claims: dict[str, str] = {}  # page id -> the source whose gather took it
+        self._written: set[str] = set()  # ids written by this job's cycles
+
+    def written(self, ids) -> None:
+        """Ids of rows a cycle has written: gathers under way do not fetch them."""
+        with self._lock:
+            self._written.update(ids)
+
+    def release(self, source_id: str) -> None:
+        """What ``source_id``'s gather brought is written (or lost): its pages may be taken again."""
+        with self._lock:
+            for aid in [aid for aid, owner in self._claims.items() if owner == source_id]:
+                del self._claims[aid]
+
+    def _claim(self, source_id: str, fresh: list) -> list:
+        """The candidates of ``fresh`` this gather fetches (the others are counted)."""
+        mine = []
+        with self._lock:
+            for c in fresh:
+                owner = self._claims.get(c.article_id)
+                if c.article_id in self._written:
+                    tally.count("dedup.already_stored")
+                elif owner is not None and owner != source_id:
+                    tally.count("dedup.being_fetched")  # another source's gather has it
+                else:
+                    self._claims[c.article_id] = source_id
+                    mine.append(c)
+        return mine
 
     def setup(self) -> None:
         self.poller.setup()
@@ -176,7 +210,7 @@ class Gatherer:
                 tally.count("dedup.already_stored")  # as SkipStored counts it in batch runs
             else:
                 by_id.setdefault(c.article_id, []).append(c)
-        fresh = [steps.earliest_candidate(cs) for cs in by_id.values()]
+        fresh = self._claim(source.id, [steps.earliest_candidate(cs) for cs in by_id.values()])
         pages = []
         if fresh:
             with ThreadPoolExecutor(min(self.concurrency, len(fresh)),
