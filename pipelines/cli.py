@@ -91,8 +91,8 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
                     help="pages fetched at once per worker; in local streaming cycles, per source being polled "
                          "(default 8)")
     ap.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
-                    help="how far back near-duplicates are looked for, by fetch time, and the failures that give a "
-                         "page up (3 runs) are counted (default 30; at most 3650)")
+                    help="how far back, by fetch time, near-duplicates are looked for and a page's failures are "
+                         "counted towards giving it up (3 runs) (default 30; at most 3650)")
     ap.add_argument("--min-words", type=int, default=None, metavar="N",
                     help="bodies shorter than this are dead letters (default 25)")
     ap.add_argument("--lexicon", default=None, metavar="FILE", help="classifier lexicon YAML (default: the bundled one)")
