@@ -543,6 +543,14 @@ def test_only_the_inboxes_of_ended_processes_are_removed(tmp_path):
     assert os.path.basename(made).startswith(f"akhbar-cycle-{os.getpid()}-run-d-")
 
 
+def _quiet_cycles(doc: dict, out, duration_s: float) -> dict:
+    """Local streaming cycles over the sources of ``doc`` (a sources file as a dict) into ``out``."""
+    sources, problems = validate_text(yaml.safe_dump(doc))
+    assert not problems
+    cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
+    return ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=duration_s, compact_every_s=None), quiet=True)
+
+
 def test_an_article_two_sources_list_is_written_once_when_their_polls_end_in_different_cycles(tmp_path):
     """A second source's feed lists the first outlet's articles and answers after 5 s, when the first
     source's cycle has written them: its gather does not fetch them again (it was polled before they
@@ -558,11 +566,8 @@ def test_an_article_two_sources_list_is_written_once_when_their_polls_end_in_dif
         doc = yaml.safe_load(site.sources_yaml(poll_interval=60))
         doc["sources"].append({"id": "mirror", "feeds": [mirror.url("/rss.xml")], "poll_interval": 60,
                                "min_interval": 0, "obey_robots": False})
-        sources, problems = validate_text(yaml.safe_dump(doc))
-        assert not problems
         out = tmp_path / "out"
-        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
-        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=3, compact_every_s=None), quiet=True)
+        totals = _quiet_cycles(doc, out, duration_s=3)
         fetched = [path for path in site.requests if path.endswith(".html")]
     rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url", "source"]).to_pylist()
     assert sorted(r["url"] for r in rows) == sorted(urls) and {r["source"] for r in rows} == {"grow0"}
@@ -585,14 +590,11 @@ def test_two_sources_polled_together_fetch_a_page_they_both_list_once(tmp_path):
         two.route("/rss.xml", feed)
         doc = {"sources": [{"id": name, "feeds": [server.url("/rss.xml")], "poll_interval": 60, "min_interval": 0,
                             "obey_robots": False} for name, server in (("one", one), ("two", two))]}
-        sources, problems = validate_text(yaml.safe_dump(doc))
-        assert not problems
         out = tmp_path / "out"
-        cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
-        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=1, compact_every_s=None), quiet=True)
+        totals = _quiet_cycles(doc, out, duration_s=1)
         fetched = [path for path in site.requests if path.endswith(".html")]
     rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
-    assert sorted(rows) == sorted(urls) and sorted(fetched) == sorted({p for p in fetched}) and len(fetched) == 3
+    assert sorted(rows) == sorted(urls) and len(fetched) == len(set(fetched)) == 3
     assert totals["polls"] == 2 and sum(totals["per_source"].values()) == 3
 
 
