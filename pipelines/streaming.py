@@ -391,7 +391,10 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
         stored = stored | ids
         gatherer.written(ids)
         if summary is not None and summary["dead_letters"]:
-            given_up = failing.given_up(stored)  # reads this cycle's dead-letter files
+            try:
+                given_up = failing.given_up(stored)  # reads this cycle's dead-letter files
+            except (OSError, ValueError) as e:  # the cycle is written; a later one with dead letters reads again
+                log(f"akhbar: pages given up on not updated: {type(e).__name__}: {e}")
         for g in batch:
             new = summary["per_source"].get(g.source_id, 0) if summary else 0
             schedule[g.source_id] = after_poll(schedule[g.source_id], sources[g.source_id].poll_interval_s,
