@@ -355,7 +355,9 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
     gatherer.setup()
     failures = 0
     hold_until = 0.0  # after a failed cycle: nothing new is started before this (monotonic)
-    stored: frozenset[str] | None = None  # ids of the committed articles: their pages are not fetched
+    # ids of the committed articles, their pages not fetched: one set, grown after each cycle, that
+    # the gathers under way read too (a page written since their poll began is not fetched)
+    stored: set[str] | None = None
     failing = PageFailures(cfg.output, cfg.dedup_window_days)
     given_up: frozenset[str] = frozenset()  # pages that keep failing: not fetched either
     busy: set[str] = set()  # sources polled and not yet written
@@ -387,9 +389,8 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
     def written(batch: list[Gathered], run_id: str | None, summary: dict | None, ids: frozenset[str],
                 seconds: float) -> None:
         """After a cycle: the schedule, the totals, the report, compaction (in this thread)."""
-        nonlocal stored, given_up, last_compaction, settings
-        stored = stored | ids
-        gatherer.written(ids)
+        nonlocal given_up, last_compaction, settings
+        stored.update(ids)  # before the batch's claims are released (see Gatherer)
         if summary is not None and summary["dead_letters"]:
             try:
                 given_up = failing.given_up(stored)  # reads this cycle's dead-letter files
@@ -454,8 +455,9 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                     stopper.wait(left)
                     continue
                 if stored is None:
-                    stored = load_prior(cfg.output, window_days=cfg.dedup_window_days, config=cfg.near).article_ids
-                    given_up = failing.given_up(stored)
+                    prior = load_prior(cfg.output, window_days=cfg.dedup_window_days, config=cfg.near,
+                                       failures=failing)
+                    stored, given_up = set(prior.article_ids), prior.given_up
                 now = datetime.now(timezone.utc)
                 due = [] if stopping else [sid for sid in due_sources(schedule, now) if sid not in busy]
                 if due:

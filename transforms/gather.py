@@ -131,9 +131,10 @@ class Gatherer:
     """Polls one source and fetches its new pages (thread-safe: several sources at once).
 
     A page is fetched by one gather at a time: an entry that another source's gather has taken
-    (its page fetched, not yet written) is left to it, and one written since this gather's poll
-    began (:meth:`written`) is not fetched again. A source's claims last until the driver has
-    written what its gather brought (:meth:`release`)."""
+    (its page fetched, not yet written) is left to it. A source's claims last until the driver has
+    written what its gather brought (:meth:`release`); the driver adds the ids written to the set
+    its gathers were given as ``prior.article_ids`` before it releases them, so a page written
+    since a gather's poll began is not fetched again either."""
 
     def __init__(self, fetch_config: FetchConfig, allow_private: bool, fetch_concurrency: int,
                  sources: dict[str, Source], ignore_backoff: bool = False):
@@ -142,12 +143,6 @@ class Gatherer:
         self.concurrency = max(1, fetch_concurrency)
         self._lock = threading.Lock()
         self._claims: dict[str, str] = {}  # page id -> the source whose gather took it
-        self._written: set[str] = set()  # ids written by this job's cycles
-
-    def written(self, ids) -> None:
-        """Ids of rows a cycle has written: gathers under way do not fetch them."""
-        with self._lock:
-            self._written.update(ids)
 
     def release(self, source_id: str) -> None:
         """What ``source_id``'s gather brought is written (or lost): its pages may be taken again."""
@@ -155,13 +150,13 @@ class Gatherer:
             for aid in [aid for aid, owner in self._claims.items() if owner == source_id]:
                 del self._claims[aid]
 
-    def _claim(self, source_id: str, fresh: list) -> list:
+    def _claim(self, source_id: str, fresh: list, stored) -> list:
         """The candidates of ``fresh`` this gather fetches (the others are counted)."""
         mine = []
         with self._lock:
             for c in fresh:
                 owner = self._claims.get(c.article_id)
-                if c.article_id in self._written:
+                if c.article_id in stored:  # written since this gather sorted its entries
                     tally.count("dedup.already_stored")
                 elif owner is not None and owner != source_id:
                     tally.count("dedup.being_fetched")  # another source's gather has it
@@ -210,7 +205,7 @@ class Gatherer:
                 tally.count("dedup.already_stored")  # as SkipStored counts it in batch runs
             else:
                 by_id.setdefault(c.article_id, []).append(c)
-        fresh = self._claim(source.id, [steps.earliest_candidate(cs) for cs in by_id.values()])
+        fresh = self._claim(source.id, [steps.earliest_candidate(cs) for cs in by_id.values()], stored)
         pages = []
         if fresh:
             with ThreadPoolExecutor(min(self.concurrency, len(fresh)),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -40,7 +41,8 @@ NEARDUP_CACHE = ("_state", "neardup")
 
 @dataclass(frozen=True)
 class PriorState:
-    article_ids: frozenset[str] = frozenset()
+    # a frozenset, but a running streaming job's own set, which grows as its cycles write
+    article_ids: AbstractSet[str] = frozenset()
     content_hashes: frozenset[str] = frozenset()
     # near-duplicate index entries of the articles fetched within the window, with fetched_at
     recent: tuple[tuple[IndexEntry, datetime], ...] = field(default=())
@@ -55,8 +57,9 @@ CONSISTENT_READ_ATTEMPTS = 5
 
 
 def load_prior(output: str, *, now: datetime | None = None, window_days: int = 30,
-               config: NearDupConfig | None = None) -> PriorState:
-    """Read the dedup state of ``output`` (a local folder or ``gs://`` prefix)."""
+               config: NearDupConfig | None = None, failures: PageFailures | None = None) -> PriorState:
+    """Read the dedup state of ``output`` (a local folder or ``gs://`` prefix). ``failures``: the
+    reader of the pages given up on to use (a streaming job's, which reads only new files later)."""
     root = store.join(output, "articles")
     cache = store.join(output, *NEARDUP_CACHE)
     for attempt in range(CONSISTENT_READ_ATTEMPTS):
@@ -70,7 +73,8 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
         after = store.snapshot(root)
         if all(after.get(path) == ident for path, ident in before.items()):
             break  # nothing read was replaced or removed meanwhile (files added since are new)
-    given_up = PageFailures(output, window_days).given_up(state.article_ids, now=now)
+    failures = failures or PageFailures(output, window_days)
+    given_up = failures.given_up(state.article_ids, now=now)
     return dataclasses.replace(state, given_up=given_up)
 
 
