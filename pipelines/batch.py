@@ -22,7 +22,7 @@ from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.model import ApplyTopicModel
 from akhbar.transforms.outputlock import Fence, LeaseLost, OutputLock, writing
 from akhbar.transforms.sink import DEFAULT_MAX_ROWS, WriteArticles, WriteDeadLetters
-from akhbar.transforms.state import load_prior
+from akhbar.transforms.state import GIVE_UP_AFTER_HOURS, load_prior
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -41,6 +41,8 @@ class RunConfig:
     fetch_concurrency: int = 8
     near: NearDupConfig = field(default_factory=NearDupConfig)
     dedup_window_days: int = 30
+    # a page that keeps failing is given up once its failures span this long (state.PageFailures)
+    give_up_after_hours: float = GIVE_UP_AFTER_HOURS
     min_words: int = MIN_BODY_WORDS
     lexicon: str | None = None
     classifier: str | None = None  # a model file from `akhbar classify train`; None = the lexicon decides
@@ -63,7 +65,8 @@ def stored_state(p: beam.Pipeline, cfg: RunConfig):
     prior = AsSingleton(
         p
         | "Output" >> beam.Create([cfg.output])
-        | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near)
+        | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near,
+                                  give_up_after_hours=cfg.give_up_after_hours)
         .with_output_types(typing.Any)
     )
     feed_states = AsSingleton(

@@ -72,6 +72,22 @@ FETCH_OPTIONS = ("user_agent", "host_interval", "host_concurrency", "connect_tim
                  "total_timeout", "max_bytes", "retries")
 
 
+def _add_give_up_arg(ap: argparse.ArgumentParser) -> None:
+    # the values of akhbar.transforms.state's GIVE_UP_AFTER_HOURS and MAX_PAGE_FAILURES, written
+    # out so that building the parser imports nothing heavy (a test checks that they agree)
+    ap.add_argument("--give-up-after", type=float, default=1.0, metavar="HOURS",
+                    help="polls leave out a page that failed for a lasting reason (a 404, no article text; see "
+                         "docs/dead-letters.md) in 3 runs, the first and the latest of those failures at least this "
+                         "many hours apart (default 1; 0 = after 3 runs however close together)")
+
+
+def _add_failure_window_args(ap: argparse.ArgumentParser) -> None:
+    """The options of `akhbar run` that decide which pages are given up, for the commands that count them."""
+    ap.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
+                    help="the runs' window, over which a page's failures are counted (default 30)")
+    _add_give_up_arg(ap)
+
+
 def _add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--mode", choices=["batch", "streaming"], default="batch",
                     help="batch: poll every source once and exit; streaming: poll on each source's interval")
@@ -92,7 +108,8 @@ def _add_run_args(ap: argparse.ArgumentParser) -> None:
                          "(default 8)")
     ap.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
                     help="how far back, by fetch time, near-duplicates are looked for and a page's failures are "
-                         "counted towards giving it up (3 runs) (default 30; at most 3650)")
+                         "counted towards giving it up (default 30; at most 3650)")
+    _add_give_up_arg(ap)
     ap.add_argument("--min-words", type=int, default=None, metavar="N",
                     help="bodies shorter than this are dead letters (default 25)")
     ap.add_argument("--lexicon", default=None, metavar="FILE", help="classifier lexicon YAML (default: the bundled one)")
@@ -154,12 +171,11 @@ def _parser() -> argparse.ArgumentParser:
     health = _sub(ssub, "health", "per-feed state of an output: last success, failures, backoff",
                   "Show each feed's state from earlier runs (OUTPUT/_state/feeds.json): last success, consecutive "
                   "failures and last error, backoff, how its server answers conditional requests, and how many of "
-                  "its pages polls have given up on (failed for a lasting reason in 3 runs; see dead_letter/).",
+                  "its pages polls have given up on (failed for a lasting reason in 3 runs, over at least --give-up-after hours; see dead_letter/).",
                   "sources health")
     health.add_argument("output", metavar="OUTPUT", help="output directory or gs://bucket/prefix of earlier runs")
     health.add_argument("--json", action="store_true", help="print the state as JSON")
-    health.add_argument("--dedup-window-days", type=float, default=30, metavar="DAYS",
-                        help="the runs' window, over which a page's failures are counted (default 30)")
+    _add_failure_window_args(health)
     probe = _sub(ssub, "probe", "fetch a feed and a few articles; show what would be extracted",
                  "Fetch a feed and a few of its articles and show what the pipeline would make of them (title, "
                  "date, language, topics, words, first line) and every problem; writes nothing unless "
@@ -224,6 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--since", type=_day, default=None, metavar="YYYY-MM-DD", help="first day (inclusive)")
     report.add_argument("--until", type=_day, default=None, metavar="YYYY-MM-DD", help="last day (inclusive)")
     report.add_argument("--out", default="report.html", metavar="FILE", help="HTML file to write (default report.html)")
+    _add_failure_window_args(report)
     cls = sub.add_parser("classify", help="the optional learned topic classifier",
                          description="The optional learned topic classifier (needs akhbar[ml]).")
     csub = cls.add_subparsers(dest="classify_cmd", required=True, metavar="SUBCOMMAND")
@@ -394,7 +411,8 @@ def _check_remote(beam_args: list[str], **paths: str | None) -> str | None:
 # (option, lowest, highest) of the numbers `akhbar run` takes. The limits are far beyond any
 # sensible value; they are there to stop typos and values no clock or buffer can hold.
 RUN_BOUNDS = (
-    ("fetch_concurrency", 1, 1024), ("dedup_window_days", 0, 3650), ("min_words", 1, 100_000),
+    ("fetch_concurrency", 1, 1024), ("dedup_window_days", 0, 3650), ("give_up_after", 0, 3650 * 24),
+    ("min_words", 1, 100_000),
     ("host_interval", 0, 3600), ("host_concurrency", 1, 64), ("connect_timeout", 0.1, 3600),
     ("read_timeout", 0.1, 3600), ("total_timeout", 0.1, 86400), ("max_bytes", 1024, 2**31),
     ("retries", 0, 10), ("progress_interval", 0.1, 86400),
@@ -408,6 +426,12 @@ USER_AGENT = re.compile(r"[\x20-\x7e]{1,512}")
 def _run_bounds(*names: str) -> tuple:
     """The ``RUN_BOUNDS`` of these options, for a command that shares them with `akhbar run`."""
     return tuple(b for b in RUN_BOUNDS if b[0] in names)
+
+
+def _failure_window_problem(args) -> str | None:
+    """What is wrong with the options of :func:`_add_failure_window_args`, if anything."""
+    bad = _number_problems(args, _run_bounds("dedup_window_days", "give_up_after"))
+    return "; ".join(bad) or None
 
 
 def _number_problems(args, bounds) -> list[str]:
@@ -520,8 +544,8 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
     cfg = RunConfig(
         sources=tuple(sources), output=args.output, run_id=new_run_id(),
         allow_private_hosts=args.allow_private_hosts, fetch=fetch, fetch_concurrency=args.fetch_concurrency,
-        dedup_window_days=args.dedup_window_days, lexicon=args.lexicon, classifier=args.classifier,
-        ignore_feed_backoff=args.ignore_feed_backoff, **cfg_kwargs,
+        dedup_window_days=args.dedup_window_days, give_up_after_hours=args.give_up_after, lexicon=args.lexicon,
+        classifier=args.classifier, ignore_feed_backoff=args.ignore_feed_backoff, **cfg_kwargs,
     )
     if not args.quiet:
         n_feeds = sum(len(s.feeds) for s in sources if s.enabled)
@@ -606,7 +630,7 @@ def cmd_health(args) -> int:
     from akhbar.pipelines.summary import render_feed_health
     from akhbar.transforms.feedstate import CorruptFeedState, load_feed_states
 
-    problem = _check_output(args.output) or _check_gcs_access(args.output)
+    problem = _failure_window_problem(args) or _check_output(args.output) or _check_gcs_access(args.output)
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -624,7 +648,8 @@ def cmd_health(args) -> int:
     try:
         from akhbar.transforms.state import PageFailures, stored_article_ids
 
-        given_up = PageFailures(args.output, args.dedup_window_days).given_up_by_feed(stored_article_ids(args.output))
+        given_up = PageFailures(args.output, args.dedup_window_days,
+                                args.give_up_after).given_up_by_feed(stored_article_ids(args.output))
     except (OSError, ValueError) as e:  # the feed states are still worth showing
         print(f"akhbar: pages given up on: not counted ({type(e).__name__}: {e})", file=sys.stderr)
         given_up = None
@@ -833,8 +858,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "report":
         from akhbar.pipelines.report import cmd_report
 
-        problem = (_check_output(args.output) or _check_file_target(args.out, "--out", remote=True)
-                   or _check_gcs_access(args.output, args.out))
+        problem = (_failure_window_problem(args) or _check_output(args.output)
+                   or _check_file_target(args.out, "--out", remote=True) or _check_gcs_access(args.output, args.out))
         if problem:
             print(f"akhbar: {problem}", file=sys.stderr)
             return EXIT_CONFIG

@@ -23,6 +23,7 @@ ARTICLE_COLUMNS = ["article_id", "url", "source_id", "title", "published_at", "f
 DEAD_COLUMNS = ["url", "source_id", "stage", "reason", "time"]
 TOP_CLUSTERS = 20
 GIVEN_UP_WINDOW_DAYS = 30  # akhbar run's default --dedup-window-days
+GIVEN_UP_AFTER_HOURS = 1.0  # akhbar run's default --give-up-after
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
 TOPIC_COLORS = {"nato": "#1f4e9c", "ukraine": "#e0a800"}
@@ -80,9 +81,13 @@ class ReportData:
     dead: list[dict]
     feeds: list = field(default_factory=list)
     given_up: dict[str, int] | None = None  # pages given up on per feed URL (None: could not be counted)
+    given_up_rule: tuple[float, float] = (GIVEN_UP_WINDOW_DAYS, GIVEN_UP_AFTER_HOURS)  # (window days, hours)
 
 
-def load(output: str, since: date | None = None, until: date | None = None) -> ReportData:
+def load(output: str, since: date | None = None, until: date | None = None, *,
+         window_days: float = GIVEN_UP_WINDOW_DAYS, give_up_after_hours: float = GIVEN_UP_AFTER_HOURS) -> ReportData:
+    """What the report shows; ``window_days`` and ``give_up_after_hours``: the runs'
+    ``--dedup-window-days`` and ``--give-up-after``, for the pages given up on."""
     from akhbar.transforms.feedstate import load_feed_states
 
     everything = _read_rows(store.join(output, "articles"), ARTICLE_COLUMNS)
@@ -93,11 +98,11 @@ def load(output: str, since: date | None = None, until: date | None = None) -> R
 
     feeds = sorted(load_feed_states(output).values(), key=lambda s: (s.source_id, s.feed_url))
     stored = {r["article_id"]: r for r in everything}
-    try:  # over the runs' default window, like `akhbar sources health`
-        given_up = PageFailures(output, GIVEN_UP_WINDOW_DAYS).given_up_by_feed(stored)
+    try:
+        given_up = PageFailures(output, window_days, give_up_after_hours).given_up_by_feed(stored)
     except (OSError, ValueError):  # the rest of the report still stands
         given_up = None
-    return ReportData(output, since, until, arts, stored, dead, feeds, given_up)
+    return ReportData(output, since, until, arts, stored, dead, feeds, given_up, (window_days, give_up_after_hours))
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -394,8 +399,8 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
     # feed health
     body.append('<section id="feeds"><h2>Feed health</h2><p class="muted">From <code>_state/feeds.json</code> '
                 '(all runs, not limited to the period). <em>Given up</em>: the feed\'s pages that polls no longer '
-                f'fetch, having failed for a lasting reason in 3 runs of the last {GIVEN_UP_WINDOW_DAYS} days '
-                '(<code>akhbar replay</code> still takes them).</p>')
+                f'fetch, having failed for a lasting reason in 3 runs of the last {data.given_up_rule[0]:g} days, '
+                f'at least {data.given_up_rule[1]:g} hours apart (<code>akhbar replay</code> still takes them).</p>')
     if data.feeds:
         from akhbar.transforms.feedstate import health_status
 
@@ -422,8 +427,9 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
 
 
 def build_report(output: str, since: date | None = None, until: date | None = None,
-                 now: datetime | None = None) -> str:
-    return render_html(load(output, since, until), now)
+                 now: datetime | None = None, **given_up_rule) -> str:
+    """The HTML report; ``given_up_rule``: :func:`load`'s ``window_days`` and ``give_up_after_hours``."""
+    return render_html(load(output, since, until, **given_up_rule), now)
 
 
 def cmd_report(args) -> int:
@@ -445,7 +451,8 @@ def _report(args) -> int:
     from akhbar.transforms.feedstate import CorruptFeedState
 
     try:
-        text = build_report(args.output, args.since, args.until)
+        text = build_report(args.output, args.since, args.until, window_days=args.dedup_window_days,
+                            give_up_after_hours=args.give_up_after)
     except CorruptFeedState as e:
         print(f"akhbar: {e} (the next `akhbar run` moves it aside and starts over)", file=sys.stderr)
         return 2

@@ -358,7 +358,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
     # ids of the committed articles, their pages not fetched: one set, grown after each cycle, that
     # the gathers under way read too (a page written since their poll began is not fetched)
     stored: set[str] | None = None
-    failing = PageFailures(cfg.output, cfg.dedup_window_days)
+    failing = PageFailures(cfg.output, cfg.dedup_window_days, cfg.give_up_after_hours)
     given_up: frozenset[str] = frozenset()  # pages that keep failing: not fetched either
     busy: set[str] = set()  # sources polled and not yet written
     last_compaction = time.monotonic()

@@ -73,7 +73,7 @@ def is_lasting(code: str) -> bool:
 
 
 def reasons_markdown() -> str:
-    from akhbar.transforms.state import MAX_PAGE_FAILURES
+    from akhbar.transforms.state import GIVE_UP_AFTER_HOURS, MAX_PAGE_FAILURES
 
     lines = [
         "# Dead-letter reason codes",
@@ -88,9 +88,12 @@ def reasons_markdown() -> str:
         + ", ".join(f"`{c}`" for c in sorted(PASSING)) + ",",
         "and `http_NNN` for " + ", ".join(str(c) for c in sorted(TRANSIENT_STATUSES) if c < 500) + " and every 5xx) in "
         f"{MAX_PAGE_FAILURES} runs (or streaming cycles) within",
-        "`--dedup-window-days`, at the fetch or extract stage, polls leave the entry out and count it as",
-        "`poll.given_up`; `akhbar replay` still takes it. A site that is down for a while loses nothing.",
-        "An entry whose link is malformed (`bad_url` at the poll stage) stops being reported after as many runs.",
+        "`--dedup-window-days`, at the fetch or extract stage, the first and the latest of those failures at least",
+        f"`--give-up-after` hours apart (default {GIVE_UP_AFTER_HOURS:g}: a page that a feed lists minutes before the site "
+        "serves it is not",
+        "given up by the polls of those minutes), polls leave the entry out and count it as `poll.given_up`;",
+        "`akhbar replay` still takes it. A site that is down for a while loses nothing. An entry whose link is",
+        "malformed (`bad_url` at the poll stage) stops being reported under the same rule.",
         "",
         "| code | stage | meaning | retried |",
         "|---|---|---|---|",

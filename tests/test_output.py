@@ -120,12 +120,13 @@ def test_near_duplicate_cache_is_derived_and_pruned(tmp_path):
     assert len(load_prior(str(tmp_path), now=NOW, window_days=30).recent) == 2  # unreadable cache: recomputed
 
 
-def _dead_letters(root: Path, run_id: str, day: str, rows: list[tuple[str, str, str]]) -> None:
-    """Commit a dead-letter file of ``run_id`` in partition ``day`` with (url, stage, reason) rows."""
+def _dead_letters(root: Path, run_id: str, day: str, rows: list[tuple[str, str, str]], at: str = "12:00") -> None:
+    """Commit a dead-letter file of ``run_id`` in partition ``day`` with (url, stage, reason) rows
+    that failed at ``at`` (UTC) that day."""
     from akhbar.schemas.arrow import DEAD_LETTER_SCHEMA, dead_letter_row
     from akhbar.schemas.records import DeadLetter
 
-    when = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+    when = datetime.fromisoformat(f"{day}T{at}:00+00:00")
     letters = [dead_letter_row(DeadLetter(url=u, source_id="s", stage=st, reason=r, message="m", time=when,
                                           run_id=run_id)) for u, st, r in rows]
     write_partition(str(root / "dead_letter" / f"dt={day}"), letters, DEAD_LETTER_SCHEMA, run_id, "url")
@@ -155,6 +156,43 @@ def test_pages_that_keep_failing_are_given_up_after_three_runs(tmp_path):
     damaged = next((tmp_path / "dead_letter" / "dt=2026-11-30").glob("part-run5-*.parquet"))
     damaged.write_bytes(b"not parquet")
     assert failing.given_up(now=now) == {article_id(gone), article_id(stored)}
+
+
+def test_a_page_is_given_up_only_once_it_has_failed_for_an_hour(tmp_path):
+    """Three runs minutes apart that found a page missing (a feed listing it before the site serves
+    it) do not give it up; a failure an hour after the first does. The span is measured from the
+    first to the latest failure, whichever files they are in."""
+    from akhbar.transforms.state import GIVE_UP_AFTER_HOURS, PageFailures
+    from akhbar.transforms.urls import article_id
+
+    early = "https://news.example/early.html"
+    now = datetime(2026, 11, 30, 23, tzinfo=timezone.utc)
+    for n, at in enumerate(("10:00", "10:05", "10:10")):
+        _dead_letters(tmp_path, f"run{n}", "2026-11-30", [(early, "fetch", "http_404")], at=at)
+    assert GIVE_UP_AFTER_HOURS == 1
+    failing = PageFailures(str(tmp_path), window_days=7)
+    assert failing.given_up(now=now) == frozenset()
+    assert PageFailures(str(tmp_path), window_days=7, after_hours=0).given_up(now=now) == {article_id(early)}
+    assert PageFailures(str(tmp_path), window_days=7, after_hours=1 / 12).given_up(now=now) == {article_id(early)}
+    assert load_prior(str(tmp_path), now=now, window_days=7).given_up == frozenset()
+    _dead_letters(tmp_path, "run3", "2026-11-30", [(early, "extract", "empty_body")], at="10:59")
+    assert failing.given_up(now=now) == frozenset()  # 59 minutes
+    _dead_letters(tmp_path, "run4", "2026-11-30", [(early, "fetch", "http_404")], at="11:00")
+    assert failing.given_up(now=now) == {article_id(early)}
+    assert load_prior(str(tmp_path), now=now, window_days=7, give_up_after_hours=2).given_up == frozenset()
+
+
+def test_the_cli_defaults_of_the_give_up_rule_are_the_code_s():
+    """`akhbar run --help` states the rule without importing the code that applies it."""
+    from akhbar.pipelines.cli import _parser
+    from akhbar.transforms.state import GIVE_UP_AFTER_HOURS, MAX_PAGE_FAILURES
+
+    parser = _parser()
+    for argv in (["run", "--sources", "s.yaml", "--output", "o"], ["sources", "health", "o"], ["report", "o"]):
+        assert parser.parse_args(argv).give_up_after == GIVE_UP_AFTER_HOURS
+    (action,) = [a for a in parser._subparsers._group_actions[0].choices["run"]._actions
+                 if a.dest == "give_up_after"]
+    assert f"in {MAX_PAGE_FAILURES} runs" in action.help and f"(default {GIVE_UP_AFTER_HOURS:g};" in action.help
 
 
 def test_free_text_columns_carry_no_min_max_statistics(tmp_path):

@@ -73,9 +73,13 @@ def statements(code: str) -> list[str]:
     return [s.strip() for s in code.split(";\n") if s.strip().rstrip(";")]
 
 
-def run_duckdb(con, block_id: str) -> list[list[dict]]:
+def run_duckdb(con, block_id: str, replace: dict[str, str] | None = None) -> list[list[dict]]:
+    """Run a block's statements; ``replace``: text of the block to change first (each must be there)."""
     lang, kind, code = BLOCKS[block_id]
     assert (lang, kind) == ("sql", "duckdb")
+    for old, new in (replace or {}).items():
+        assert old in code, (block_id, old)
+        code = code.replace(old, new)
     results = []
     for stmt in statements(code):
         rel = con.sql(stmt)

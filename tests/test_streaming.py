@@ -653,8 +653,9 @@ def test_cycles_take_a_feed_over_its_limit_a_few_entries_per_poll(server, tmp_pa
 
 
 def test_cycles_give_up_on_a_page_that_keeps_failing(server, tmp_path):
-    """A feed that changes at every poll keeps listing a page that answers 404: local cycles fetch
-    it at 3 polls (each cycle's dead letters are read back), then leave it out."""
+    """A feed that changes at every poll keeps listing a page that answers 404: with
+    --give-up-after 0, local cycles fetch it at 3 polls (each cycle's dead letters are read back),
+    then leave it out."""
     import signal
 
     from tests.servers import Reply
@@ -679,7 +680,7 @@ def test_cycles_give_up_on_a_page_that_keeps_failing(server, tmp_path):
             signal.raise_signal(signal.SIGTERM)
 
     cfg = RunConfig(sources=(source,), output=str(tmp_path / "out"), run_id=new_run_id(), allow_private_hosts=True,
-                    fetch=FetchConfig(host_interval=0, retries=0))
+                    fetch=FetchConfig(host_interval=0, retries=0), give_up_after_hours=0)
     totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=60, compact_every_s=None), log=on_line)
     assert totals["stopped_by"] == "SIGTERM", (totals, lines)
     assert totals["cycles"] == 3 and totals["dead_letters"] == 3 and len(polls) == 4

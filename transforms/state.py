@@ -37,6 +37,14 @@ from akhbar.transforms.dedup import (
 )
 
 NEARDUP_CACHE = ("_state", "neardup")
+MAX_PAGE_FAILURES = 3  # runs in which a page failed for a lasting reason before polls leave it out
+# ... and how long it must have kept failing, from its first such failure to its latest: a page
+# that a feed lists a few minutes before the site serves it (a 404 meanwhile, often cached by a
+# CDN) is not given up by three polls that fall in those minutes
+GIVE_UP_AFTER_HOURS = 1.0
+PAGE_STAGES = frozenset({"fetch", "extract"})
+BAD_LINK = ("poll", "bad_url")  # a feed entry's malformed link (its url: the link as written)
+FAILURE_COLUMNS = ["url", "stage", "reason", "run_id", "feed_url", "time"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class PriorState:
     content_hashes: frozenset[str] = frozenset()
     # near-duplicate index entries of the articles fetched within the window, with fetched_at
     recent: tuple[tuple[IndexEntry, datetime], ...] = field(default=())
-    # pages not stored that failed for a lasting reason in MAX_PAGE_FAILURES runs within the window
+    # pages not stored that keep failing for a lasting reason (PageFailures)
     given_up: frozenset[str] = frozenset()
 
     def index(self, config: NearDupConfig) -> NearDupIndex:
@@ -57,9 +65,11 @@ CONSISTENT_READ_ATTEMPTS = 5
 
 
 def load_prior(output: str, *, now: datetime | None = None, window_days: int = 30,
-               config: NearDupConfig | None = None, failures: PageFailures | None = None) -> PriorState:
+               config: NearDupConfig | None = None, failures: PageFailures | None = None,
+               give_up_after_hours: float = GIVE_UP_AFTER_HOURS) -> PriorState:
     """Read the dedup state of ``output`` (a local folder or ``gs://`` prefix). ``failures``: the
-    reader of the pages given up on to use (a streaming job's, which reads only new files later)."""
+    reader of the pages given up on to use (a streaming job's, which reads only new files later);
+    without one, a reader with ``window_days`` and ``give_up_after_hours`` is made."""
     root = store.join(output, "articles")
     cache = store.join(output, *NEARDUP_CACHE)
     for attempt in range(CONSISTENT_READ_ATTEMPTS):
@@ -73,15 +83,9 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
         after = store.snapshot(root)
         if all(after.get(path) == ident for path, ident in before.items()):
             break  # nothing read was replaced or removed meanwhile (files added since are new)
-    failures = failures or PageFailures(output, window_days)
+    failures = failures or PageFailures(output, window_days, give_up_after_hours)
     given_up = failures.given_up(state.article_ids, now=now)
     return dataclasses.replace(state, given_up=given_up)
-
-
-MAX_PAGE_FAILURES = 3  # runs in which a page failed for a lasting reason before polls leave it out
-PAGE_STAGES = frozenset({"fetch", "extract"})
-BAD_LINK = ("poll", "bad_url")  # a feed entry's malformed link (its url: the link as written)
-FAILURE_COLUMNS = ["url", "stage", "reason", "run_id", "feed_url"]
 
 
 class PageFailures:
@@ -91,10 +95,11 @@ class PageFailures:
     404, robots.txt saying no, a page with no article text: see
     :func:`akhbar.schemas.reasons.is_lasting`) would be fetched again, and dead-lettered again, at
     every poll that finds the feed changed. Once its page has failed so in ``MAX_PAGE_FAILURES``
-    runs within the window (the ``dt`` partitions of the last ``window_days`` days), polls leave
-    the entry out (``akhbar replay`` still takes it). An entry whose link is malformed (``bad_url``
-    at the poll stage) is dead-lettered again in the same way, and stops being so after as many
-    runs. Failures of the moment (timeouts, 5xx, 429) never count: a site that is down for a while
+    runs within the window (the ``dt`` partitions of the last ``window_days`` days), the first
+    and the latest of those failures at least ``after_hours`` apart, polls leave the entry out
+    (``akhbar replay`` still takes it). An entry whose link is malformed (``bad_url`` at the poll
+    stage) is dead-lettered again in the same way, and stops being so under the same rule.
+    Failures of the moment (timeouts, 5xx, 429) never count: a site that is down for a while
     loses nothing.
 
     Runs are counted by ``run_id``, so a file read twice (before and after a compaction merged
@@ -102,11 +107,12 @@ class PageFailures:
     job asks after every cycle).
     """
 
-    def __init__(self, output: str, window_days: float):
+    def __init__(self, output: str, window_days: float, after_hours: float = GIVE_UP_AFTER_HOURS):
         self.root = store.join(output, "dead_letter")
         self.window_days = window_days
-        # path -> (identity, [(page id, run, feed URL)])
-        self._read: dict[str, tuple[tuple, list[tuple[str, str, str | None]]]] = {}
+        self.after_us = round(after_hours * 3600e6)
+        # path -> (identity, [(page id, run, feed URL, time in µs since the epoch)])
+        self._read: dict[str, tuple[tuple, list[tuple[str, str, str | None, int]]]] = {}
 
     def given_up(self, stored=frozenset(), *, now: datetime | None = None) -> frozenset[str]:
         """Ids of the pages to leave out now (those in ``stored`` are not named)."""
@@ -122,9 +128,6 @@ class PageFailures:
 
     def _given_up(self, stored, now: datetime | None) -> dict[str, str | None]:
         """Page id → the feed that listed it (at its latest failure), for the pages given up."""
-        from akhbar.schemas.reasons import is_lasting
-        from akhbar.transforms.urls import article_id
-
         now = now or datetime.now(timezone.utc)
         first_day = f"dt={(now - timedelta(days=self.window_days)).date().isoformat()}"
         files = {path: ident for path, ident in store.snapshot(self.root).items()
@@ -132,25 +135,41 @@ class PageFailures:
         for gone in set(self._read) - set(files):
             del self._read[gone]
         runs: dict[str, set[str]] = {}
+        spans: dict[str, list[int]] = {}  # page id -> [first, latest] failure time
         feeds: dict[str, str] = {}
         for path, ident in sorted(files.items()):
             held = self._read.get(path)
             if held is None or held[0] != ident:
                 try:
-                    t = store.read_table(path, columns=FAILURE_COLUMNS)
+                    failures = _lasting_failures(path)
                 except FileNotFoundError:  # merged by a compaction since it was listed: read next time
                     continue
                 except (store.UnreadableFile, pa.ArrowException):  # damaged: its pages are simply tried again
-                    t = pa.table({c: pa.array([], pa.string()) for c in FAILURE_COLUMNS})
-                failures = [(article_id(url), run or path, feed)
-                            for url, stage, reason, run, feed in zip(*(t.column(c).to_pylist() for c in FAILURE_COLUMNS))
-                            if url and is_lasting(reason) and (stage in PAGE_STAGES or (stage, reason) == BAD_LINK)]
+                    failures = []
                 held = self._read[path] = (ident, failures)
-            for aid, run, feed in held[1]:
+            for aid, run, feed, when in held[1]:
                 runs.setdefault(aid, set()).add(run)
+                span = spans.setdefault(aid, [when, when])
+                span[0], span[1] = min(span[0], when), max(span[1], when)
                 if feed:
                     feeds[aid] = feed  # files are read by day: the last one read is the latest
-        return {aid: feeds.get(aid) for aid, seen in runs.items() if len(seen) >= MAX_PAGE_FAILURES and aid not in stored}
+        return {aid: feeds.get(aid) for aid, seen in runs.items()
+                if len(seen) >= MAX_PAGE_FAILURES and spans[aid][1] - spans[aid][0] >= self.after_us
+                and aid not in stored}
+
+
+def _lasting_failures(path: str) -> list[tuple[str, str, str | None, int]]:
+    """(page id, run, feed URL, time in µs) of the failures in one dead-letter file that count
+    towards giving a page up."""
+    from akhbar.schemas.reasons import is_lasting
+    from akhbar.transforms.urls import article_id
+
+    t = store.read_table(path, columns=FAILURE_COLUMNS)
+    cols = [t.column(c).to_pylist() for c in FAILURE_COLUMNS[:-1]]
+    times = t.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()  # µs since the epoch, without datetime objects
+    return [(article_id(url), run or path, feed, when or 0)
+            for url, stage, reason, run, feed, when in zip(*cols, times)
+            if url and is_lasting(reason) and (stage in PAGE_STAGES or (stage, reason) == BAD_LINK)]
 
 
 def stored_article_ids(output: str) -> frozenset[str]:
