@@ -216,6 +216,22 @@ def test_shingle_hash_is_blake2b_little_endian():
     assert got.dtype == np.uint32 and got.tolist() == [want]
 
 
+def test_the_fingerprints_of_a_text_are_pinned():
+    """Stored articles' index entries are cached under _state/neardup/ by FINGERPRINT_VERSION. If
+    this fails, the shingles or signature of a text changed (normalization, tokenization, hashing):
+    bump dedup.FINGERPRINT_VERSION so that cached entries are computed again, then update the pin."""
+    import hashlib
+
+    from akhbar.transforms.dedup import FINGERPRINT_VERSION
+
+    text = ("أعلن الأمين العام لحلف شمال الأطلسي ينس ستولتنبرغ الخميس أن كييف أقرب من أي وقت مضى إلى عضوية الحلف. "
+            "وقال خلال مؤتمرٍ صحفيّ مع الرئيس الأوكراني «فولوديمير زيلينسكي» إن أوكرانيا ستصبح عضواً في الحلف ٢٠٢٤.")
+    hashes = shingle_hashes(text, 3)
+    digest = hashlib.sha256(hashes.astype("<u4").tobytes() + MinHasher().signature_of(hashes)).hexdigest()
+    pins = {1: (33, "f4bfb3f2283e359c483b7fde85cfeb7758f26bedcf0b96d2b2ceca2f7facfe8f")}
+    assert (len(hashes), digest) == pins[FINGERPRINT_VERSION], "fingerprints changed: bump FINGERPRINT_VERSION"
+
+
 def test_lsh_candidates_share_a_band_in_the_same_position_in_first_seen_order():
     """Candidates are the entries sharing at least one whole band with the query, each once, in
     the order they were added; equal bytes in different bands are no match."""

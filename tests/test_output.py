@@ -120,6 +120,28 @@ def test_near_duplicate_cache_is_derived_and_pruned(tmp_path):
     assert len(load_prior(str(tmp_path), now=NOW, window_days=30).recent) == 2  # unreadable cache: recomputed
 
 
+def test_near_duplicate_cache_is_computed_again_when_fingerprints_are_made_another_way(tmp_path):
+    """Cached entries depend on the shingle size, the permutations and the fingerprint version, not on
+    the verification thresholds: another shingle size computes them again (and prunes the old ones)."""
+    import dataclasses
+
+    from akhbar.transforms.dedup import NearDupConfig, shingle_hashes
+
+    write(tmp_path, [article(1), article(2)])
+    cache = tmp_path / "_state" / "neardup"
+    load_prior(str(tmp_path), now=NOW, window_days=30)
+    (first,) = list(cache.iterdir())
+    looser = NearDupConfig(containment=0.3, boiler_docs=9)
+    load_prior(str(tmp_path), now=NOW, window_days=30, config=looser)
+    assert list(cache.iterdir()) == [first]  # thresholds only: the same entries
+    other = dataclasses.replace(looser, shingle=2)
+    prior = load_prior(str(tmp_path), now=NOW, window_days=30, config=other)
+    (second,) = list(cache.iterdir())
+    assert second != first
+    entry = prior.recent[0][0]
+    assert entry.shingles.tolist() == shingle_hashes(article(int(entry.article_id, 16)).body, 2).tolist()
+
+
 def _dead_letters(root: Path, run_id: str, day: str, rows: list[tuple[str, str, str]], at: str = "12:00") -> None:
     """Commit a dead-letter file of ``run_id`` in partition ``day`` with (url, stage, reason) rows
     that failed at ``at`` (UTC) that day."""

@@ -345,6 +345,17 @@ def assign_near_duplicates(index: NearDupIndex, items: Iterable[tuple], *,
 # ---------------------------------------------------------------------------------------------
 
 NEARDUP_STATE_VERSION = 1
+# Bump when the shingle hashes or the MinHash signature of a given text change: normalization,
+# tokenization, the shingle hash or the permutations. Index entries cached under _state/neardup/
+# by another version are then computed again from the stored bodies, instead of being compared
+# with fingerprints made another way (a test pins the fingerprints of one text).
+FINGERPRINT_VERSION = 1
+
+
+def fingerprint_key(config: NearDupConfig) -> str:
+    """What the fingerprints of a text depend on: the version and the hashing settings (not the
+    verification thresholds, which apply to fingerprints however they were cached)."""
+    return f"{NEARDUP_STATE_VERSION}.{FINGERPRINT_VERSION}:{config.shingle}:{config.num_perm}:{config.seed}"
 
 
 def neardup_schema():

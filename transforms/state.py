@@ -30,6 +30,7 @@ from akhbar.transforms.dedup import (
     MinHasher,
     NearDupConfig,
     NearDupIndex,
+    fingerprint_key,
     index_entries_from_arrow,
     index_entries_to_arrow,
     index_from_entries,
@@ -190,9 +191,10 @@ def _partition_of(path: str) -> str:
     return parts[-1] if parts else "dt=9999"
 
 
-def _cache_key(root: str, path: str, ident: tuple) -> str:
+def _cache_key(root: str, path: str, ident: tuple, config: NearDupConfig) -> str:
+    """The name of a file's cached entries: its path, its identity, and how they were computed."""
     rel = path[len(root):].lstrip("/\\")
-    return hashlib.sha256(f"{rel}|{ident}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{rel}|{ident}|{fingerprint_key(config)}".encode()).hexdigest()[:32]
 
 
 def _entries_of_file(f, config: NearDupConfig) -> list[tuple[IndexEntry, datetime]]:
@@ -228,7 +230,7 @@ def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime
             hashes.update(t.column("content_hash").to_pylist())
             if not pc.any(pc.greater_equal(t.column("fetched_at"), cutoff)).as_py():
                 continue
-            key = _cache_key(root, path, files[path])
+            key = _cache_key(root, path, files[path], config)
             used.add(key)
             cached = store.join(cache, f"{key}.parquet")
             try:
