@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -143,6 +144,23 @@ def test_shared_teaser_block_alone_is_not_a_duplicate_once_counted_as_boilerplat
     assert "b" not in out
     # without the other pages of that site the teasers are not known as boilerplate
     assert assign_near_duplicates(NearDupIndex(), pair) == {"b": "a"}
+
+
+def test_entries_are_filtered_by_the_boilerplate_in_force_when_they_are_compared():
+    """An entry's boilerplate-free shingles are worked out when it is first a candidate and again
+    after every set_boilerplate: the same pair matches, then not once the shared teasers are
+    boilerplate, then again once they are not; the stored entry itself never changes."""
+    a, b = item("a", OTHER + " " + TEASERS), item("b", "قررت الحكومة زيادة أسعار الوقود. " + TEASERS)
+    index = NearDupIndex()
+    index.add(a.article_id, a.signature, a.size, shingles=a.shingles, source_id=a.source_id, when=a.when)
+    stored = dataclasses.replace(index.entries[0])
+    ask = dict(shingles=b.shingles, source_id=b.source_id, when=b.when)
+    assert index.query(b.signature, b.size, **ask) == "a"
+    index.set_boilerplate({"s": shingle_hashes(TEASERS)})
+    assert index.query(b.signature, b.size, **ask) is None
+    index.set_boilerplate({})
+    assert index.query(b.signature, b.size, **ask) == "a"
+    assert index.entries == [stored] and index.entries[0].kept is not None  # ``kept`` is not compared
 
 
 def test_boilerplate_is_per_source_and_needs_enough_other_documents():

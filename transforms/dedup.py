@@ -197,12 +197,15 @@ class IndexEntry:
     shingles: np.ndarray | None = None
     source_id: str = ""
     when: datetime | None = None
-    kept: np.ndarray | None = None  # shingles without the source's boilerplate
+    # shingles without the source's boilerplate: worked out by the index when the entry is first a
+    # candidate (None until then, and for an entry without shingles)
+    kept: np.ndarray | None = None
 
-    def __eq__(self, other) -> bool:  # by value; numpy arrays compared element-wise
+    def __eq__(self, other) -> bool:  # by value, numpy arrays element-wise; ``kept`` is derived
         if not isinstance(other, IndexEntry):
             return NotImplemented
-        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                   if f.name != "kept")
 
 
 def _same(a, b) -> bool:
@@ -231,19 +234,29 @@ class NearDupIndex:
         return self._entries
 
     def set_boilerplate(self, boilerplate: dict[str, np.ndarray]) -> None:
-        """Use these per-source boilerplate shingles from now on (re-filters stored entries)."""
+        """Use these per-source boilerplate shingles from now on. Entries are filtered when they
+        are first a candidate, not here: a run compares a few hundred new articles with a window of
+        tens of thousands, of which a few thousand are ever candidates."""
         self.boilerplate = boilerplate
         for e in self._entries:
-            e.kept = self._kept(e.shingles, e.source_id)
+            e.kept = None
 
     def _kept(self, shingles: np.ndarray | None, source_id: str) -> np.ndarray | None:
         return None if shingles is None else remove_boilerplate(shingles, self.boilerplate.get(source_id or ""))
+
+    def _entry_kept(self, e: IndexEntry) -> np.ndarray | None:
+        if e.kept is None and e.shingles is not None:
+            e.kept = self._kept(e.shingles, e.source_id)
+        return e.kept
 
     def _band_keys(self, signature: bytes) -> list[int]:
         """One int per band: the band's bytes (little-endian) with the band's number above them,
         so equal bytes in different bands are different keys."""
         width = 4 * self.config.num_perm // self.config.bands
         shift = 8 * width
+        if width in (4, 8) and len(signature) == width * self.config.bands:  # read all bands at once
+            values = np.frombuffer(signature, dtype=f"<u{width}").tolist()
+            return [v | (i << shift) for i, v in enumerate(values)]
         return [int.from_bytes(signature[i * width:(i + 1) * width], "little") | (i << shift)
                 for i in range(self.config.bands)]
 
@@ -268,8 +281,9 @@ class NearDupIndex:
         if cfg.max_gap_days is not None and when is not None and e.when is not None:
             if abs((when - e.when).total_seconds()) > cfg.max_gap_days * 86400:
                 return None
-        if kept is not None and e.kept is not None:
-            c = exact_containment(kept, e.kept)
+        entry_kept = self._entry_kept(e) if kept is not None else None
+        if entry_kept is not None:
+            c = exact_containment(kept, entry_kept)
             return c if c >= cfg.containment else None
         j = jaccard(signature, e.signature)  # legacy entry: MinHash estimates only
         c = containment(j, size, e.size)
@@ -280,9 +294,12 @@ class NearDupIndex:
         """The root id of the best verified near-duplicate already in the index, if any."""
         if size == 0:
             return None
+        candidates = self.candidates(signature)
+        if not candidates:
+            return None
         kept = self._kept(shingles, source_id)
         best: tuple[float, int] | None = None
-        for idx in self.candidates(signature):
+        for idx in candidates:
             s = self.score(self._entries[idx], signature, size, kept, when)
             if s is not None and (best is None or s > best[0]):
                 best = (s, idx)
@@ -292,7 +309,7 @@ class NearDupIndex:
             shingles: np.ndarray | None = None, source_id: str = "", when: datetime | None = None) -> None:
         idx = len(self._entries)
         self._entries.append(IndexEntry(article_id, root or article_id, signature, size, shingles, source_id or "",
-                                        when, self._kept(shingles, source_id)))
+                                        when))
         if size == 0:
             return
         buckets = self._buckets
