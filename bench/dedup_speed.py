@@ -10,18 +10,22 @@ and vocabulary (synthetic, stated in the output). Measures, on one core:
 - fingerprints per second (word 3-shingle hashes + the 128-value MinHash signature);
 - building the LSH index of ``--n`` articles (boilerplate counting included) and its size:
   signatures + shingle hashes as stored in the persisted index table, and the Python buckets;
-- lookups per second against the full index (candidates + verification), for articles not in it.
+- lookups per second against the full index (candidates + verification), for articles not in it;
+- the same index loaded at once from stored entries (``index_from_entries``, what a run does with
+  its stored window): time, memory, lookups.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import json
 import resource
 import time
 from pathlib import Path
 
-from akhbar.transforms.dedup import DocFrequency, MinHasher, NearDupConfig, NearDupIndex, shingle_hashes
+from akhbar.transforms.dedup import (DocFrequency, IndexEntry, MinHasher, NearDupConfig, NearDupIndex,
+                                     index_from_entries, shingle_hashes)
 
 
 def bodies(ev: Path, n: int) -> list[tuple[str, str]]:
@@ -88,7 +92,29 @@ def main(argv=None) -> int:
     dt = time.perf_counter() - t
     print(f"lookups against {args.n}: {len(queries)} in {dt:.2f} s = {1000 * dt / len(queries):.2f} ms each, "
           f"{n_cand / len(queries):.1f} candidates each, {hits} matched")
+
+    # what every run does with its stored window: the entries loaded at once (one sorted array of
+    # band keys), then the new articles looked up in it
+    entries = [(IndexEntry(str(i), str(i), sig, len(h), h, src), None) for i, (src, sig, h) in enumerate(stored)]
+    del idx
+    gc.collect()
+    before = _rss_mb()
+    t = time.perf_counter()
+    loaded = index_from_entries(entries, cfg)
+    loaded.set_boilerplate(boiler)
+    t_load = time.perf_counter() - t
+    grown = _rss_mb() - before
+    t = time.perf_counter()
+    same = sum((loaded.query(sig, len(h), shingles=h, source_id=src) is not None) for src, sig, h in queries)
+    dt = time.perf_counter() - t
+    print(f"stored window of {args.n} loaded at once (index_from_entries, as a run does): {t_load:.1f} s, "
+          f"RSS +{grown:.0f} MB; lookups {1000 * dt / len(queries):.2f} ms each, {same} matched")
     return 0
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 if __name__ == "__main__":

@@ -90,9 +90,11 @@ def test_jaccard_estimate_within_tolerance(a, b):
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from akhbar.transforms.dedup import (  # noqa: E402
     DocFrequency,
+    IndexEntry,
     NearItem,
     exact_containment,
     index_entries_from_arrow,
@@ -178,6 +180,14 @@ def test_boilerplate_is_per_source_and_needs_enough_other_documents():
     assert np.isin(shingle_hashes(WIRE), kept).all() and not np.isin(sh, kept).any()
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 60), max_size=40, unique=True), st.lists(st.integers(0, 60), max_size=40, unique=True))
+def test_removing_boilerplate_is_a_set_difference(article, boiler):
+    hashes = np.array(sorted(article), dtype=np.uint32)
+    got = remove_boilerplate(hashes, np.array(sorted(boiler), dtype=np.uint32))
+    assert got.tolist() == sorted(set(article) - set(boiler)) and got.dtype == np.uint32
+
+
 def test_publication_gap_limit():
     later = item("later", WIRE, when=T0 + timedelta(days=45))
     assert assign_near_duplicates(NearDupIndex(), [item("orig", WIRE), later]) == {}
@@ -248,6 +258,38 @@ def test_the_fingerprints_of_a_text_are_pinned():
     digest = hashlib.sha256(hashes.astype("<u4").tobytes() + MinHasher().signature_of(hashes)).hexdigest()
     pins = {1: (33, "f4bfb3f2283e359c483b7fde85cfeb7758f26bedcf0b96d2b2ceca2f7facfe8f")}
     assert (len(hashes), digest) == pins[FINGERPRINT_VERSION], "fingerprints changed: bump FINGERPRINT_VERSION"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([(8, 4), (8, 8), (16, 4), (128, 64)]), st.integers(0, 2**32 - 1),
+       st.integers(1, 40), st.integers(0, 10))
+def test_a_loaded_index_finds_what_one_built_entry_by_entry_finds(shape, seed, n, later):
+    """``load`` (one sorted array of band keys, for a stored window) and ``add`` (buckets in a
+    dict) give the same candidates in the same order, for bands of 1, 2 and 4 values, also when
+    entries are added after the load; an empty signature stays out of the buckets."""
+    num_perm, bands = shape
+    cfg = NearDupConfig(num_perm=num_perm, bands=bands)
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 4, size=(n + later + 20, num_perm), dtype=np.uint32)  # few values: bands are shared
+    pool[rng.random(pool.shape) < 0.5] = rng.integers(0, 2**32, dtype=np.uint32)  # and some of full width
+    sigs = [row.astype("<u4").tobytes() for row in pool]
+    sizes = [0 if i % 7 == 3 else 10 for i in range(len(sigs))]
+    one_by_one, loaded = NearDupIndex(cfg), NearDupIndex(cfg)
+    for i in range(n + later):
+        one_by_one.add(str(i), sigs[i], sizes[i])
+    loaded.load(IndexEntry(str(i), str(i), sigs[i], sizes[i]) for i in range(n))
+    for i in range(n, n + later):
+        loaded.add(str(i), sigs[i], sizes[i])
+    assert loaded.entries == one_by_one.entries
+    for q in sigs:
+        assert loaded.candidates(q) == one_by_one.candidates(q)
+
+
+def test_load_fills_only_an_empty_index():
+    index = NearDupIndex()
+    index.add("a", bytes(512), 3)
+    with pytest.raises(ValueError, match="empty index"):
+        index.load([])
 
 
 def test_lsh_candidates_share_a_band_in_the_same_position_in_first_seen_order():

@@ -250,10 +250,7 @@ class NearDuplicates(beam.DoFn):
         if self._cache is not None and self._cache[0] == generation:
             return self._cache[1]
         index = NearDupIndex(self.config)
-        rows = sorted(entries, key=lambda r: (r[1], r[0].article_id))
-        for e, _ in rows:
-            index.add(e.article_id, e.signature, e.size, root=e.root, shingles=e.shingles, source_id=e.source_id,
-                      when=e.when)
+        index.load(e for e, _ in sorted(entries, key=lambda r: (r[1], r[0].article_id)))
         index.set_boilerplate(boilerplate_of(index, []))
         _count("near.index_rebuilt")
         return index
