@@ -237,6 +237,9 @@ class NearDupIndex:
     _bulk_entries: np.ndarray | None = None
     _bulk_values: np.ndarray | None = None
 
+    def __post_init__(self):
+        self.set_boilerplate(self.boilerplate)
+
     def __len__(self) -> int:
         return len(self._entries)
 
