@@ -230,3 +230,34 @@ def test_free_text_columns_carry_no_min_max_statistics(tmp_path):
     n, = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{path}') WHERE fetched_at >= TIMESTAMPTZ "
                                   f"'2000-01-01' AND body LIKE '%الناتو%'").fetchone()
     assert n == 2
+
+
+def test_files_of_a_bucket_are_read_several_at_once_in_order(monkeypatch):
+    """``store.map_files`` keeps the order of the paths; on gs:// the calls overlap (four of them
+    wait for each other here, which one call at a time never could), and a failed call's error is
+    raised in its turn."""
+    import threading
+
+    monkeypatch.setattr(store, "GCS_READ_THREADS", 4)
+    meet = threading.Barrier(4, timeout=30)
+
+    def read(path):
+        meet.wait()
+        return path.upper()
+
+    paths = [f"gs://bucket/out/{n}.parquet" for n in "abcdefgh"]
+    assert list(store.map_files(read, paths)) == [p.upper() for p in paths]
+
+    def failing(path):
+        if path.endswith("c.parquet"):
+            raise FileNotFoundError(path)
+        return path
+
+    got = store.map_files(failing, paths)
+    assert [next(got), next(got)] == paths[:2]
+    with pytest.raises(FileNotFoundError, match="c.parquet"):
+        next(got)
+    # local paths: one after the other, in this thread
+    seen = []
+    assert list(store.map_files(lambda p: seen.append(threading.get_ident()) or p, ["/x/a", "/x/b"])) == ["/x/a", "/x/b"]
+    assert set(seen) == {threading.get_ident()}

@@ -138,16 +138,14 @@ class PageFailures:
         runs: dict[str, set[str]] = {}
         spans: dict[str, list[int]] = {}  # page id -> [first, latest] failure time
         feeds: dict[str, str] = {}
-        for path, ident in sorted(files.items()):
+        new = [path for path, ident in sorted(files.items()) if self._read.get(path, (None,))[0] != ident]
+        for path, failures in zip(new, store.map_files(_lasting_failures_or_none, new)):
+            if failures is not None:  # None: merged by a compaction since it was listed, read next time
+                self._read[path] = (files[path], failures)
+        for path in sorted(files):
             held = self._read.get(path)
-            if held is None or held[0] != ident:
-                try:
-                    failures = _lasting_failures(path)
-                except FileNotFoundError:  # merged by a compaction since it was listed: read next time
-                    continue
-                except (store.UnreadableFile, pa.ArrowException):  # damaged: its pages are simply tried again
-                    failures = []
-                held = self._read[path] = (ident, failures)
+            if held is None or held[0] != files[path]:
+                continue
             for aid, run, feed, when in held[1]:
                 runs.setdefault(aid, set()).add(run)
                 span = spans.setdefault(aid, [when, when])
@@ -157,6 +155,17 @@ class PageFailures:
         return {aid: feeds.get(aid) for aid, seen in runs.items()
                 if len(seen) >= MAX_PAGE_FAILURES and spans[aid][1] - spans[aid][0] >= self.after_us
                 and aid not in stored}
+
+
+def _lasting_failures_or_none(path: str) -> list[tuple[str, str, str | None, int]] | None:
+    """:func:`_lasting_failures` of a file; None if it is gone, none if it is damaged (its pages
+    are simply tried again)."""
+    try:
+        return _lasting_failures(path)
+    except FileNotFoundError:
+        return None
+    except (store.UnreadableFile, pa.ArrowException):
+        return []
 
 
 def _lasting_failures(path: str) -> list[tuple[str, str, str | None, int]]:
@@ -176,12 +185,15 @@ def _lasting_failures(path: str) -> list[tuple[str, str, str | None, int]]:
 def stored_article_ids(output: str) -> frozenset[str]:
     """The ids of the committed articles, from their files' ``article_id`` column alone (what
     ``akhbar sources health`` needs; a run reads them with the rest of :func:`load_prior`)."""
-    ids: set[str] = set()
-    for path in store.snapshot(store.join(output, "articles")):
+    def read(path: str) -> list[str]:
         try:
-            ids.update(store.read_table(path, columns=["article_id"]).column(0).to_pylist())
+            return store.read_table(path, columns=["article_id"]).column(0).to_pylist()
         except FileNotFoundError:  # merged by a compaction since it was listed: its rows are in the new file
-            continue
+            return []
+
+    ids: set[str] = set()
+    for file_ids in store.map_files(read, sorted(store.snapshot(store.join(output, "articles")))):
+        ids.update(file_ids)
     return frozenset(ids)
 
 
@@ -223,15 +235,15 @@ def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime
     hashes: set[str] = set()
     recent: list[tuple[IndexEntry, datetime]] = []
     used: set[str] = set()
-    for path in sorted(files):
+
+    def read(path: str) -> tuple[list, list, list, str | None]:
+        """(ids, content hashes, entries within the window, cache key if any) of one file."""
         with store.open_parquet(path) as f:  # one open: every read sees the same file
             t = f.read(["article_id", "content_hash", "fetched_at"])
-            ids.update(t.column("article_id").to_pylist())
-            hashes.update(t.column("content_hash").to_pylist())
+            file_ids, file_hashes = t.column("article_id").to_pylist(), t.column("content_hash").to_pylist()
             if not pc.any(pc.greater_equal(t.column("fetched_at"), cutoff)).as_py():
-                continue
+                return file_ids, file_hashes, [], None
             key = _cache_key(root, path, files[path], config)
-            used.add(key)
             cached = store.join(cache, f"{key}.parquet")
             try:
                 entries = index_entries_from_arrow(store.read_table(cached), now=now, window_days=window_days)
@@ -239,7 +251,14 @@ def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime
                 rows = _entries_of_file(f, config)
                 _write_cache(cached, rows)
                 entries = [(e, fetched) for e, fetched in rows if fetched >= cutoff]
+        return file_ids, file_hashes, entries, key
+
+    for file_ids, file_hashes, entries, key in store.map_files(read, sorted(files)):
+        ids.update(file_ids)
+        hashes.update(file_hashes)
         recent.extend(entries)
+        if key:
+            used.add(key)
     _prune_cache(cache, used)
     recent = rerooted(recent, ids)
     recent.sort(key=lambda r: (r[1], r[0].article_id))
