@@ -40,16 +40,17 @@ def _e(value) -> str:
 
 
 def _read_rows(root: str, columns: list[str]) -> list[dict]:
-    rows: list[dict] = []
-    for path in store.list_files(root):
+    def read(path: str) -> list[dict]:
         try:
-            t = store.read_table(path, columns)
+            return store.read_table(path, columns).to_pylist()
         except Exception:  # noqa: BLE001 - a compaction placeholder (zero rows) may lack columns
-            t = store.read_table(path)
-            if t.num_rows:
+            if store.read_table(path).num_rows:
                 raise
-            continue
-        rows.extend(t.to_pylist())
+            return []
+
+    rows: list[dict] = []
+    for part in store.map_files(read, store.list_files(root)):  # gs://: several files at once
+        rows.extend(part)
     return rows
 
 
