@@ -158,8 +158,8 @@ class PageFailures:
 
 
 def _lasting_failures_or_none(path: str) -> list[tuple[str, str, str | None, int]] | None:
-    """:func:`_lasting_failures` of a file; None if it is gone, none if it is damaged (its pages
-    are simply tried again)."""
+    """:func:`_lasting_failures` of a file; None if it is gone (read it next time), an empty list if
+    it is damaged (its pages are simply tried again)."""
     try:
         return _lasting_failures(path)
     except FileNotFoundError:
@@ -176,7 +176,8 @@ def _lasting_failures(path: str) -> list[tuple[str, str, str | None, int]]:
 
     t = store.read_table(path, columns=FAILURE_COLUMNS)
     cols = [t.column(c).to_pylist() for c in FAILURE_COLUMNS[:-1]]
-    times = t.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()  # µs since the epoch, without datetime objects
+    # µs since the epoch, without making a datetime of each
+    times = t.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
     return [(article_id(url), run or path, feed, when or 0)
             for url, stage, reason, run, feed, when in zip(*cols, times)
             if url and is_lasting(reason) and (stage in PAGE_STAGES or (stage, reason) == BAD_LINK)]
