@@ -392,18 +392,31 @@ def test_sigterm_stops_a_running_job_cleanly(tmp_path):
 
 
 def test_cycles_compact_their_small_files_while_running(tmp_path):
+    """A site gaining an article every 0.5 s, a compaction due after every cycle: the job is stopped
+    once three cycles have run and a merged file is there (within 60 s however busy the machine:
+    it used to run a fixed 10 s, which a slow machine could fill with fewer than three cycles)."""
+    import re
+    import signal
+
+    out = tmp_path / "out"
+
+    def on_line(line: str) -> None:
+        cycle = re.match(r"akhbar: cycle (\d+) ", line)
+        if cycle and int(cycle.group(1)) >= 3 and any((out / "articles").rglob("part-compact-*.parquet")):
+            signal.raise_signal(signal.SIGTERM)
+
     with GrowingSite(sources=1) as site:
         for _ in range(2):
             site.add()
         sources, _ = validate_text(site.sources_yaml(poll_interval=1))
         stop = threading.Event()
         site.grow_every(0.5, stop)
-        out = tmp_path / "out"
         cfg = RunConfig(sources=tuple(sources), output=str(out), run_id=new_run_id(), allow_private_hosts=True)
-        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=10, compact_every_s=0.1, compact_min_files=2),
-                               quiet=True)
+        totals = ps.run_cycles(cfg, [], ps.StreamSettings(duration_s=60, compact_every_s=0.1, compact_min_files=2),
+                               log=on_line)
         stop.set()
     rows = ds.dataset(str(out / "articles"), partitioning="hive").to_table(columns=["url"]).column("url").to_pylist()
+    assert totals["stopped_by"] == "SIGTERM", totals
     assert totals["cycles"] >= 3 and totals["partitions_compacted"] >= 1, totals
     assert len(rows) == len(set(rows)) == totals["articles_written"]
 
