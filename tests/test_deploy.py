@@ -54,6 +54,7 @@ def test_every_template_parameter_is_an_akhbar_run_option_with_a_regex():
     ("fetch_concurrency", "8", "-1"),
     ("host_interval", "1.5", "fast"),
     ("ignore_feed_backoff", "true", "maybe"),
+    ("give_up_after", "1.5", "-1"),
 ])
 def test_template_regexes_accept_and_refuse(name, good, bad):
     (p,) = [p for p in _metadata()["parameters"] if p["name"] == name]
