@@ -123,3 +123,18 @@ def test_gs_output_needs_a_bucket(tmp_path, sample_site, capsys):
     sources.write_text(sources_yaml(sample_site.base_url), encoding="utf-8")
     assert main(["run", "--sources", str(sources), "--output", "gs:///x", "--allow-private-hosts"]) == 2
     assert "bucket" in capsys.readouterr().err
+
+
+def test_reads_of_many_objects_at_once_keep_their_connections(gcs, caplog):
+    """store.map_files reads GCS_READ_THREADS objects at once; the client's connection pool has room
+    for them, so no connection is thrown away after its request (urllib3 warns when it does)."""
+    import logging
+
+    root = f"gs://{BUCKET}/many"
+    paths = [f"{root}/f{i:02d}.parquet" for i in range(3 * store.GCS_READ_THREADS)]
+    for i, path in enumerate(paths):
+        store.write_atomic(path, f"object {i}".encode())
+    with caplog.at_level(logging.WARNING, logger="urllib3"):
+        got = list(store.map_files(store.read_bytes, paths))
+    assert got == [f"object {i}".encode() for i in range(len(paths))]
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]

@@ -88,8 +88,20 @@ def _gcs_client():
                     client = storage.Client()
                 except GoogleAuthError as e:  # no Application Default Credentials: a storage error like any other
                     raise OSError(f"{_no_credentials(e)}; {GCS_CREDENTIALS}") from e
+            _wide_pool(client)
             _clients[key] = client
         return client
+
+
+def _wide_pool(client) -> None:
+    """Room in the client's connection pool for ``GCS_READ_THREADS`` reads at once and the writers
+    and the lease beside them: with the default 10, the extra connections were closed after each
+    request (and a warning logged for each), so every read beyond ten opened a new one."""
+    import requests
+
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=2 * GCS_READ_THREADS)
+    for prefix in ("https://", "http://"):
+        client._http.mount(prefix, adapter)
 
 
 def _no_credentials(error: Exception) -> str:
