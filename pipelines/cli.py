@@ -171,7 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     health = _sub(ssub, "health", "per-feed state of an output: last success, failures, backoff",
                   "Show each feed's state from earlier runs (OUTPUT/_state/feeds.json): last success, consecutive "
                   "failures and last error, backoff, how its server answers conditional requests, and how many of "
-                  "its pages polls have given up on (failed for a lasting reason in 3 runs, over at least --give-up-after hours; see dead_letter/).",
+                  "its pages polls have given up on (failed for a lasting reason in 3 runs, over at least "
+                  "--give-up-after hours; see dead_letter/).",
                   "sources health")
     health.add_argument("output", metavar="OUTPUT", help="output directory or gs://bucket/prefix of earlier runs")
     health.add_argument("--json", action="store_true", help="print the state as JSON")
