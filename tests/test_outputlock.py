@@ -344,6 +344,22 @@ def lease_of(gcs, output):
     return json.loads(blob.download_as_bytes()), generation
 
 
+def seize(gcs, output, run_id):
+    """Another run takes the lease over, as one that found it lapsed does (a rewrite conditioned on
+    the generation it read); returns a function that releases it. The holder is left running, as
+    a machine that was paused longer than the lease and then resumes would be."""
+    key = output[len(f"gs://{BUCKET}/"):] + "/_state/output.lock"
+    current = gcs.bucket(BUCKET).get_blob(key)
+    doc = {"output": output, "what": "run", "run_id": run_id, "host": "elsewhere", "pid": 4242,
+           "since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "token": f"token-of-{run_id}",
+           "expires": (datetime.now(timezone.utc) + timedelta(seconds=300)).isoformat(timespec="seconds"),
+           "lease_s": 300.0}
+    blob = gcs.bucket(BUCKET).blob(key)
+    blob.upload_from_string(json.dumps(doc), content_type="application/json",
+                            if_generation_match=current.generation)
+    return lambda: gcs.bucket(BUCKET).blob(key).delete(if_generation_match=blob.generation)
+
+
 def test_the_emulator_answers_preconditions_like_cloud_storage(gcs):
     from google.api_core.exceptions import PreconditionFailed
 
@@ -423,11 +439,27 @@ def test_a_dead_holders_lease_is_taken_over_once_expired(gcs):
         lock.release()
 
 
+def test_a_run_whose_clock_is_ahead_cannot_take_a_live_lease(gcs):
+    """Expiry is judged by Cloud Storage's clock: a run on a machine ten minutes ahead finds the
+    lease of a live holder unexpired (by its own clock the holder's ``expires`` is long past), and
+    leaves no probe object behind."""
+    output = f"gs://{BUCKET}/skew/out"
+    held = OutputLock(output, "holder-run", lease_s=60, renew_s=0.5).acquire()
+    try:
+        ahead = datetime.now(timezone.utc) + timedelta(minutes=10)
+        assert ahead > datetime.fromisoformat(lease_of(gcs, output)[0]["expires"])
+        with pytest.raises(OutputLocked, match="holder-run"):
+            OutputLock(output, "hasty-run", clock=lambda: ahead).acquire()
+        assert lease_of(gcs, output)[0]["run_id"] == "holder-run" and held.lost is None
+        assert [b.name for b in gcs.list_blobs(BUCKET, prefix="skew/out/_state/")] == ["skew/out/_state/output.lock"]
+    finally:
+        held.release()
+
+
 def test_a_holder_that_lost_its_lease_neither_renews_nor_deletes_it(gcs):
     output = f"gs://{BUCKET}/lost/out"
     slow = OutputLock(output, "stalled-run", lease_s=60, renew_s=0.2).acquire()
-    later = datetime.now(timezone.utc) + timedelta(seconds=120)  # a run that finds the lease expired
-    taker = OutputLock(output, "taker-run", clock=lambda: later).acquire()
+    release_taker = seize(gcs, output, "taker-run")
     try:
         deadline = time.monotonic() + 10
         while slow.lost is None:
@@ -437,7 +469,7 @@ def test_a_holder_that_lost_its_lease_neither_renews_nor_deletes_it(gcs):
         slow.release()
         assert lease_of(gcs, output)[0]["run_id"] == "taker-run"
     finally:
-        taker.release()
+        release_taker()
     assert lease_of(gcs, output) is None
 
 
@@ -454,8 +486,7 @@ def test_a_fence_refuses_commits_once_another_run_took_the_lease_over(gcs):
     fence = slow.fence()
     assert fence.problem() is None
     (first, _), = write_partition(folder, [row], DEAD_LETTER_SCHEMA, "before", "url", fence=fence)
-    later = datetime.now(timezone.utc) + timedelta(seconds=120)  # a run that finds the lease expired
-    taker = OutputLock(output, "taker-run", clock=lambda: later).acquire()
+    release_taker = seize(gcs, output, "taker-run")
     try:
         with pytest.raises(outputlock.LeaseLost, match="taken over by run taker-run") as lost:
             write_partition(folder, [row], DEAD_LETTER_SCHEMA, "after", "url", fence=fence)
@@ -466,7 +497,7 @@ def test_a_fence_refuses_commits_once_another_run_took_the_lease_over(gcs):
             slow.check()
     finally:
         slow.release()
-        taker.release()
+        release_taker()
 
 
 def test_a_lease_that_is_not_renewed_stops_commits_before_another_run_can_take_it(gcs):
@@ -498,11 +529,10 @@ def test_a_gs_run_that_loses_its_lease_midway_commits_nothing_more(gcs, gated_si
     output = f"gs://{BUCKET}/taken/out"
 
     def take_over():
-        later = datetime.now(timezone.utc) + timedelta(seconds=600)  # finds the run's lease expired
-        return OutputLock(output, "taker-run", clock=lambda: later).acquire()
+        return seize(gcs, output, "taker-run")
 
-    code, err, taker = run_losing_the_lock_midway(gated_site, sample_sources(srv, tmp_path), output, take_over,
-                                                  capsys)
+    code, err, release_taker = run_losing_the_lock_midway(gated_site, sample_sources(srv, tmp_path), output,
+                                                          take_over, capsys)
     try:
         assert code == 1, err
         assert "no longer holds the output lock" in err and "taken over by run taker-run" in err
@@ -511,7 +541,7 @@ def test_a_gs_run_that_loses_its_lease_midway_commits_nothing_more(gcs, gated_si
         assert [b.name for b in gcs.list_blobs(BUCKET, prefix="taken/out/")] == ["taken/out/_state/output.lock"]
         assert lease_of(gcs, output)[0]["run_id"] == "taker-run"  # the lease is left to its holder
     finally:
-        taker.release()
+        release_taker()
 
 
 def test_a_gs_run_is_refused_while_the_lease_is_held_and_releases_its_own(gcs, sample_site, tmp_path, capsys):

@@ -24,9 +24,10 @@ renewed by a thread every ``renew_s`` seconds (a rewrite conditioned on the gene
 process wrote last) and deleted at the end (again only that generation). A holder that died stops
 renewing; once its expiry has passed, the next run replaces the object, conditioned on the
 generation it read, so of two runs trying at once only one takes the lease over. Expiry is judged
-by the clock of the run that finds the lease, so clocks apart by more than ``lease_s - renew_s``
-could take over a live lease. To clear the lock of a dead run before it expires, delete the
-object (``gcloud storage rm gs://BUCKET/PREFIX/_state/output.lock``).
+by Cloud Storage's clock alone: the lock object's last update against the creation time of a
+probe object the finding run writes next to it (``output.lock.clock-…``, deleted at once), so
+a machine whose clock is minutes ahead cannot take over a live lease. To clear the lock of a dead
+run before it expires, delete the object (``gcloud storage rm gs://BUCKET/PREFIX/_state/output.lock``).
 
 **A holder that lost its lock commits nothing more.** A lease can be lost while its holder still
 runs: its renewals failed for ``lease_s`` (a network cut, a paused machine) and another run took
@@ -210,7 +211,8 @@ class OutputLock:
         doc = {"output": self.output, "what": self.what, "run_id": self.run_id, "host": socket.gethostname(),
                "pid": os.getpid(), "since": _iso(self.since), "token": self.token}
         if not store.is_local(self.output):
-            doc["expires"] = _iso(self.clock() + timedelta(seconds=self.lease_s))
+            doc["expires"] = _iso(self.clock() + timedelta(seconds=self.lease_s))  # for people and fences
+            doc["lease_s"] = self.lease_s  # how long after the object's last update it lapses
         return doc
 
     def acquire(self) -> OutputLock:
@@ -312,11 +314,31 @@ class OutputLock:
             return None, None, None
 
     def _expired(self, updated: datetime | None, holder: dict | None) -> bool:
+        """Whether the lease lapsed: more than its ``lease_s`` since the object's last update, both
+        times by Cloud Storage's clock (the holder's own ``expires`` is by its clock, which may be
+        minutes off this machine's)."""
+        if updated is None:
+            return False
         try:
-            expires = datetime.fromisoformat(holder["expires"])
-        except (TypeError, KeyError, ValueError):  # not written by akhbar: judged by its age
-            expires = updated + timedelta(seconds=self.lease_s) if updated else None
-        return expires is not None and self.clock() > expires
+            lease_s = float((holder or {}).get("lease_s", self.lease_s))
+        except (TypeError, ValueError):  # not written by akhbar: judged with this run's lease
+            lease_s = self.lease_s
+        return self._storage_now() - updated > timedelta(seconds=lease_s)
+
+    def _storage_now(self) -> datetime:
+        """Cloud Storage's time now: the creation time of a probe object written for it."""
+        from google.api_core.exceptions import GoogleAPIError
+
+        bucket, key = store._split_gs(self.path)
+        probe = store._gcs_client().bucket(bucket).blob(f"{key}.clock-{uuid.uuid4().hex}")
+        probe.upload_from_string(b"", if_generation_match=0)
+        try:
+            return probe.time_created
+        finally:
+            try:
+                probe.delete(if_generation_match=probe.generation)
+            except GoogleAPIError as e:  # a stray probe is harmless: readers skip _state/
+                log.warning("%s: could not delete %s: %s", self.output, probe.name, e)
 
     def _acquire_gcs(self) -> None:
         from google.api_core.exceptions import PreconditionFailed
