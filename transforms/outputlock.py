@@ -18,16 +18,16 @@ open for the whole run. The kernel drops the lock when the process ends, however
 (``SIGKILL`` included), so a killed run never leaves a lock behind. The file's text says who holds
 it; it only means something while the file is locked.
 
-**``gs://`` output.** The object ``OUTPUT/_state/output.lock`` is a lease: JSON with the holder
-and an expiry ``lease_s`` seconds ahead. It is created only if absent (``if_generation_match=0``),
-renewed by a thread every ``renew_s`` seconds (a rewrite conditioned on the generation this
-process wrote last) and deleted at the end (again only that generation). A holder that died stops
-renewing; once its expiry has passed, the next run replaces the object, conditioned on the
-generation it read, so of two runs trying at once only one takes the lease over. Expiry is judged
-by Cloud Storage's clock alone: the lock object's last update against the creation time of a
-probe object the finding run writes next to it (``output.lock.clock-…``, deleted at once), so
-a machine whose clock is minutes ahead cannot take over a live lease. To clear the lock of a dead
-run before it expires, delete the object (``gcloud storage rm gs://BUCKET/PREFIX/_state/output.lock``).
+**``gs://`` output.** The object ``OUTPUT/_state/output.lock`` is a lease: JSON with the holder and
+an expiry ``lease_s`` seconds ahead. It is created only if absent (``if_generation_match=0``),
+renewed by a thread every ``renew_s`` seconds (a rewrite conditioned on the generation this process
+wrote last) and deleted at the end (again only that generation). A holder that died stops renewing;
+once its expiry has passed, the next run replaces the object, conditioned on the generation it
+read, so of two runs trying at once only one takes the lease over. Whether it has lapsed is judged
+by Cloud Storage's clock alone: the lock object's last update against the creation time of a probe
+object the finding run writes next to it (``output.lock.clock-…``, deleted at once), so a machine
+whose clock is minutes ahead cannot take over a live lease. To clear the lock of a dead run before
+it expires, delete the object (``gcloud storage rm gs://BUCKET/PREFIX/_state/output.lock``).
 
 **A holder that lost its lock commits nothing more.** A lease can be lost while its holder still
 runs: its renewals failed for ``lease_s`` (a network cut, a paused machine) and another run took
