@@ -344,7 +344,7 @@ def lease_of(gcs, output):
     return json.loads(blob.download_as_bytes()), generation
 
 
-def seize(gcs, output, run_id):
+def seize(gcs, output, run_id, lease_s=300.0):
     """Another run takes the lease over, as one that found it lapsed does (a rewrite conditioned on
     the generation it read); returns a function that releases it. The holder is left running, as
     a machine that was paused longer than the lease and then resumes would be."""
@@ -353,10 +353,10 @@ def seize(gcs, output, run_id):
     doc = {"output": output, "what": "run", "run_id": run_id, "host": "elsewhere", "pid": 4242,
            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "token": f"token-of-{run_id}",
            "expires": (datetime.now(timezone.utc) + timedelta(seconds=300)).isoformat(timespec="seconds"),
-           "lease_s": 300.0}
+           "lease_s": lease_s}
     blob = gcs.bucket(BUCKET).blob(key)
     blob.upload_from_string(json.dumps(doc), content_type="application/json",
-                            if_generation_match=current.generation)
+                            if_generation_match=current.generation if current else 0)
     return lambda: gcs.bucket(BUCKET).blob(key).delete(if_generation_match=blob.generation)
 
 
@@ -454,6 +454,14 @@ def test_a_run_whose_clock_is_ahead_cannot_take_a_live_lease(gcs):
         assert [b.name for b in gcs.list_blobs(BUCKET, prefix="skew/out/_state/")] == ["skew/out/_state/output.lock"]
     finally:
         held.release()
+    # a lease whose stated duration makes no sense is judged with the finder's own (5 minutes)
+    for nonsense in (-5, 0, "soon", None):
+        release = seize(gcs, output, "odd-run", lease_s=nonsense)
+        try:
+            with pytest.raises(OutputLocked, match="odd-run"):
+                OutputLock(output, "next-run").acquire()
+        finally:
+            release()
 
 
 def test_a_holder_that_lost_its_lease_neither_renews_nor_deletes_it(gcs):

@@ -49,6 +49,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -321,7 +322,9 @@ class OutputLock:
             return False
         try:
             lease_s = float((holder or {}).get("lease_s", self.lease_s))
-        except (TypeError, ValueError):  # not written by akhbar: judged with this run's lease
+        except (TypeError, ValueError):
+            lease_s = self.lease_s
+        if not (math.isfinite(lease_s) and lease_s > 0):  # not written by akhbar: judged with this run's lease
             lease_s = self.lease_s
         return self._storage_now() - updated > timedelta(seconds=lease_s)
 
