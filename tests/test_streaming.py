@@ -471,10 +471,14 @@ def test_a_slow_site_does_not_hold_the_other_sources_up(tmp_path):
     assert due and set(due) <= set(rows)
     late = {u: round(readable[u] - t, 1) for u, t in due.items() if readable[u] - t > 20}
     assert not late, late
-    # feed states committed for both outlets, the stream's report written
-    health = load_feed_states(str(out))
-    assert {s.source_id for s in health.values()} == {"grow0", "slow0"}
-    assert all(s.last_status == 200 and s.last_error is None for s in health.values())
+    # feed states committed for both outlets, without errors, the stream's report written. The fast
+    # feed's last poll may have been a 304: adaptive polling brings its interval down to 1 s while
+    # it gains an article every 1.5 s (it answers 304 to a poll with nothing new, the slow one has no
+    # ETag and always answers 200)
+    health = {s.source_id: s for s in load_feed_states(str(out)).values()}
+    assert set(health) == {"grow0", "slow0"}
+    statuses = {sid: (s.last_status, s.last_error, s.consecutive_failures) for sid, s in health.items()}
+    assert statuses["slow0"] == (200, None, 0) and statuses["grow0"] in ((200, None, 0), (304, None, 0)), statuses
     report = out / "_reports" / f"run-stream-{cfg.run_id}.json"
     assert report.exists() and totals["per_source"]["slow0"] == 2 and totals["cycles"] >= 3
 
