@@ -261,28 +261,3 @@ def test_files_of_a_bucket_are_read_several_at_once_in_order(monkeypatch):
     seen = []
     assert list(store.map_files(lambda p: seen.append(threading.get_ident()) or p, ["/x/a", "/x/b"])) == ["/x/a", "/x/b"]
     assert set(seen) == {threading.get_ident()}
-
-
-def test_a_state_read_while_files_keep_changing_is_never_used(tmp_path, monkeypatch):
-    """load_prior reads again (waiting longer each time) until two listings around its read agree;
-    if they never do, it raises instead of handing the run a state that may lack rows (which would
-    let it fetch and write stored articles again)."""
-    from akhbar.transforms import state
-
-    write(tmp_path, [article(1), article(2)])
-    real = store.snapshot
-    calls, waits = [], []
-    monkeypatch.setattr(state.time, "sleep", waits.append)
-
-    def changing(root, *args):  # every listing sees the files rewritten since the last one
-        calls.append(root)
-        return {path: (*ident, len(calls)) for path, ident in real(root, *args).items()}
-
-    monkeypatch.setattr(store, "snapshot", changing)
-    with pytest.raises(state.StateChanging, match="kept being replaced"):
-        load_prior(str(tmp_path), now=NOW)
-    assert len(waits) == state.CONSISTENT_READ_ATTEMPTS - 1 and waits[0] == 0.05 and max(waits) == 2.0
-    # a read disturbed twice, then quiet, is used
-    calls.clear()
-    monkeypatch.setattr(store, "snapshot", lambda root, *a: changing(root, *a) if len(calls) < 4 else real(root, *a))
-    assert load_prior(str(tmp_path), now=NOW).article_ids == {f"{1:032x}", f"{2:032x}"}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import time
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -63,13 +62,7 @@ class PriorState:
         return index_from_entries(self.recent, config)
 
 
-# Reads of the committed files until two listings around one read agree; between attempts a wait
-# that doubles from 0.05 s to 2 s (about 30 s in all), enough for any compaction's switch
-CONSISTENT_READ_ATTEMPTS = 20
-
-
-class StateChanging(OSError):
-    """The committed files kept changing while a run read them: it cannot know what is stored."""
+CONSISTENT_READ_ATTEMPTS = 5
 
 
 def load_prior(output: str, *, now: datetime | None = None, window_days: int = 30,
@@ -80,23 +73,17 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
     without one, a reader with ``window_days`` and ``give_up_after_hours`` is made."""
     root = store.join(output, "articles")
     cache = store.join(output, *NEARDUP_CACHE)
-    state = None
     for attempt in range(CONSISTENT_READ_ATTEMPTS):
-        if attempt:  # a compaction is switching files: give it a moment (0.05 s, doubling, at most 2 s)
-            time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)))
         before = store.snapshot(root)
         try:
-            read = _read_prior(root, before, cache, now=now, window_days=window_days, config=config)
+            state = _read_prior(root, before, cache, now=now, window_days=window_days, config=config)
         except FileNotFoundError:  # removed after it was listed (an old compaction placeholder)
+            if attempt + 1 == CONSISTENT_READ_ATTEMPTS:
+                raise
             continue
         after = store.snapshot(root)
         if all(after.get(path) == ident for path, ident in before.items()):
-            state = read  # nothing read was replaced or removed meanwhile (files added since are new)
-            break
-    if state is None:  # a state read while files were being replaced may lack rows: never used
-        raise StateChanging(f"the committed files under {root} kept being replaced while they were read "
-                            f"({CONSISTENT_READ_ATTEMPTS} attempts): is something other than akhbar's compaction "
-                            f"rewriting them? Nothing was fetched or written")
+            break  # nothing read was replaced or removed meanwhile (files added since are new)
     failures = failures or PageFailures(output, window_days, give_up_after_hours)
     given_up = failures.given_up(state.article_ids, now=now)
     return dataclasses.replace(state, given_up=given_up)
