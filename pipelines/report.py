@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from akhbar.transforms import store
+from akhbar.transforms.state import GIVE_UP_AFTER_HOURS
 
 ARTICLE_COLUMNS = ["article_id", "url", "source_id", "title", "published_at", "fetched_at", "topics", "duplicate_of"]
 DEAD_COLUMNS = ["url", "source_id", "stage", "reason", "time"]
 TOP_CLUSTERS = 20
 GIVEN_UP_WINDOW_DAYS = 30  # akhbar run's default --dedup-window-days
-GIVEN_UP_AFTER_HOURS = 1.0  # akhbar run's default --give-up-after
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
 TOPIC_COLORS = {"nato": "#1f4e9c", "ukraine": "#e0a800"}
@@ -82,11 +82,11 @@ class ReportData:
     dead: list[dict]
     feeds: list = field(default_factory=list)
     given_up: dict[str, int] | None = None  # pages given up on per feed URL (None: could not be counted)
-    given_up_rule: tuple[float, float] = (GIVEN_UP_WINDOW_DAYS, GIVEN_UP_AFTER_HOURS)  # (window days, hours)
+    given_up_rule: tuple[float, float] = (GIVEN_UP_WINDOW_DAYS, GIVE_UP_AFTER_HOURS)  # (window days, hours)
 
 
 def load(output: str, since: date | None = None, until: date | None = None, *,
-         window_days: float = GIVEN_UP_WINDOW_DAYS, give_up_after_hours: float = GIVEN_UP_AFTER_HOURS) -> ReportData:
+         window_days: float = GIVEN_UP_WINDOW_DAYS, give_up_after_hours: float = GIVE_UP_AFTER_HOURS) -> ReportData:
     """What the report shows; ``window_days`` and ``give_up_after_hours``: the runs'
     ``--dedup-window-days`` and ``--give-up-after``, for the pages given up on."""
     from akhbar.transforms.feedstate import load_feed_states
