@@ -40,7 +40,7 @@ def _e(value) -> str:
 
 
 def _read_rows(root: str, columns: list[str]) -> list[dict]:
-    def read(path: str) -> list[dict]:
+    def read(path: str, _ident) -> list[dict]:
         try:
             return store.read_table(path, columns).to_pylist()
         except Exception:  # noqa: BLE001 - a compaction placeholder (zero rows) may lack columns
@@ -49,7 +49,8 @@ def _read_rows(root: str, columns: list[str]) -> list[dict]:
             return []
 
     rows: list[dict] = []
-    for part in store.map_files(read, store.list_files(root)):  # gs://: several files at once
+    # each folder read as one state, whatever compactions run meanwhile; gs://: several files at once
+    for _, part in store.map_committed(read, root):
         rows.extend(part)
     return rows
 

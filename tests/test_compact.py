@@ -128,6 +128,78 @@ def test_waits_for_a_live_writer_and_drops_leftovers_of_dead_ones(tmp_path):
     assert sorted(read_ids(out)) == sorted(ids)
 
 
+def test_a_swap_waits_for_akhbars_readers(tmp_path):
+    """store.map_committed reads a folder under its shared lock: a compaction that starts during
+    the read swaps only after it, or skips the partition if it cannot wait that long."""
+    from akhbar.transforms import store
+
+    out = str(tmp_path)
+    ids = add_files(out, 0, 4, 2)
+    root = os.path.join(out, "articles")
+    done = {}
+
+    def compaction(timeout):
+        done["report"] = compact_partition(out, "articles", PART, lock_timeout_s=timeout)
+        done["at"] = time.monotonic()
+
+    for timeout, status in ((0.2, "skipped"), (30, "compacted")):
+        done.clear()
+        started = threading.Thread(target=compaction, args=(timeout,))
+
+        def read(path, ident):
+            if not started.is_alive() and not done:
+                started.start()
+                time.sleep(1.0)  # the compaction has merged and now waits for the folder lock
+            return pq.read_table(path, columns=["article_id"]).column(0).to_pylist()
+
+        seen = [i for _, file_ids in store.map_committed(read, root) for i in file_ids]
+        read_end = time.monotonic()
+        started.join()
+        assert sorted(seen) == sorted(ids)  # the four files as they were: every row once
+        assert done["report"].status == status, done["report"].why
+        if status == "skipped":
+            assert "readers" in done["report"].why
+        else:
+            assert done["at"] > read_end and sorted(read_ids(out)) == sorted(ids)
+            assert len([n for n, rows in partition_files(out).items() if rows]) == 1
+
+
+def test_readers_one_after_another_cannot_hold_a_swap_off(tmp_path):
+    """Two readers that take turns so that one of them always holds the folder: the compaction
+    closes the gate (the parent folder) and gets the folder as soon as the readers inside leave."""
+    from akhbar.transforms import store
+
+    out = str(tmp_path)
+    ids = add_files(out, 0, 4, 2)
+    stop = threading.Event()
+    reads, errors = [], []
+
+    def reader(delay):
+        time.sleep(delay)
+        while not stop.is_set():
+            def read(path, ident):
+                time.sleep(0.05)  # four files: the folder is held 0.2 s a read
+                return pq.read_table(path, columns=["article_id"]).column(0).to_pylist()
+            seen = [i for _, file_ids in store.map_committed(read, os.path.join(out, "articles")) for i in file_ids]
+            reads.append(seen)
+            if sorted(seen) != sorted(ids):
+                errors.append(len(seen))
+
+    threads = [threading.Thread(target=reader, args=(d,)) for d in (0, 0.1)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        r = compact_partition(out, "articles", PART, lock_timeout_s=2)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert r.status == "compacted", r.why
+    assert len(reads) >= 4 and not errors
+
+
 def add_articles(out, first: int, files: int, rows: int, part=PART):
     """Like ``add_files``, with bodies of news length that compress like text (not one repeated
     line): what a file's size on disk is made of in a real output."""

@@ -51,14 +51,17 @@ What a concurrent reader can observe:
   the bytes are the same) or nothing (it opened the placeholder afresh). Those rows are then
   **missing from that one read**. It never sees a row twice and never gets an error: every name
   it listed still opens, and nothing it already read has changed under it.
-- The seen index (:func:`akhbar.transforms.state.load_prior`) re-reads until no file changed
-  during its read, so runs never re-fetch an article because of a compaction.
+- akhbar's own readers (the seen index of :func:`akhbar.transforms.state.load_prior`,
+  ``akhbar report``, ``akhbar sources health``) read each folder under its shared lock
+  (:func:`akhbar.transforms.store.map_committed`), so no swap falls inside their read: they see
+  every row exactly once, and runs never re-fetch an article because of a compaction.
 - A placeholder is deleted only when more than an hour old; only a reader that held one listing
   that long could then fail to open it.
 
 Concurrent writers never fail: the swap waits (up to a timeout, then skips the partition) until
-no writer is between creating and renaming a file. A temporary file found while the lock is held
-exclusively belongs to a writer that died; it is not carried into the new folder.
+no writer is between creating and renaming a file, and no akhbar reader is reading the folder. A
+temporary file found while the lock is held exclusively belongs to a writer that died; it is not
+carried into the new folder.
 
 Local output only: object stores cannot swap a folder atomically (``gs://`` is refused), and the
 swap needs Linux (``renameat2``).
@@ -287,25 +290,42 @@ def remove_stale_staging(output: str, max_age_s: float = store.STALE_TEMP_SECOND
 
 
 class _FolderLock:
-    """The exclusive side of the lock :func:`akhbar.transforms.store.write_atomic` holds shared."""
+    """The exclusive side of the lock that writers (:func:`akhbar.transforms.store.write_atomic`)
+    and readers (:func:`akhbar.transforms.store.map_committed`) hold shared.
+
+    Readers first pass a gate, a shared lock on the parent folder that they let go of once they
+    hold the folder's: the gate is locked exclusively here while waiting for the folder, so readers
+    that come one after another (each holds the folder for a whole read) cannot hold the swap off
+    for ever; those arriving meanwhile wait at the gate until the swap is done."""
 
     def __init__(self, folder: str, timeout_s: float):
-        self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        self.gate = os.open(os.path.dirname(folder), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except BaseException:
+            os.close(self.gate)
+            raise
         self.timeout_s = timeout_s
 
     def acquire(self) -> bool:
         deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.005)
+        return _flock_by(self.gate, deadline) and _flock_by(self.fd, deadline)
 
     def close(self) -> None:
         os.close(self.fd)
+        os.close(self.gate)
+
+
+def _flock_by(fd: int, deadline: float) -> bool:
+    """Lock ``fd`` exclusively, trying until ``deadline`` (time.monotonic)."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
 
 
 def compact_partition(output: str, dataset: str, partition: str, *, min_files: int = DEFAULT_MIN_FILES,
@@ -371,7 +391,7 @@ def compact_partition(output: str, dataset: str, partition: str, *, min_files: i
             folder_lock = _FolderLock(live, lock_timeout_s)
             try:
                 if not folder_lock.acquire():
-                    report.why, report.outputs = "writers kept the partition busy", []
+                    report.why, report.outputs = "writers or readers kept the partition busy", []
                     return report
                 # no writer is between creating its temporary file and renaming it now
                 for name in os.listdir(live):

@@ -9,8 +9,8 @@ URL and content hash covers all history.
 
 A compaction may swap a partition's files while the state is read (see
 :mod:`akhbar.transforms.compact`); a read that straddled the swap could miss ids and make the run
-fetch and write those articles again. So the read is repeated until no file it read (name,
-inode, size, time) was replaced or removed while it was reading.
+fetch and write those articles again. So each folder is read under the lock that keeps the swap
+out (:func:`akhbar.transforms.store.map_committed`).
 """
 from __future__ import annotations
 
@@ -62,28 +62,14 @@ class PriorState:
         return index_from_entries(self.recent, config)
 
 
-CONSISTENT_READ_ATTEMPTS = 5
-
-
 def load_prior(output: str, *, now: datetime | None = None, window_days: int = 30,
                config: NearDupConfig | None = None, failures: PageFailures | None = None,
                give_up_after_hours: float = GIVE_UP_AFTER_HOURS) -> PriorState:
     """Read the dedup state of ``output`` (a local folder or ``gs://`` prefix). ``failures``: the
     reader of the pages given up on to use (a streaming job's, which reads only new files later);
     without one, a reader with ``window_days`` and ``give_up_after_hours`` is made."""
-    root = store.join(output, "articles")
-    cache = store.join(output, *NEARDUP_CACHE)
-    for attempt in range(CONSISTENT_READ_ATTEMPTS):
-        before = store.snapshot(root)
-        try:
-            state = _read_prior(root, before, cache, now=now, window_days=window_days, config=config)
-        except FileNotFoundError:  # removed after it was listed (an old compaction placeholder)
-            if attempt + 1 == CONSISTENT_READ_ATTEMPTS:
-                raise
-            continue
-        after = store.snapshot(root)
-        if all(after.get(path) == ident for path, ident in before.items()):
-            break  # nothing read was replaced or removed meanwhile (files added since are new)
+    state = _read_prior(store.join(output, "articles"), store.join(output, *NEARDUP_CACHE), now=now,
+                        window_days=window_days, config=config)
     failures = failures or PageFailures(output, window_days, give_up_after_hours)
     given_up = failures.given_up(state.article_ids, now=now)
     return dataclasses.replace(state, given_up=given_up)
@@ -186,14 +172,11 @@ def _lasting_failures(path: str) -> list[tuple[str, str, str | None, int]]:
 def stored_article_ids(output: str) -> frozenset[str]:
     """The ids of the committed articles, from their files' ``article_id`` column alone (what
     ``akhbar sources health`` needs; a run reads them with the rest of :func:`load_prior`)."""
-    def read(path: str) -> list[str]:
-        try:
-            return store.read_table(path, columns=["article_id"]).column(0).to_pylist()
-        except FileNotFoundError:  # merged by a compaction since it was listed: its rows are in the new file
-            return []
+    def read(path: str, _ident) -> list[str]:
+        return store.read_table(path, columns=["article_id"]).column(0).to_pylist()
 
     ids: set[str] = set()
-    for file_ids in store.map_files(read, sorted(store.snapshot(store.join(output, "articles")))):
+    for _, file_ids in store.map_committed(read, store.join(output, "articles")):
         ids.update(file_ids)
     return frozenset(ids)
 
@@ -222,7 +205,7 @@ def _entries_of_file(f, config: NearDupConfig) -> list[tuple[IndexEntry, datetim
     return out
 
 
-def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime | None, window_days: int,
+def _read_prior(root: str, cache: str, *, now: datetime | None, window_days: int,
                 config: NearDupConfig | None) -> PriorState:
     """Ids and hashes of every committed file; near-duplicate entries of the rows fetched within
     the window. Entries are computed once per file and kept in a cache under ``_state/neardup/``
@@ -237,14 +220,14 @@ def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime
     recent: list[tuple[IndexEntry, datetime]] = []
     used: set[str] = set()
 
-    def read(path: str) -> tuple[list, list, list, str | None]:
+    def read(path: str, ident: tuple) -> tuple[list, list, list, str | None]:
         """(ids, content hashes, entries within the window, cache key if any) of one file."""
         with store.open_parquet(path) as f:  # one open: every read sees the same file
             t = f.read(["article_id", "content_hash", "fetched_at"])
             file_ids, file_hashes = t.column("article_id").to_pylist(), t.column("content_hash").to_pylist()
             if not pc.any(pc.greater_equal(t.column("fetched_at"), cutoff)).as_py():
                 return file_ids, file_hashes, [], None
-            key = _cache_key(root, path, files[path], config)
+            key = _cache_key(root, path, ident, config)
             cached = store.join(cache, f"{key}.parquet")
             try:
                 entries = index_entries_from_arrow(store.read_table(cached), now=now, window_days=window_days)
@@ -254,7 +237,7 @@ def _read_prior(root: str, files: dict[str, tuple], cache: str, *, now: datetime
                 entries = [(e, fetched) for e, fetched in rows if fetched >= cutoff]
         return file_ids, file_hashes, entries, key
 
-    for file_ids, file_hashes, entries, key in store.map_files(read, sorted(files)):
+    for _, (file_ids, file_hashes, entries, key) in store.map_committed(read, root):
         ids.update(file_ids)
         hashes.update(file_hashes)
         recent.extend(entries)

@@ -179,6 +179,18 @@ def _gcs_committed(root: str, suffix: str):
                 yield path, b
 
 
+def _lock_folder_for_reading(folder: str) -> int:
+    """:func:`_lock_folder_shared`, taken through the gate (the parent folder, locked shared until
+    then) that a compaction closes while it waits to swap a folder: see
+    :class:`akhbar.transforms.compact._FolderLock`."""
+    gate = os.open(os.path.dirname(folder) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(gate, fcntl.LOCK_SH)
+        return _lock_folder_shared(folder)
+    finally:
+        os.close(gate)
+
+
 def _lock_folder_shared(folder: str) -> int:
     """An open descriptor of ``folder`` holding a shared lock; retried if the folder was swapped
     (by a compaction) between opening and locking it, so the lock is on the live folder."""
@@ -343,6 +355,66 @@ def map_files(fn: Callable[[str], T], paths: Iterable[str]) -> Iterator[T]:
         finally:
             for future in futures:  # the caller stopped early (or one call failed): drop what has not started
                 future.cancel()
+
+
+_GONE = object()
+
+
+def map_committed(fn: Callable[[str, tuple], T], root: str, suffix: str = ".parquet") -> Iterator[tuple[str, T]]:
+    """``(path, fn(path, identity))`` for every committed file under ``root`` (the identity as in
+    :func:`snapshot`), in path order, reading every row of those files exactly once.
+
+    Locally each folder is listed and its files read under the folder's shared lock: the lock a
+    writer holds while it commits a file and a compaction (:mod:`akhbar.transforms.compact`) takes
+    exclusively to swap the folder. No swap can fall inside the read, so what is read of each
+    folder is one state of it whatever compactions run meanwhile (a compaction waits for the lock,
+    and skips the partition this time if it waits too long). A file that ``fn`` finds gone was
+    removed otherwise (an old compaction placeholder, of no rows, or by hand) and is left out.
+    On ``gs://``, never compacted, ``GCS_READ_THREADS`` files at once, as :func:`map_files`."""
+    def call(path: str, ident: tuple):
+        try:
+            return fn(path, ident)
+        except FileNotFoundError:
+            return _GONE
+
+    if not is_local(root):
+        files = sorted(snapshot(root, suffix).items())
+        for (path, _), result in zip(files, map_files(lambda item: call(*item), files)):
+            if result is not _GONE:
+                yield path, result
+        return
+    folders = []
+    for folder, dirs, _ in os.walk(_local(root)):
+        # the files are listed again under the lock: a listing taken here may be of a folder
+        # that a compaction is deleting, after swapping it out
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        folders.append(folder)
+    for folder in sorted(folders):
+        yield from _map_folder(call, folder, suffix)
+
+
+def _map_folder(call: Callable[[str, tuple], object], folder: str, suffix: str) -> list[tuple[str, object]]:
+    try:
+        fd = _lock_folder_for_reading(folder) if fcntl is not None else None
+    except (FileNotFoundError, NotADirectoryError):  # removed since it was listed
+        return []
+    try:
+        out = []
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(suffix) or name.startswith((".", "_")):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            result = call(path, (st.st_ino, st.st_size, st.st_mtime_ns))
+            if result is not _GONE:
+                out.append((path, result))
+        return out
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def iter_tables(root: str, columns: list[str] | None = None) -> Iterator[tuple[str, pa.Table]]:
