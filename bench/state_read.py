@@ -2,7 +2,7 @@
 """How long a run takes to read the stored state of a gs:// output: one request at a time against
 several at once (``store.GCS_READ_THREADS``).
 
-    python bench/state_read.py [--files 600] [--latency-ms 40] [--threads 1 16]
+    python bench/state_read.py [--files 600] [--days 40] [--latency-ms 40] [--threads 1 16]
 
 A Cloud Storage emulator (gcp-storage-emulator, in memory) runs on 127.0.0.1 behind a proxy, also on
 127.0.0.1, that holds every request for ``--latency-ms`` before passing it on: the round trip of a
@@ -11,8 +11,9 @@ real bucket, which the in-process emulator does not have. The output gets ``--fi
 compacted) and as many dead-letter files; then, for each thread count, the script times what a run
 reads before it fetches anything, ``load_prior``: the ids and content hashes of every file, the
 near-duplicate cache of the files within the window (written by a first read), and the dead
-letters (pages given up on); and the dead letters alone (``PageFailures``, as ``akhbar sources
-health`` reads them). Needs ``akhbar[test]`` (the emulator). Contacts only 127.0.0.1.
+letters (pages given up on), first reading every articles file, then again with the seen log
+that read left (``akhbar.transforms.seen``: only the window's near-duplicate cache is read); and
+the dead letters alone (``PageFailures``, as ``akhbar sources health`` reads them). Needs ``akhbar[test]`` (the emulator). Contacts only 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -75,23 +76,23 @@ def latency_proxy(target_port: int, latency_s: float) -> tuple[http.server.Threa
     return server, port
 
 
-def fill(output: str, files: int, now: datetime) -> None:
+def fill(output: str, files: int, now: datetime, days: int = 40) -> None:
     from akhbar.schemas.arrow import ARTICLES_SCHEMA, DEAD_LETTER_SCHEMA, article_row, dead_letter_row
     from akhbar.schemas.records import Article, DeadLetter
     from akhbar.transforms.sink import write_partition
 
     body = "نص الخبر عن اجتماع وزراء خارجية حلف شمال الأطلسي في بروكسل وبحث المساعدات لأوكرانيا. " * 8
     for f in range(files):
-        day = (now - timedelta(days=f % 40)).date().isoformat()
+        day = (now - timedelta(days=f % days)).date().isoformat()
         source, run = f"s{f % 20}", f"r{f}"
         rows = [article_row(Article(article_id=f"{f:016x}{i:016x}", url=f"https://ex.com/{f}/{i}", source_id=source,
                                     title="t", body=f"{body} {f} {i}", published_at=None,
-                                    fetched_at=now - timedelta(days=f % 40), language="ar",
+                                    fetched_at=now - timedelta(days=f % days), language="ar",
                                     content_hash=f"h{f}-{i}", topics=(), nato_score=0.0, ukraine_score=0.0,
                                     evidence=(), run_id=run)) for i in range(20)]
         write_partition(f"{output}/articles/dt={day}/source={source}", rows, ARTICLES_SCHEMA, run, "article_id")
         letters = [dead_letter_row(DeadLetter(url=f"https://ex.com/gone/{f % 50}/{i}", source_id=source, stage="fetch",
-                                              reason="http_404", message="m", time=now - timedelta(days=f % 40),
+                                              reason="http_404", message="m", time=now - timedelta(days=f % days),
                                               run_id=run)) for i in range(3)]
         write_partition(f"{output}/dead_letter/dt={day}", letters, DEAD_LETTER_SCHEMA, run, "url")
 
@@ -99,6 +100,7 @@ def fill(output: str, files: int, now: datetime) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=600)
+    ap.add_argument("--days", type=int, default=40, help="days the files are spread over (the window is 30)")
     ap.add_argument("--latency-ms", type=float, default=40.0)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 16])
     args = ap.parse_args(argv)
@@ -109,7 +111,7 @@ def main(argv=None) -> int:
 
     logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)  # it logs every absent object it is asked for
 
-    from akhbar.transforms import state, store
+    from akhbar.transforms import seen, state, store
 
     port = free_port()
     emulator = emulator_server.create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
@@ -121,21 +123,29 @@ def main(argv=None) -> int:
     try:
         os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"  # written without the delay
         t = time.perf_counter()
-        fill(output, args.files, now)
+        fill(output, args.files, now, args.days)
         print(f"{args.files} articles files (20 rows each) and {args.files} dead-letter files written in "
               f"{time.perf_counter() - t:.1f} s (no delay)")
         os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{proxy_port}"  # read through the proxy
         state.load_prior(output, now=now)  # writes the near-duplicate cache, as a first run does
         print(f"each request held {args.latency_ms:g} ms by the proxy")
+        log = store.join(output, *seen.SEEN_LOG)
         for threads in args.threads:
             store.GCS_READ_THREADS = threads
+            for path in store.list_files(log):  # every articles file read again, as before the seen log
+                store.delete(path)
             t = time.perf_counter()
             prior = state.load_prior(output, now=now)
             t_prior = time.perf_counter() - t
             t = time.perf_counter()
+            again = state.load_prior(output, now=now)  # the seen log just written: no articles file opened
+            t_logged = time.perf_counter() - t
+            assert again.article_ids == prior.article_ids and len(again.recent) == len(prior.recent)
+            t = time.perf_counter()
             given_up = state.PageFailures(output, 30, 0).given_up(prior.article_ids, now=now)
             t_failures = time.perf_counter() - t
-            print(f"{threads:>3} at once: load_prior {t_prior:6.1f} s ({len(prior.article_ids)} ids, "
+            print(f"{threads:>3} at once: load_prior {t_prior:6.1f} s reading every articles file, "
+                  f"{t_logged:6.1f} s with the seen log ({len(prior.article_ids)} ids, "
                   f"{len(prior.recent)} near-duplicate entries); the dead letters alone {t_failures:5.1f} s "
                   f"({len(given_up)} pages given up on)")
     finally:

@@ -93,6 +93,9 @@ def test_run_to_gcs_twice(gcs, sample_site, tmp_path, capsys):
     one = pq.read_table(io.BytesIO(gcs.bucket(BUCKET).blob(articles[0]).download_as_bytes()))
     assert one.num_rows >= 1 and "article_id" in one.column_names
 
+    # the seen log summarises the files a run found (the first found none: it has no segment)
+    assert not [n for n in objects if n.startswith("runs/out/_state/seen/")]
+
     # the second run writes nothing new; no temporary or in-progress names anywhere
     assert main(argv) == 0
     assert "wrote 0 article rows" in capsys.readouterr().out
@@ -102,6 +105,9 @@ def test_run_to_gcs_twice(gcs, sample_site, tmp_path, capsys):
     names = [n.rsplit("/", 1)[-1] for n in after]
     assert not [n for n in names if n.startswith(".") or store.TEMP_SUFFIX in n or "tmp" in n.lower()]
     assert len([n for n in after if n.startswith("runs/out/_reports/")]) == 2
+    (segment,) = [n for n in after if n.startswith("runs/out/_state/seen/")]
+    summarised = pq.read_table(io.BytesIO(gcs.bucket(BUCKET).blob(segment).download_as_bytes()))
+    assert sorted(set(summarised.column("file").to_pylist())) == sorted(n[len("runs/out/articles/"):] for n in articles)
 
     # feed health and replay read the gs:// output through the same store
     assert main(["sources", "health", output]) == 0
@@ -116,6 +122,10 @@ def test_run_to_gcs_twice(gcs, sample_site, tmp_path, capsys):
         return sum(r["reason"] == "http_404" for r in rows)
 
     assert n404(dead_after) == n404(dead_before) + 1
+
+    assert main(argv) == 0  # a run that finds every file summarised writes no new segment
+    capsys.readouterr()
+    assert [n for n in _objects(gcs, "runs/out/") if n.startswith("runs/out/_state/seen/")] == [segment]
 
 
 def test_gs_output_needs_a_bucket(tmp_path, sample_site, capsys):
@@ -138,3 +148,28 @@ def test_reads_of_many_objects_at_once_keep_their_connections(gcs, caplog):
         got = list(store.map_files(store.read_bytes, paths))
     assert got == [f"object {i}".encode() for i in range(len(paths))]
     assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_committed_objects_are_read_several_at_once(gcs, monkeypatch):
+    """store.map_committed on gs://: the calls overlap (four meet at a barrier, which one call at a
+    time never could), results keep the path order with each object's identity, and an object
+    gone before its turn is left out."""
+    import threading
+
+    root = f"gs://{BUCKET}/committed"
+    names = [f"dt=1/source=s/{n}.parquet" for n in "abcdefgh"]
+    for name in names:
+        store.write_atomic(f"{root}/{name}", name.encode())
+    idents = store.snapshot(root)
+    monkeypatch.setattr(store, "GCS_READ_THREADS", 4)
+    meet = threading.Barrier(4, timeout=30)
+
+    def read(path, ident):
+        meet.wait()
+        if path.endswith("c.parquet"):
+            raise FileNotFoundError(path)
+        return ident, store.read_bytes(path)
+
+    got = list(store.map_committed(read, root))
+    assert [p for p, _ in got] == [f"{root}/{n}" for n in names if not n.endswith("c.parquet")]
+    assert all(ident == idents[p] and data == p[len(root) + 1:].encode() for p, (ident, data) in got)

@@ -14,6 +14,7 @@ out (:func:`akhbar.transforms.store.map_committed`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from akhbar.transforms import store
+from akhbar.transforms.seen import SeenLog, Summary
 from akhbar.transforms.dedup import (
     IndexEntry,
     MinHasher,
@@ -68,8 +70,7 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
     """Read the dedup state of ``output`` (a local folder or ``gs://`` prefix). ``failures``: the
     reader of the pages given up on to use (a streaming job's, which reads only new files later);
     without one, a reader with ``window_days`` and ``give_up_after_hours`` is made."""
-    state = _read_prior(store.join(output, "articles"), store.join(output, *NEARDUP_CACHE), now=now,
-                        window_days=window_days, config=config)
+    state = _read_prior(output, now=now, window_days=window_days, config=config)
     failures = failures or PageFailures(output, window_days, give_up_after_hours)
     given_up = failures.given_up(state.article_ids, now=now)
     return dataclasses.replace(state, given_up=given_up)
@@ -205,16 +206,23 @@ def _entries_of_file(f, config: NearDupConfig) -> list[tuple[IndexEntry, datetim
     return out
 
 
-def _read_prior(root: str, cache: str, *, now: datetime | None, window_days: int,
+def _read_prior(output: str, *, now: datetime | None, window_days: int,
                 config: NearDupConfig | None) -> PriorState:
     """Ids and hashes of every committed file; near-duplicate entries of the rows fetched within
-    the window. Entries are computed once per file and kept in a cache under ``_state/neardup/``
-    keyed by the file's name and identity: derived from committed files only, so it can never
-    claim an article that is not stored; a compacted (renamed) file is simply computed again,
-    and cache entries of files no longer in the window are deleted."""
+    the window.
+
+    What each file holds is summarised in the seen log (:mod:`akhbar.transforms.seen`): a file
+    is opened only if no segment summarises it under its current identity, or if it holds rows
+    of the window and its near-duplicate entries are not cached yet. Entries are computed once
+    per file and kept in a cache under ``_state/neardup/`` keyed by the file's name and identity.
+    Both are derived from committed files only and used only for a file listed now with the same
+    identity, so they can never claim an article that is not stored; a compacted (renamed) file
+    is simply read again, and cache entries of files no longer in the window are deleted."""
     config = config or NearDupConfig()
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=window_days)
+    root, cache = store.join(output, "articles"), store.join(output, *NEARDUP_CACHE)
+    log = SeenLog(output).read()
     ids: set[str] = set()
     hashes: set[str] = set()
     recent: list[tuple[IndexEntry, datetime]] = []
@@ -222,20 +230,34 @@ def _read_prior(root: str, cache: str, *, now: datetime | None, window_days: int
 
     def read(path: str, ident: tuple) -> tuple[list, list, list, str | None]:
         """(ids, content hashes, entries within the window, cache key if any) of one file."""
-        with store.open_parquet(path) as f:  # one open: every read sees the same file
-            t = f.read(["article_id", "content_hash", "fetched_at"])
-            file_ids, file_hashes = t.column("article_id").to_pylist(), t.column("content_hash").to_pylist()
-            if not pc.any(pc.greater_equal(t.column("fetched_at"), cutoff)).as_py():
-                return file_ids, file_hashes, [], None
+        file = path[len(root):].lstrip("/\\").replace("\\", "/")
+        summary = log.lookup(file, ident)
+        if summary is not None and (summary.newest is None or summary.newest < cutoff):
+            return summary.ids, summary.hashes, [], None  # known, and nothing of it in the window
+        with contextlib.ExitStack() as stack:
+            opened = []
+
+            def parquet():  # one open: every read sees the same file
+                if not opened:
+                    opened.append(stack.enter_context(store.open_parquet(path)))
+                return opened[0]
+
+            if summary is None:
+                t = parquet().read(["article_id", "content_hash", "fetched_at"])
+                newest = pc.max(t.column("fetched_at")).as_py()
+                summary = Summary(t.column("article_id").to_pylist(), t.column("content_hash").to_pylist(), newest)
+                log.add(file, ident, summary)
+                if newest is None or newest < cutoff:
+                    return summary.ids, summary.hashes, [], None
             key = _cache_key(root, path, ident, config)
             cached = store.join(cache, f"{key}.parquet")
             try:
                 entries = index_entries_from_arrow(store.read_table(cached), now=now, window_days=window_days)
             except (OSError, ValueError, KeyError, pa.ArrowException):  # absent or unreadable: compute it
-                rows = _entries_of_file(f, config)
+                rows = _entries_of_file(parquet(), config)
                 _write_cache(cached, rows)
                 entries = [(e, fetched) for e, fetched in rows if fetched >= cutoff]
-        return file_ids, file_hashes, entries, key
+        return summary.ids, summary.hashes, entries, key
 
     for _, (file_ids, file_hashes, entries, key) in store.map_committed(read, root):
         ids.update(file_ids)
@@ -243,6 +265,7 @@ def _read_prior(root: str, cache: str, *, now: datetime | None, window_days: int
         recent.extend(entries)
         if key:
             used.add(key)
+    log.save()
     _prune_cache(cache, used)
     recent = rerooted(recent, ids)
     recent.sort(key=lambda r: (r[1], r[0].article_id))

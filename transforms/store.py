@@ -378,8 +378,9 @@ def map_committed(fn: Callable[[str, tuple], T], root: str, suffix: str = ".parq
             return _GONE
 
     if not is_local(root):
-        files = sorted(snapshot(root, suffix).items())
-        for (path, _), result in zip(files, map_files(lambda item: call(*item), files)):
+        files = snapshot(root, suffix)
+        paths = sorted(files)
+        for path, result in zip(paths, map_files(lambda p: call(p, files[p]), paths)):
             if result is not _GONE:
                 yield path, result
         return

@@ -1,0 +1,168 @@
+"""The seen log (_state/seen/): a run opens only the articles files committed since the last one,
+and what the log says is used only for files committed now under the same identity."""
+import os
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from akhbar.schemas.arrow import ARTICLES_SCHEMA, article_row
+from akhbar.transforms import seen, store
+from akhbar.transforms.sink import write_partition
+from akhbar.transforms.state import load_prior
+from tests.test_output import NOW, article
+
+LATER = NOW + timedelta(days=400)  # no row is in the near-duplicate window: ids and hashes only
+
+
+def add(out, first: int, rows: int = 3, day: str = "2026-11-24", **kw) -> set[str]:
+    folder = os.path.join(out, "articles", f"dt={day}", "source=ex")
+    ids = range(first, first + rows)
+    write_partition(folder, [article_row(article(i, content_hash=f"h{i}", **kw)) for i in ids], ARTICLES_SCHEMA,
+                    f"run{first}", "article_id")
+    return {f"{i:032x}" for i in ids}
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The articles files a load opens (store.open_parquet counted, then called as it is)."""
+    paths: list[str] = []
+    real = store.open_parquet
+
+    def counting(path):
+        if "/articles/" in path.replace(os.sep, "/"):
+            paths.append(path)
+        return real(path)
+
+    monkeypatch.setattr(store, "open_parquet", counting)
+    return paths
+
+
+def segments(out) -> list[str]:
+    folder = os.path.join(out, *seen.SEEN_LOG)
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_a_run_opens_only_the_files_committed_since_the_last(tmp_path, opened):
+    out = str(tmp_path)
+    ids = set().union(*(add(out, 10 * f) for f in range(5)))
+    prior = load_prior(out, now=LATER)
+    assert prior.article_ids == ids and prior.content_hashes == {f"h{int(i, 16)}" for i in ids}
+    assert len(opened) == 5 and len(segments(out)) == 1
+    opened.clear()
+    assert load_prior(out, now=LATER) == prior and opened == []  # nothing new: no file opened
+    ids |= add(out, 100)
+    opened.clear()
+    assert load_prior(out, now=LATER).article_ids == ids
+    assert len(opened) == 1 and "run100" in opened[0] and len(segments(out)) == 2
+
+
+def test_files_of_the_window_are_opened_only_until_their_entries_are_cached(tmp_path, opened):
+    out = str(tmp_path)
+    ids = add(out, 0) | add(out, 10)
+    first = load_prior(out, now=NOW)
+    assert len(first.recent) == 6 and len(opened) == 2
+    opened.clear()
+    again = load_prior(out, now=NOW)
+    assert again == first and opened == []  # summaries and near-duplicate entries both cached
+    assert again.article_ids == ids
+
+
+def test_the_log_never_claims_an_article_that_is_not_stored(tmp_path):
+    out = str(tmp_path)
+    kept, removed = add(out, 0), add(out, 10)
+    rewritten = add(out, 20)
+    load_prior(out, now=LATER)
+    folder = os.path.join(out, "articles", "dt=2026-11-24", "source=ex")
+    by_run = {name.split("-")[1]: os.path.join(folder, name) for name in os.listdir(folder)}
+    os.unlink(by_run["run10"])  # deleted by hand
+    # rewritten by hand under the same name: one row removed (a takedown)
+    path = by_run["run20"]
+    table = pq.read_table(path)
+    pq.write_table(table.slice(1), path)
+    prior = load_prior(out, now=LATER)
+    assert prior.article_ids == kept | (rewritten - {f"{20:032x}"})
+    assert not prior.article_ids & removed and "h20" not in prior.content_hashes
+
+
+def test_segments_stay_few_and_rows_are_rewritten_a_few_times_only(tmp_path):
+    out = str(tmp_path)
+    ids: set[str] = set()
+    rows_written = 0
+    known = set()
+    for run in range(40):
+        ids |= add(out, 10 * run)
+        assert load_prior(out, now=LATER).article_ids == ids
+        names = set(segments(out))
+        assert len(names) <= seen.MAX_SEGMENTS
+        for name in names - known:
+            rows_written += pq.read_metadata(os.path.join(out, *seen.SEEN_LOG, name)).num_rows
+        known = names
+    # 120 rows: each rewritten a logarithmic number of times, not at every run (40 × 120 / 2)
+    assert rows_written <= 120 * 5, rows_written
+    # what is left summarises every file exactly once
+    tables = [pq.read_table(os.path.join(out, *seen.SEEN_LOG, n)) for n in segments(out)]
+    files = [f for t in tables for f in set(t.column("file").to_pylist())]
+    assert len(files) == len(set(files)) == 40
+
+
+def test_unreadable_or_foreign_segments_are_ignored_then_dropped(tmp_path, opened):
+    out = str(tmp_path)
+    ids = add(out, 0) | add(out, 10)
+    load_prior(out, now=LATER)
+    folder = os.path.join(out, *seen.SEEN_LOG)
+    (good,) = segments(out)
+    with open(os.path.join(folder, good), "r+b") as f:  # damaged in place
+        f.truncate(20)
+    other = pa.table({"file": ["x"]})  # another format: not trusted
+    pq.write_table(other, os.path.join(folder, "seen-other.parquet"))
+    opened.clear()
+    assert load_prior(out, now=LATER).article_ids == ids
+    assert len(opened) == 2  # both files read again
+    for run in range(2, 2 + seen.MAX_SEGMENTS):  # enough segments to merge
+        ids |= add(out, 10 * run)
+        assert load_prior(out, now=LATER).article_ids == ids
+    assert good not in segments(out) and "seen-other.parquet" not in segments(out)
+
+
+def test_a_file_of_no_rows_is_summarised_too(tmp_path, opened):
+    out = str(tmp_path)
+    ids = add(out, 0)
+    folder = os.path.join(out, "articles", "dt=2026-11-24", "source=ex")
+    pq.write_table(ARTICLES_SCHEMA.empty_table(), os.path.join(folder, "part-empty.parquet"))
+    assert load_prior(out, now=LATER).article_ids == ids
+    opened.clear()
+    assert load_prior(out, now=LATER).article_ids == ids and opened == []
+
+
+def test_merge_inputs():
+    assert seen.merge_inputs([]) == [] and seen.merge_inputs([("a", 5)]) == ["a"]
+    # the biggest waits until the others hold as many rows
+    assert sorted(seen.merge_inputs([("big", 100), ("a", 10), ("b", 20)])) == ["a", "b"]
+    assert sorted(seen.merge_inputs([("big", 30), ("a", 10), ("b", 20)])) == ["a", "b", "big"]
+    assert sorted(seen.merge_inputs([("big", 100), ("bad", -1), ("a", 1)])) == ["a", "bad"]
+
+
+def test_summaries_round_trip():
+    when = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    summaries = {("dt=1/source=a/x.parquet", "1|2|3"): seen.Summary(["i1", "i2"], ["h1", "h2"], when),
+                 ("dt=1/source=a/y.parquet", "4|5|6"): seen.Summary([], [], None)}
+    table = seen._table(summaries)
+    assert table.num_rows == 3 and seen._summaries(table) == summaries
+
+
+def test_segments_of_files_all_gone_are_merged_away(tmp_path, monkeypatch):
+    import shutil
+
+    out = str(tmp_path)
+    limit = seen.MAX_SEGMENTS
+    monkeypatch.setattr(seen, "MAX_SEGMENTS", 100)  # one segment a run, none merged
+    for run in range(limit + 1):
+        add(out, 10 * run)
+        load_prior(out, now=LATER)
+    assert len(segments(out)) == limit + 1
+    monkeypatch.setattr(seen, "MAX_SEGMENTS", limit)
+    shutil.rmtree(os.path.join(out, "articles"))  # every article deleted by hand
+    assert load_prior(out, now=LATER).article_ids == frozenset()
+    assert segments(out) == []  # nothing listed: every segment merged into nothing
