@@ -10,10 +10,13 @@ real bucket, which the in-process emulator does not have. The output gets ``--fi
 (one per source and day, 20 rows each, as scheduled runs leave them: Cloud Storage output is not
 compacted) and as many dead-letter files; then, for each thread count, the script times what a run
 reads before it fetches anything, ``load_prior``: the ids and content hashes of every file, the
-near-duplicate cache of the files within the window (written by a first read), and the dead
-letters (pages given up on), first reading every articles file, then again with the seen log
-that read left (``akhbar.transforms.seen``: only the window's near-duplicate cache is read); and
-the dead letters alone (``PageFailures``, as ``akhbar sources health`` reads them). Needs ``akhbar[test]`` (the emulator). Contacts only 127.0.0.1.
+near-duplicate entries of the files within the window, and the dead letters (pages given up
+on): first without the logs under ``_state/seen/`` and ``_state/neardup/``
+(``akhbar.transforms.seen``), as a run after they were deleted (every articles file read, the
+window's near-duplicate entries computed from the stored bodies), then again with the logs that
+read left (no articles file opened); and the dead letters alone
+(``PageFailures``, as ``akhbar sources health`` reads them). Needs ``akhbar[test]`` (the
+emulator). Contacts only 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -127,12 +130,11 @@ def main(argv=None) -> int:
         print(f"{args.files} articles files (20 rows each) and {args.files} dead-letter files written in "
               f"{time.perf_counter() - t:.1f} s (no delay)")
         os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{proxy_port}"  # read through the proxy
-        state.load_prior(output, now=now)  # writes the near-duplicate cache, as a first run does
         print(f"each request held {args.latency_ms:g} ms by the proxy")
-        log = store.join(output, *seen.SEEN_LOG)
+        logs = [store.join(output, *seen.SEEN_LOG), store.join(output, *seen.ENTRY_LOG)]
         for threads in args.threads:
             store.GCS_READ_THREADS = threads
-            for path in store.list_files(log):  # every articles file read again, as before the seen log
+            for path in [p for log in logs for p in store.list_files(log)]:  # every articles file read again
                 store.delete(path)
             t = time.perf_counter()
             prior = state.load_prior(output, now=now)
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
             given_up = state.PageFailures(output, 30, 0).given_up(prior.article_ids, now=now)
             t_failures = time.perf_counter() - t
             print(f"{threads:>3} at once: load_prior {t_prior:6.1f} s reading every articles file, "
-                  f"{t_logged:6.1f} s with the seen log ({len(prior.article_ids)} ids, "
+                  f"{t_logged:6.1f} s with the logs it left ({len(prior.article_ids)} ids, "
                   f"{len(prior.recent)} near-duplicate entries); the dead letters alone {t_failures:5.1f} s "
                   f"({len(given_up)} pages given up on)")
     finally:

@@ -3,6 +3,7 @@ and what the log says is used only for files committed now under the same identi
 import os
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -141,15 +142,25 @@ def test_merge_inputs():
     # the biggest waits until the others hold as many rows
     assert sorted(seen.merge_inputs([("big", 100), ("a", 10), ("b", 20)])) == ["a", "b"]
     assert sorted(seen.merge_inputs([("big", 30), ("a", 10), ("b", 20)])) == ["a", "b", "big"]
-    assert sorted(seen.merge_inputs([("big", 100), ("bad", -1), ("a", 1)])) == ["a", "bad"]
 
 
-def test_summaries_round_trip():
+def test_summaries_and_entries_round_trip(tmp_path):
+    from akhbar.transforms.dedup import IndexEntry, NearDupConfig
+
     when = datetime(2026, 11, 24, tzinfo=timezone.utc)
     summaries = {("dt=1/source=a/x.parquet", "1|2|3"): seen.Summary(["i1", "i2"], ["h1", "h2"], when),
                  ("dt=1/source=a/y.parquet", "4|5|6"): seen.Summary([], [], None)}
-    table = seen._table(summaries)
-    assert table.num_rows == 3 and seen._summaries(table) == summaries
+    log = seen.SeenLog(str(tmp_path))
+    table = log.table(summaries)
+    assert table.num_rows == 3 and log.values(table) == summaries
+    entry = IndexEntry("i1", "i0", bytes(512), 7, np.array([3, 1], dtype=np.uint32), "a", when)
+    old = IndexEntry("i2", "i2", bytes(512), 5, None, "a", None)
+    entries = {("dt=1/source=a/x.parquet", "1|2|3"): [(entry, when), (old, when - timedelta(days=40))]}
+    log = seen.EntryLog(str(tmp_path), NearDupConfig(), when - timedelta(days=30))
+    ((key, [(got, fetched)]),) = log.values(log.table(entries)).items()  # the old one is out of the window
+    assert key == ("dt=1/source=a/x.parquet", "1|2|3") and fetched == when
+    assert (got.article_id, got.root, got.signature, got.size, got.shingles.tolist(), got.source_id, got.when) == \
+        ("i1", "i0", bytes(512), 7, [3, 1], "a", when)
 
 
 def test_segments_of_files_all_gone_are_merged_away(tmp_path, monkeypatch):
@@ -166,3 +177,16 @@ def test_segments_of_files_all_gone_are_merged_away(tmp_path, monkeypatch):
     shutil.rmtree(os.path.join(out, "articles"))  # every article deleted by hand
     assert load_prior(out, now=LATER).article_ids == frozenset()
     assert segments(out) == []  # nothing listed: every segment merged into nothing
+
+
+def test_an_older_versions_per_file_cache_is_cleared(tmp_path):
+    """Before the entry log, _state/neardup/ held one cache file per articles file: the first run
+    with the log computes the window's entries again and deletes those files."""
+    out = str(tmp_path)
+    add(out, 0)
+    cache = os.path.join(out, *seen.ENTRY_LOG)
+    os.makedirs(cache)
+    pq.write_table(pa.table({"article_id": ["x"]}), os.path.join(cache, "0123456789abcdef0123456789abcdef.parquet"))
+    assert len(load_prior(out, now=NOW).recent) == 3
+    (only,) = os.listdir(cache)
+    assert only.startswith("entries-")

@@ -444,7 +444,7 @@ def assign_near_duplicates(index: NearDupIndex, items: Iterable[tuple], *,
 
 
 # ---------------------------------------------------------------------------------------------
-# Persisted index entries (a sidecar table written next to each articles file; docs/dedup.md)
+# Persisted index entries (kept per articles file under _state/neardup/; docs/dedup.md)
 # ---------------------------------------------------------------------------------------------
 
 NEARDUP_STATE_VERSION = 1
@@ -496,10 +496,11 @@ def index_entries_to_arrow(rows: Iterable[tuple[IndexEntry, datetime]]):
     return pa.table(cols, schema=neardup_schema())
 
 
-def index_entries_from_arrow(table, *, now: datetime | None = None, window_days: float | None = None
-                             ) -> list[tuple[IndexEntry, datetime]]:
-    """The entries of a sidecar table, oldest ``fetched_at`` first, without those fetched more
-    than ``window_days`` before ``now`` (all of them when ``window_days`` is None)."""
+def index_entries_from_arrow(table, *, now: datetime | None = None, window_days: float | None = None,
+                             ordered: bool = True) -> list[tuple[IndexEntry, datetime]]:
+    """The entries of a table in :func:`neardup_schema`, oldest ``fetched_at`` first (in the
+    table's order if not ``ordered``), without those fetched more than ``window_days`` before
+    ``now`` (all of them when ``window_days`` is None)."""
     if window_days is not None:
         import pyarrow.compute as pc
 
@@ -513,7 +514,8 @@ def index_entries_from_arrow(table, *, now: datetime | None = None, window_days:
                        None if sh is None else np.frombuffer(sh, dtype="<u4").astype(np.uint32),
                        d["source_id"][i], d["when"][i])
         out.append((e, d["fetched_at"][i]))
-    out.sort(key=lambda r: (r[1], r[0].article_id))
+    if ordered:
+        out.sort(key=lambda r: (r[1], r[0].article_id))
     return out
 
 

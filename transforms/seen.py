@@ -1,34 +1,44 @@
-"""The seen log: what each committed articles file holds that a run's exact dedup needs, gathered
-into a few files under ``OUTPUT/_state/seen/``.
+"""Logs of what each committed articles file holds for a run's dedup, gathered into a few files
+under ``OUTPUT/_state/``.
 
-A run reads the ids and content hashes of every article ever stored (exact dedup covers all
-history), and the newest fetch time of each file (to know which files hold rows of the near-
-duplicate window). Read file by file, that is one request per file on ``gs://``, where output is
-never compacted: 20 sources polled every 10 minutes leave about 2,880 files a day, a million in a
-year, and the read before a run could fetch anything would grow to most of an hour.
+Before it fetches anything, a run needs the ids and content hashes of every article ever stored
+(exact dedup covers all history) and the near-duplicate index entries (signature, shingles) of
+the rows fetched within the window. Read file by file, that is one or two requests per file on
+``gs://``, where output is never compacted: 20 sources polled every 10 minutes leave about 2,880
+files a day, a million in a year, and the read before a run could fetch anything would grow to
+most of an hour.
 
-So :func:`akhbar.transforms.state.load_prior` keeps, per committed file, a **summary** (its ids,
-content hashes and newest ``fetched_at``) in *segments*: Parquet files of rows ``(file, ident,
-newest, article_id, content_hash)``, one row per article (a file of no rows, such as a compaction
-placeholder, has one row with no id). A run reads the segments, lists the committed files, and
-opens only the files no segment summarises under the same identity (local: inode, size, time;
-``gs://``: size, generation, time): the files committed since the last run. It then writes their
-summaries as a new segment.
+So :func:`akhbar.transforms.state.load_prior` keeps two logs, each a value per committed file in
+*segments*, Parquet files whose rows start with the file's name and identity (``file``,
+``ident``; local: inode, size, time; ``gs://``: size, generation, time):
+
+- :class:`SeenLog` (``_state/seen/``): the file's ids, content hashes and newest ``fetched_at``,
+  one row per article (a file of no rows, such as a compaction placeholder, has one row with no
+  id);
+- :class:`EntryLog` (``_state/neardup/``): the near-duplicate entries of a file that has rows in
+  the window, computed from the stored bodies; its format names how the fingerprints were made
+  (shingle size, permutations, seed, version), so entries are never compared with fingerprints
+  made another way.
+
+A run reads the segments, lists the committed files, and opens only a file that a log it is
+needed in does not hold under its current identity: the files committed since the last run. It
+then writes what it read as one new segment per log.
 
 What a segment says is used only for a file that is listed now with the identity the segment
-recorded, so the log can never claim an article that is not in a committed file: a file removed
-or rewritten (by hand, or merged by a compaction) is simply read again, or no longer counted. A
-segment that cannot be read, or was written by another version of this format, is ignored (its
-files are read again) and dropped at the next merge. Two runs writing segments at once (they
-cannot: the output lease serialises runs) would only summarise some files twice.
+recorded, so neither log can claim an article that is not in a committed file: a file removed or
+rewritten (by hand, or merged by a compaction) is simply read again, or no longer counted. A
+segment that cannot be read, or of another format (or an older version's per-file cache), is
+ignored and deleted.
 
 Merging keeps the number of segments small: once there are more than :data:`MAX_SEGMENTS`, the
 segments other than the biggest are merged into one, and the biggest joins them only when the
 others hold at least as many rows (so each row is rewritten a logarithmic number of times, as in
-:func:`akhbar.transforms.compact.choose_inputs`). A merge keeps only the summaries of files listed
-now; its inputs are deleted once the merged segment is written. All of it is a cache: a failure
-to write or delete is ignored, and deleting ``_state/seen/`` only costs the next run one read per
-file.
+:func:`akhbar.transforms.compact.choose_inputs`). A merge keeps only the rows of files listed now
+(and, for the entries, fetched within the window); a segment with none left is deleted without
+a merge. Inputs are deleted once the merged segment is written. All of it is a cache: a failure
+to write or delete is ignored, two runs writing at once (the output lease prevents it) would only
+hold some files twice, and deleting the logs costs the next run one read of each file and the
+window's entries computed again (about 1 ms of CPU an article).
 """
 from __future__ import annotations
 
@@ -42,15 +52,15 @@ import pyarrow.compute as pc
 from akhbar.transforms import store
 
 SEEN_LOG = ("_state", "seen")
+ENTRY_LOG = ("_state", "neardup")
 FORMAT = b"1"  # bump when what a summary holds, or how an identity is written, changes
 MAX_SEGMENTS = 8
-SCHEMA = pa.schema([
-    ("file", pa.string()),  # path relative to OUTPUT/articles, with "/"
-    ("ident", pa.string()),
+KEY_FIELDS = [("file", pa.string()), ("ident", pa.string())]  # path relative to OUTPUT/articles, with "/"
+SCHEMA = pa.schema(KEY_FIELDS + [
     ("newest", pa.timestamp("us", tz="UTC")),  # the file's newest fetched_at (none: no rows)
     ("article_id", pa.string()),  # none: the row only records a file of no rows
     ("content_hash", pa.string()),
-], metadata={b"akhbar.seen": FORMAT})
+])
 
 
 @dataclass(frozen=True)
@@ -66,123 +76,189 @@ def ident_text(ident: tuple) -> str:
     return "|".join(map(str, ident))
 
 
-class SeenLog:
-    """The segments under ``OUTPUT/_state/seen/``: :meth:`lookup` a file's summary, :meth:`add`
-    those of files read, :meth:`save` once every committed file has been looked up."""
+class SegmentLog:
+    """A value per committed articles file (name and identity), kept in a few Parquet segments
+    under one folder: :meth:`lookup` a file's value, :meth:`add` those of files read, and
+    :meth:`save` once every committed file has been looked up (see the module docstring)."""
 
-    def __init__(self, output: str):
-        self.folder = store.join(output, *SEEN_LOG)
-        self.segments: list[tuple[str, pa.Table | None]] = []  # (path, rows), None: unusable
-        self.known: dict[tuple[str, str], Summary] = {}
-        self.fresh: dict[tuple[str, str], Summary] = {}
+    prefix = "segment"
+
+    def __init__(self, folder: str, fmt: bytes, schema: pa.Schema):
+        self.folder, self.format = folder, fmt
+        self.schema = schema.with_metadata({b"akhbar.segment": fmt})
+        self.segments: list[tuple[str, pa.Table]] = []
+        self.unusable: list[str] = []  # damaged, of another format, or not a segment at all
+        self.known: dict[tuple[str, str], object] = {}
+        self.fresh: dict[tuple[str, str], object] = {}
         self.listed: set[tuple[str, str]] = set()
 
-    def read(self) -> SeenLog:
+    # what a subclass defines: values from the rows of a segment, and rows from values
+    def values(self, table: pa.Table) -> dict[tuple[str, str], object]:
+        raise NotImplementedError
+
+    def table(self, values: dict[tuple[str, str], object]) -> pa.Table:
+        raise NotImplementedError
+
+    def keep(self, table: pa.Table) -> pa.Array:
+        """Which rows a merge keeps: those of files listed now."""
+        keys = pc.binary_join_element_wise(table.column("file"), table.column("ident"), "\0")
+        listed = pa.array(sorted(f"{file}\0{ident}" for file, ident in self.listed), type=pa.string())
+        return pc.is_in(keys, value_set=listed)
+
+    def read(self):
         try:
             paths = store.list_files(self.folder)
         except OSError:
             paths = []
-        self.segments = list(zip(paths, store.map_files(_read_segment, paths)))
-        for _, table in self.segments:
-            if table is not None:
-                self.known.update(_summaries(table))
+        for path, table in zip(paths, store.map_files(self._read_segment, paths)):
+            if table is None:
+                self.unusable.append(path)
+            else:
+                self.segments.append((path, table))
+                self.known.update(self.values(table))
         return self
 
-    def lookup(self, file: str, ident: tuple) -> Summary | None:
+    def _read_segment(self, path: str) -> pa.Table | None:
+        if not path.rsplit("/", 1)[-1].startswith(f"{self.prefix}-"):
+            return None
+        try:
+            table = store.read_table(path)
+        except (OSError, ValueError, pa.ArrowException):  # gone (merged by another run meanwhile) or damaged
+            return None
+        if (table.schema.metadata or {}).get(b"akhbar.segment") != self.format or not table.schema.equals(self.schema):
+            return None
+        return table
+
+    # lookup and add are called from several threads at once on gs:// (store.map_committed): each
+    # makes single set and dict operations only, which the interpreter does whole
+    def lookup(self, file: str, ident: tuple):
         key = (file, ident_text(ident))
         self.listed.add(key)
         return self.known.get(key)
 
-    def add(self, file: str, ident: tuple, summary: Summary) -> None:
+    def add(self, file: str, ident: tuple, value) -> None:
         key = (file, ident_text(ident))
         self.listed.add(key)
-        self.fresh[key] = summary
+        self.fresh[key] = value
 
     def save(self) -> None:
-        """Write the summaries added as a new segment, then merge segments if there are too many."""
+        """Write the values added as a new segment; delete the segments that hold nothing to keep,
+        and those that cannot be used; merge the others if there are too many."""
         segments = list(self.segments)
         if self.fresh:
-            table = _table(self.fresh)
+            table = self.table(self.fresh)
             path = self._write(table)
             if path:
                 segments.append((path, table))
-        if len(segments) > MAX_SEGMENTS:
-            self._merge(segments)
+        kept = [(path, table, self.keep(table)) for path, table in segments]
+        self._delete(self.unusable + [path for path, _, mask in kept if not pc.any(mask).as_py()])
+        kept = [k for k in kept if pc.any(k[2]).as_py()]
+        if len(kept) <= MAX_SEGMENTS:
+            return
+        chosen = set(merge_inputs([(path, table.num_rows) for path, table, _ in kept]))
+        parts = [table.filter(mask) for path, table, mask in kept if path in chosen]
+        if self._write(pa.concat_tables(parts)):
+            self._delete(sorted(chosen))
 
     def _write(self, table: pa.Table) -> str | None:
-        name = f"seen-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}.parquet"
+        name = f"{self.prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}.parquet"
         path = store.join(self.folder, name)
         try:
-            store.write_atomic(path, store.table_bytes(table))
+            store.write_atomic(path, store.table_bytes(table.replace_schema_metadata(self.schema.metadata)))
         except OSError:  # a cache: the next run reads those files again
             return None
         return path
 
-    def _merge(self, segments: list[tuple[str, pa.Table | None]]) -> None:
-        chosen = merge_inputs([(path, -1 if table is None else table.num_rows) for path, table in segments])
-        tables = dict(segments)
-        keep = pa.array(sorted(f"{file}\0{ident}" for file, ident in self.listed), type=pa.string())
-        parts = []
-        for path in chosen:
-            table = tables[path]
-            if table is not None and table.num_rows:
-                keys = pc.binary_join_element_wise(table.column("file"), table.column("ident"), "\0")
-                parts.append(table.filter(pc.is_in(keys, value_set=keep)))
-        if parts and sum(p.num_rows for p in parts) and not self._write(pa.concat_tables(parts)):
-            return  # not written: the inputs stay
-        for path in chosen:
+    @staticmethod
+    def _delete(paths: list[str]) -> None:
+        for path in paths:
             try:
                 store.delete(path)
             except OSError:
                 pass
 
 
+class SeenLog(SegmentLog):
+    """Per file: its ids, content hashes and newest fetch time (a :class:`Summary`), under
+    ``OUTPUT/_state/seen/``."""
+
+    prefix = "seen"
+
+    def __init__(self, output: str):
+        super().__init__(store.join(output, *SEEN_LOG), FORMAT, SCHEMA)
+
+    def values(self, table: pa.Table) -> dict[tuple[str, str], Summary]:
+        out: dict[tuple[str, str], Summary] = {}
+        cols = [table.column(name).to_pylist() for name in SCHEMA.names]
+        for file, ident, newest, aid, chash in zip(*cols):
+            s = out.get((file, ident))
+            if s is None:
+                s = out[(file, ident)] = Summary([], [], newest)
+            if aid is not None:
+                s.ids.append(aid)
+                s.hashes.append(chash)
+        return out
+
+    def table(self, values: dict[tuple[str, str], Summary]) -> pa.Table:
+        cols: dict[str, list] = {name: [] for name in SCHEMA.names}
+        for (file, ident), s in sorted(values.items()):
+            for aid, chash in list(zip(s.ids, s.hashes)) or [(None, None)]:
+                for name, value in zip(SCHEMA.names, (file, ident, s.newest, aid, chash)):
+                    cols[name].append(value)
+        return pa.table(cols, schema=self.schema)
+
+
+class EntryLog(SegmentLog):
+    """Per file: the near-duplicate index entries of its rows (``(IndexEntry, fetched_at)``, as
+    :func:`akhbar.transforms.dedup.index_entries_to_arrow` writes them), under
+    ``OUTPUT/_state/neardup/``, for the files with rows fetched since ``cutoff``. The format names
+    how the fingerprints were made (:func:`akhbar.transforms.dedup.fingerprint_key`): segments made
+    another way are not used, and deleted. A merge keeps only the rows fetched since ``cutoff``."""
+
+    prefix = "entries"
+
+    def __init__(self, output: str, config, cutoff: datetime):
+        from akhbar.transforms.dedup import fingerprint_key, neardup_schema
+
+        self.cutoff = cutoff
+        super().__init__(store.join(output, *ENTRY_LOG), f"{FORMAT.decode()}|{fingerprint_key(config)}".encode(),
+                         pa.schema(KEY_FIELDS + list(neardup_schema())))
+
+    def values(self, table: pa.Table) -> dict[tuple[str, str], list]:
+        from akhbar.transforms.dedup import index_entries_from_arrow, pa_scalar
+
+        table = table.filter(pc.greater_equal(table.column("fetched_at"), pa_scalar(self.cutoff)))
+        out: dict[tuple[str, str], list] = {}
+        keys = zip(table.column("file").to_pylist(), table.column("ident").to_pylist())
+        for key, row in zip(keys, index_entries_from_arrow(table, ordered=False)):
+            out.setdefault(key, []).append(row)
+        return out
+
+    def table(self, values: dict[tuple[str, str], list]) -> pa.Table:
+        from akhbar.transforms.dedup import index_entries_to_arrow
+
+        parts = []
+        for (file, ident), rows in sorted(values.items()):
+            t = index_entries_to_arrow(rows)
+            parts.append(t.add_column(0, "ident", pa.array([ident] * t.num_rows, pa.string()))
+                         .add_column(0, "file", pa.array([file] * t.num_rows, pa.string())))
+        return pa.concat_tables(parts).cast(self.schema)
+
+    def keep(self, table: pa.Table) -> pa.Array:
+        from akhbar.transforms.dedup import pa_scalar
+
+        recent = pc.greater_equal(table.column("fetched_at"), pa_scalar(self.cutoff))
+        return pc.and_(super().keep(table), recent)
+
+
 def merge_inputs(sizes: list[tuple[str, int]]) -> list[str]:
-    """The segments to merge, given (path, rows; -1 if unusable): all but the biggest, and the
-    biggest too when the others hold as many rows as it does."""
+    """The segments to merge, given (path, rows): all but the biggest, and the biggest too when
+    the others hold as many rows as it does."""
     if len(sizes) < 2:
         return [path for path, _ in sizes]
     ordered = sorted(sizes, key=lambda s: s[1])
     *others, (biggest, rows) = ordered
     chosen = [path for path, _ in others]
-    if sum(max(0, n) for _, n in others) >= rows:
+    if sum(n for _, n in others) >= rows:
         chosen.append(biggest)
     return chosen
-
-
-def _read_segment(path: str) -> pa.Table | None:
-    try:
-        table = store.read_table(path)
-    except FileNotFoundError:  # merged away by another run meanwhile
-        return None
-    except (OSError, ValueError, pa.ArrowException):
-        return None
-    if (table.schema.metadata or {}).get(b"akhbar.seen") != FORMAT or not table.schema.equals(SCHEMA):
-        return None
-    return table
-
-
-def _summaries(table: pa.Table) -> dict[tuple[str, str], Summary]:
-    out: dict[tuple[str, str], Summary] = {}
-    cols = [table.column(name).to_pylist() for name in SCHEMA.names]
-    for file, ident, newest, aid, chash in zip(*cols):
-        s = out.get((file, ident))
-        if s is None:
-            s = out[(file, ident)] = Summary([], [], newest)
-        if aid is not None:
-            s.ids.append(aid)
-            s.hashes.append(chash)
-    return out
-
-
-def _table(summaries: dict[tuple[str, str], Summary]) -> pa.Table:
-    cols: dict[str, list] = {name: [] for name in SCHEMA.names}
-    for (file, ident), s in sorted(summaries.items()):
-        rows = list(zip(s.ids, s.hashes)) or [(None, None)]
-        for aid, chash in rows:
-            cols["file"].append(file)
-            cols["ident"].append(ident)
-            cols["newest"].append(s.newest)
-            cols["article_id"].append(aid)
-            cols["content_hash"].append(chash)
-    return pa.table(cols, schema=SCHEMA)

@@ -14,10 +14,7 @@ out (:func:`akhbar.transforms.store.map_committed`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import os
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -26,20 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from akhbar.transforms import store
-from akhbar.transforms.seen import SeenLog, Summary
+from akhbar.transforms.seen import EntryLog, SeenLog, Summary
 from akhbar.transforms.dedup import (
     IndexEntry,
     MinHasher,
     NearDupConfig,
     NearDupIndex,
-    fingerprint_key,
-    index_entries_from_arrow,
-    index_entries_to_arrow,
     index_from_entries,
     shingle_hashes,
 )
 
-NEARDUP_CACHE = ("_state", "neardup")
 MAX_PAGE_FAILURES = 3  # runs in which a page failed for a lasting reason before polls leave it out
 # ... and how long it must have kept failing, from its first such failure to its latest: a page
 # that a feed lists a few minutes before the site serves it (a 404 meanwhile, often cached by a
@@ -188,12 +181,6 @@ def _partition_of(path: str) -> str:
     return parts[-1] if parts else "dt=9999"
 
 
-def _cache_key(root: str, path: str, ident: tuple, config: NearDupConfig) -> str:
-    """The name of a file's cached entries: its path, its identity, and how they were computed."""
-    rel = path[len(root):].lstrip("/\\")
-    return hashlib.sha256(f"{rel}|{ident}|{fingerprint_key(config)}".encode()).hexdigest()[:32]
-
-
 def _entries_of_file(f, config: NearDupConfig) -> list[tuple[IndexEntry, datetime]]:
     """Index entries of every row of one articles file, computed from the stored bodies."""
     hasher = MinHasher(config)
@@ -211,62 +198,50 @@ def _read_prior(output: str, *, now: datetime | None, window_days: int,
     """Ids and hashes of every committed file; near-duplicate entries of the rows fetched within
     the window.
 
-    What each file holds is summarised in the seen log (:mod:`akhbar.transforms.seen`): a file
-    is opened only if no segment summarises it under its current identity, or if it holds rows
-    of the window and its near-duplicate entries are not cached yet. Entries are computed once
-    per file and kept in a cache under ``_state/neardup/`` keyed by the file's name and identity.
-    Both are derived from committed files only and used only for a file listed now with the same
-    identity, so they can never claim an article that is not stored; a compacted (renamed) file
-    is simply read again, and cache entries of files no longer in the window are deleted."""
+    What each file holds is kept in two logs (:mod:`akhbar.transforms.seen`): its ids, content
+    hashes and newest fetch time under ``_state/seen/``, and, for a file with rows in the window,
+    their near-duplicate entries (computed from the stored bodies) under ``_state/neardup/``. A
+    file is opened only if a log it is needed in lacks it under its current identity: once,
+    after it is committed. Both logs are derived from committed files only and used only for a
+    file listed now with the same identity, so they can never claim an article that is not
+    stored; a compacted (renamed) file is simply read again."""
     config = config or NearDupConfig()
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=window_days)
-    root, cache = store.join(output, "articles"), store.join(output, *NEARDUP_CACHE)
-    log = SeenLog(output).read()
+    root = store.join(output, "articles")
+    summaries, windowed = SeenLog(output).read(), EntryLog(output, config, cutoff).read()
     ids: set[str] = set()
     hashes: set[str] = set()
     recent: list[tuple[IndexEntry, datetime]] = []
-    used: set[str] = set()
 
-    def read(path: str, ident: tuple) -> tuple[list, list, list, str | None]:
-        """(ids, content hashes, entries within the window, cache key if any) of one file."""
+    def read(path: str, ident: tuple) -> tuple[list, list, list]:
+        """(ids, content hashes, entries within the window) of one file."""
         file = path[len(root):].lstrip("/\\").replace("\\", "/")
-        summary = log.lookup(file, ident)
+        summary = summaries.lookup(file, ident)
         if summary is not None and (summary.newest is None or summary.newest < cutoff):
-            return summary.ids, summary.hashes, [], None  # known, and nothing of it in the window
-        with contextlib.ExitStack() as stack:
-            opened = []
+            return summary.ids, summary.hashes, []  # nothing of it in the window
+        entries = windowed.lookup(file, ident) if summary is not None else None
+        if entries is None:
+            with store.open_parquet(path) as f:  # one open: every read sees the same file
+                if summary is None:
+                    t = f.read(["article_id", "content_hash", "fetched_at"])
+                    summary = Summary(t.column("article_id").to_pylist(), t.column("content_hash").to_pylist(),
+                                      pc.max(t.column("fetched_at")).as_py())
+                    summaries.add(file, ident, summary)
+                    if summary.newest is None or summary.newest < cutoff:
+                        return summary.ids, summary.hashes, []
+                    entries = windowed.lookup(file, ident)
+                if entries is None:
+                    entries = _entries_of_file(f, config)
+                    windowed.add(file, ident, entries)
+        return summary.ids, summary.hashes, [(e, fetched) for e, fetched in entries if fetched >= cutoff]
 
-            def parquet():  # one open: every read sees the same file
-                if not opened:
-                    opened.append(stack.enter_context(store.open_parquet(path)))
-                return opened[0]
-
-            if summary is None:
-                t = parquet().read(["article_id", "content_hash", "fetched_at"])
-                newest = pc.max(t.column("fetched_at")).as_py()
-                summary = Summary(t.column("article_id").to_pylist(), t.column("content_hash").to_pylist(), newest)
-                log.add(file, ident, summary)
-                if newest is None or newest < cutoff:
-                    return summary.ids, summary.hashes, [], None
-            key = _cache_key(root, path, ident, config)
-            cached = store.join(cache, f"{key}.parquet")
-            try:
-                entries = index_entries_from_arrow(store.read_table(cached), now=now, window_days=window_days)
-            except (OSError, ValueError, KeyError, pa.ArrowException):  # absent or unreadable: compute it
-                rows = _entries_of_file(parquet(), config)
-                _write_cache(cached, rows)
-                entries = [(e, fetched) for e, fetched in rows if fetched >= cutoff]
-        return summary.ids, summary.hashes, entries, key
-
-    for _, (file_ids, file_hashes, entries, key) in store.map_committed(read, root):
+    for _, (file_ids, file_hashes, entries) in store.map_committed(read, root):
         ids.update(file_ids)
         hashes.update(file_hashes)
         recent.extend(entries)
-        if key:
-            used.add(key)
-    log.save()
-    _prune_cache(cache, used)
+    summaries.save()
+    windowed.save()
     recent = rerooted(recent, ids)
     recent.sort(key=lambda r: (r[1], r[0].article_id))
     return PriorState(frozenset(ids), frozenset(hashes), tuple(recent))
@@ -295,19 +270,3 @@ def rerooted(recent: list[tuple[IndexEntry, datetime]], stored_ids: set[str]) ->
         new_root[old] = first.article_id
     return [(dataclasses.replace(e, root=new_root[e.root]) if e.root in new_root else e, fetched)
             for e, fetched in recent]
-
-
-def _write_cache(path: str, rows) -> None:
-    try:
-        store.write_atomic(path, store.table_bytes(index_entries_to_arrow(rows)))
-    except OSError:  # a cache: the run goes on without it
-        pass
-
-
-def _prune_cache(cache: str, used: set[str]) -> None:
-    for path in store.list_files(cache):
-        if os.path.basename(path).removesuffix(".parquet") not in used:
-            try:
-                store.delete(path)
-            except OSError:
-                pass
