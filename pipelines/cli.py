@@ -649,8 +649,8 @@ def cmd_health(args) -> int:
     try:
         from akhbar.transforms.state import PageFailures, stored_article_ids
 
-        given_up = PageFailures(args.output, args.dedup_window_days,
-                                args.give_up_after).given_up_by_feed(stored_article_ids(args.output))
+        given_up = PageFailures(args.output, args.dedup_window_days, args.give_up_after,
+                                write_log=False).given_up_by_feed(stored_article_ids(args.output))
     except (OSError, ValueError) as e:  # the feed states are still worth showing
         print(f"akhbar: pages given up on: not counted ({type(e).__name__}: {e})", file=sys.stderr)
         given_up = None

@@ -101,7 +101,7 @@ def load(output: str, since: date | None = None, until: date | None = None, *,
     feeds = sorted(load_feed_states(output).values(), key=lambda s: (s.source_id, s.feed_url))
     stored = {r["article_id"]: r for r in everything}
     try:
-        given_up = PageFailures(output, window_days, give_up_after_hours).given_up_by_feed(stored)
+        given_up = PageFailures(output, window_days, give_up_after_hours, write_log=False).given_up_by_feed(stored)
     except (OSError, ValueError):  # the rest of the report still stands
         given_up = None
     return ReportData(output, since, until, arts, stored, dead, feeds, given_up, (window_days, give_up_after_hours))

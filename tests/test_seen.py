@@ -11,7 +11,7 @@ import pytest
 from akhbar.schemas.arrow import ARTICLES_SCHEMA, article_row
 from akhbar.transforms import seen, store
 from akhbar.transforms.sink import write_partition
-from akhbar.transforms.state import load_prior
+from akhbar.transforms.state import load_prior, stored_article_ids
 from tests.test_output import NOW, article
 
 LATER = NOW + timedelta(days=400)  # no row is in the near-duplicate window: ids and hashes only
@@ -27,16 +27,19 @@ def add(out, first: int, rows: int = 3, day: str = "2026-11-24", **kw) -> set[st
 
 @pytest.fixture
 def opened(monkeypatch):
-    """The articles files a load opens (store.open_parquet counted, then called as it is)."""
+    """The articles files a load opens (store.open_parquet and store.read_table counted, then
+    called as they are)."""
     paths: list[str] = []
-    real = store.open_parquet
 
-    def counting(path):
-        if "/articles/" in path.replace(os.sep, "/"):
-            paths.append(path)
-        return real(path)
+    def counting(real):
+        def call(path, *args, **kw):
+            if "/articles/" in path.replace(os.sep, "/"):
+                paths.append(path)
+            return real(path, *args, **kw)
+        return call
 
-    monkeypatch.setattr(store, "open_parquet", counting)
+    for name in ("open_parquet", "read_table"):
+        monkeypatch.setattr(store, name, counting(getattr(store, name)))
     return paths
 
 
@@ -190,3 +193,55 @@ def test_an_older_versions_per_file_cache_is_cleared(tmp_path):
     assert len(load_prior(out, now=NOW).recent) == 3
     (only,) = os.listdir(cache)
     assert only.startswith("entries-")
+
+
+def test_health_reads_the_ids_from_the_log_and_writes_nothing(tmp_path, opened):
+    out = str(tmp_path)
+    ids = add(out, 0) | add(out, 10)
+    load_prior(out, now=LATER)
+    ids |= add(out, 20)  # not in the log yet
+    before = segments(out)
+    opened.clear()
+    assert stored_article_ids(out) == ids
+    assert len(opened) == 1 and "run20" in opened[0] and segments(out) == before
+
+
+def test_dead_letters_are_read_once_and_health_writes_nothing(tmp_path, monkeypatch):
+    """The failure log (_state/failures/): a second reader of the window's dead letters (a later
+    run) opens none of them and gets the same pages; ``write_log=False`` (health, report) reads
+    the log and writes nothing; files that leave the window leave the log."""
+    from akhbar.transforms.state import PageFailures
+    from akhbar.transforms.urls import article_id
+    from tests.test_output import _dead_letters
+
+    out, gone = str(tmp_path), "https://news.example/gone.html"
+    now = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    for n, day in enumerate(("2026-11-28", "2026-11-29", "2026-11-30")):
+        _dead_letters(tmp_path, f"run{n}", day, [(gone, "fetch", "http_404"), (gone + "?down", "fetch", "http_503")])
+    log = os.path.join(out, *seen.FAILURE_LOG)
+    read: list[str] = []
+    real = store.read_table
+
+    def counting(path, *args, **kw):
+        if "/dead_letter/" in path.replace(os.sep, "/"):
+            read.append(path)
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(store, "read_table", counting)
+    assert PageFailures(out, 7, write_log=False).given_up(now=now) == {article_id(gone)}
+    assert len(read) == 3 and not os.path.exists(log)  # health: nothing written
+    assert PageFailures(out, 7).given_up(now=now) == {article_id(gone)}
+    assert len(os.listdir(log)) == 1
+    read.clear()
+    assert PageFailures(out, 7).given_up(now=now) == {article_id(gone)}
+    assert PageFailures(out, 7, after_hours=0, write_log=False).given_up(now=now) == {article_id(gone)}
+    assert read == []  # every file from the log
+    # three days on, with a 1-day window, none of those files is in the window: the log keeps
+    # only the new day's file
+    later = now + timedelta(days=3)
+    _dead_letters(tmp_path, "run9", "2026-12-03", [(gone, "fetch", "http_404")])
+    assert PageFailures(out, 1).given_up(now=later) == frozenset()
+    (segment,) = os.listdir(log)
+    (new,) = (tmp_path / "dead_letter").rglob("part-run9-*.parquet")
+    assert set(pq.read_table(os.path.join(log, segment)).column("file").to_pylist()) == \
+        {new.relative_to(tmp_path / "dead_letter").as_posix()}

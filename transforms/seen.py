@@ -2,13 +2,13 @@
 under ``OUTPUT/_state/``.
 
 Before it fetches anything, a run needs the ids and content hashes of every article ever stored
-(exact dedup covers all history) and the near-duplicate index entries (signature, shingles) of
-the rows fetched within the window. Read file by file, that is one or two requests per file on
+(exact dedup covers all history), the near-duplicate index entries (signature, shingles) of the
+rows fetched within the window, and the window's dead letters. Read file by file, that is one or two requests per file on
 ``gs://``, where output is never compacted: 20 sources polled every 10 minutes leave about 2,880
 files a day, a million in a year, and the read before a run could fetch anything would grow to
 most of an hour.
 
-So :func:`akhbar.transforms.state.load_prior` keeps two logs, each a value per committed file in
+So :func:`akhbar.transforms.state.load_prior` keeps three logs, each a value per committed file in
 *segments*, Parquet files whose rows start with the file's name and identity (``file``,
 ``ident``; local: inode, size, time; ``gs://``: size, generation, time):
 
@@ -19,6 +19,8 @@ So :func:`akhbar.transforms.state.load_prior` keeps two logs, each a value per c
   the window, computed from the stored bodies; its format names how the fingerprints were made
   (shingle size, permutations, seed, version), so entries are never compared with fingerprints
   made another way.
+- :class:`FailureLog` (``_state/failures/``): the rows of a dead-letter file within the window
+  that name a URL, for the pages given up on (:class:`akhbar.transforms.state.PageFailures`).
 
 A run reads the segments, lists the committed files, and opens only a file that a log it is
 needed in does not hold under its current identity: the files committed since the last run. It
@@ -249,6 +251,46 @@ class EntryLog(SegmentLog):
 
         recent = pc.greater_equal(table.column("fetched_at"), pa_scalar(self.cutoff))
         return pc.and_(super().keep(table), recent)
+
+
+FAILURE_LOG = ("_state", "failures")
+FAILURE_SCHEMA = pa.schema(KEY_FIELDS + [
+    ("url", pa.string()),  # none: the row only records a file without failures of a page
+    ("stage", pa.string()),
+    ("reason", pa.string()),
+    ("run_id", pa.string()),
+    ("feed_url", pa.string()),
+    ("time", pa.int64()),  # µs since the epoch
+])
+
+
+class FailureLog(SegmentLog):
+    """Per dead-letter file: its rows that name a URL, as written (``(url, stage, reason, run_id,
+    feed_url, time in µs)``: which of them count towards giving a page up is decided when they are
+    used, so a change of that rule needs no new format), under ``OUTPUT/_state/failures/``; the
+    file names are relative to ``OUTPUT/dead_letter``."""
+
+    prefix = "failures"
+
+    def __init__(self, output: str):
+        super().__init__(store.join(output, *FAILURE_LOG), FORMAT, FAILURE_SCHEMA)
+
+    def values(self, table: pa.Table) -> dict[tuple[str, str], list[tuple]]:
+        out: dict[tuple[str, str], list[tuple]] = {}
+        cols = [table.column(name).to_pylist() for name in FAILURE_SCHEMA.names]
+        for file, ident, *row in zip(*cols):
+            rows = out.setdefault((file, ident), [])
+            if row[0] is not None:
+                rows.append(tuple(row))
+        return out
+
+    def table(self, values: dict[tuple[str, str], list[tuple]]) -> pa.Table:
+        cols: dict[str, list] = {name: [] for name in FAILURE_SCHEMA.names}
+        for (file, ident), rows in sorted(values.items()):
+            for row in rows or [(None,) * 6]:
+                for name, value in zip(FAILURE_SCHEMA.names, (file, ident, *row)):
+                    cols[name].append(value)
+        return pa.table(cols, schema=self.schema)
 
 
 def merge_inputs(sizes: list[tuple[str, int]]) -> list[str]:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from akhbar.transforms import store
-from akhbar.transforms.seen import EntryLog, SeenLog, Summary
+from akhbar.transforms.seen import EntryLog, FailureLog, SeenLog, Summary
 from akhbar.transforms.dedup import (
     IndexEntry,
     MinHasher,
@@ -88,10 +88,12 @@ class PageFailures:
     job asks after every cycle).
     """
 
-    def __init__(self, output: str, window_days: float, after_hours: float = GIVE_UP_AFTER_HOURS):
-        self.root = store.join(output, "dead_letter")
+    def __init__(self, output: str, window_days: float, after_hours: float = GIVE_UP_AFTER_HOURS,
+                 write_log: bool = True):
+        self.output, self.root = output, store.join(output, "dead_letter")
         self.window_days = window_days
         self.after_us = round(after_hours * 3600e6)
+        self.write_log = write_log  # False: read the failure log, but write nothing (health, report)
         # path -> (identity, [(page id, run, feed URL, time in µs since the epoch)])
         self._read: dict[str, tuple[tuple, list[tuple[str, str, str | None, int]]]] = {}
 
@@ -119,9 +121,26 @@ class PageFailures:
         spans: dict[str, list[int]] = {}  # page id -> [first, latest] failure time
         feeds: dict[str, str] = {}
         new = [path for path, ident in sorted(files.items()) if self._read.get(path, (None,))[0] != ident]
-        for path, failures in zip(new, store.map_files(_lasting_failures_or_none, new)):
-            if failures is not None:  # None: merged by a compaction since it was listed, read next time
-                self._read[path] = (files[path], failures)
+        if new:
+            log = FailureLog(self.output).read()
+
+            def read(path: str) -> list[tuple[str, str, str | None, int]] | None:
+                file, ident = relative(self.root, path), files[path]
+                rows = log.lookup(file, ident)
+                if rows is None:
+                    rows = _failure_rows_or_none(path)
+                    if rows is None:  # merged by a compaction since it was listed: read it next time
+                        return None
+                    log.add(file, ident, rows)
+                return _lasting(rows, path)
+
+            for path, failures in zip(new, store.map_files(read, new)):
+                if failures is not None:
+                    self._read[path] = (files[path], failures)
+            if self.write_log:
+                for path, ident in files.items():  # what the log keeps: the files of the window
+                    log.lookup(relative(self.root, path), ident)
+                log.save()
         for path in sorted(files):
             held = self._read.get(path)
             if held is None or held[0] != files[path]:
@@ -137,42 +156,55 @@ class PageFailures:
                 and aid not in stored}
 
 
-def _lasting_failures_or_none(path: str) -> list[tuple[str, str, str | None, int]] | None:
-    """:func:`_lasting_failures` of a file; None if it is gone (read it next time), an empty list if
-    it is damaged (its pages are simply tried again)."""
+def _failure_rows_or_none(path: str) -> list[tuple] | None:
+    """The rows of a dead-letter file that name a URL, as :class:`FailureLog` keeps them; None if
+    the file is gone (read it next time), none if it is damaged (its pages are simply tried
+    again)."""
     try:
-        return _lasting_failures(path)
+        t = store.read_table(path, columns=FAILURE_COLUMNS)
     except FileNotFoundError:
         return None
     except (store.UnreadableFile, pa.ArrowException):
         return []
-
-
-def _lasting_failures(path: str) -> list[tuple[str, str, str | None, int]]:
-    """(page id, run, feed URL, time in µs) of the failures in one dead-letter file that count
-    towards giving a page up."""
-    from akhbar.schemas.reasons import is_lasting
-    from akhbar.transforms.urls import article_id
-
-    t = store.read_table(path, columns=FAILURE_COLUMNS)
     cols = [t.column(c).to_pylist() for c in FAILURE_COLUMNS[:-1]]
     # µs since the epoch, without making a datetime of each
     times = t.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+    return [row for row in zip(*cols, times) if row[0]]
+
+
+def _lasting(rows: list[tuple], path: str) -> list[tuple[str, str, str | None, int]]:
+    """(page id, run, feed URL, time in µs) of the failures among a dead-letter file's rows that
+    count towards giving a page up."""
+    from akhbar.schemas.reasons import is_lasting
+    from akhbar.transforms.urls import article_id
+
     return [(article_id(url), run or path, feed, when or 0)
-            for url, stage, reason, run, feed, when in zip(*cols, times)
-            if url and is_lasting(reason) and (stage in PAGE_STAGES or (stage, reason) == BAD_LINK)]
+            for url, stage, reason, run, feed, when in rows
+            if is_lasting(reason) and (stage in PAGE_STAGES or (stage, reason) == BAD_LINK)]
 
 
 def stored_article_ids(output: str) -> frozenset[str]:
-    """The ids of the committed articles, from their files' ``article_id`` column alone (what
-    ``akhbar sources health`` needs; a run reads them with the rest of :func:`load_prior`)."""
-    def read(path: str, _ident) -> list[str]:
+    """The ids of the committed articles (what ``akhbar sources health`` needs; a run reads them
+    with the rest of :func:`load_prior`): from the seen log where it holds a file, else from the
+    file's ``article_id`` column. Nothing is written: health only reads."""
+    root = store.join(output, "articles")
+    summaries = SeenLog(output).read()
+
+    def read(path: str, ident: tuple) -> list[str]:
+        summary = summaries.lookup(relative(root, path), ident)
+        if summary is not None:
+            return summary.ids
         return store.read_table(path, columns=["article_id"]).column(0).to_pylist()
 
     ids: set[str] = set()
-    for _, file_ids in store.map_committed(read, store.join(output, "articles")):
+    for _, file_ids in store.map_committed(read, root):
         ids.update(file_ids)
     return frozenset(ids)
+
+
+def relative(root: str, path: str) -> str:
+    """``path`` under ``root``, with ``/`` (how the logs of :mod:`akhbar.transforms.seen` name a file)."""
+    return path[len(root):].lstrip("/\\").replace("\\", "/")
 
 
 def _partition_of(path: str) -> str:
@@ -216,7 +248,7 @@ def _read_prior(output: str, *, now: datetime | None, window_days: int,
 
     def read(path: str, ident: tuple) -> tuple[list, list, list]:
         """(ids, content hashes, entries within the window) of one file."""
-        file = path[len(root):].lstrip("/\\").replace("\\", "/")
+        file = relative(root, path)
         summary = summaries.lookup(file, ident)
         if summary is not None and (summary.newest is None or summary.newest < cutoff):
             return summary.ids, summary.hashes, []  # nothing of it in the window
