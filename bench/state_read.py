@@ -10,12 +10,12 @@ real bucket, which the in-process emulator does not have. The output gets ``--fi
 (one per source and day, 20 rows each, as scheduled runs leave them: Cloud Storage output is not
 compacted) and as many dead-letter files; then, for each thread count, the script times what a run
 reads before it fetches anything, ``load_prior``: the ids and content hashes of every file, the
-near-duplicate entries of the files within the window, and the dead letters (pages given up
-on): first without the logs under ``_state/seen/`` and ``_state/neardup/``
-(``akhbar.transforms.seen``), as a run after they were deleted (every articles file read, the
-window's near-duplicate entries computed from the stored bodies), then again with the logs that
-read left (no articles file opened); and the dead letters alone
-(``PageFailures``, as ``akhbar sources health`` reads them). Needs ``akhbar[test]`` (the
+near-duplicate entries of the files within the window, and the window's dead letters (pages
+given up on): first without the logs under ``_state/seen/``, ``_state/neardup/`` and
+``_state/failures/`` (``akhbar.transforms.seen``), as a run after they were deleted (every file
+read, the window's near-duplicate entries computed from the stored bodies), then again with the
+logs that read left (no file opened); and the dead letters alone (``PageFailures``, as ``akhbar
+sources health`` reads them), without and with the log. Needs ``akhbar[test]`` (the
 emulator). Contacts only 127.0.0.1.
 """
 from __future__ import annotations
@@ -131,25 +131,28 @@ def main(argv=None) -> int:
               f"{time.perf_counter() - t:.1f} s (no delay)")
         os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{proxy_port}"  # read through the proxy
         print(f"each request held {args.latency_ms:g} ms by the proxy")
-        logs = [store.join(output, *seen.SEEN_LOG), store.join(output, *seen.ENTRY_LOG)]
+        logs = [store.join(output, *name) for name in (seen.SEEN_LOG, seen.ENTRY_LOG, seen.FAILURE_LOG)]
         for threads in args.threads:
             store.GCS_READ_THREADS = threads
-            for path in [p for log in logs for p in store.list_files(log)]:  # every articles file read again
+            for path in [p for log in logs for p in store.list_files(log)]:  # every file read again
                 store.delete(path)
+            t = time.perf_counter()
+            state.PageFailures(output, 30, 0, write_log=False).given_up(now=now)
+            t_failures = time.perf_counter() - t
             t = time.perf_counter()
             prior = state.load_prior(output, now=now)
             t_prior = time.perf_counter() - t
             t = time.perf_counter()
-            again = state.load_prior(output, now=now)  # the seen log just written: no articles file opened
+            again = state.load_prior(output, now=now)  # with the logs just written: no file opened
             t_logged = time.perf_counter() - t
-            assert again.article_ids == prior.article_ids and len(again.recent) == len(prior.recent)
+            assert again == prior
             t = time.perf_counter()
             given_up = state.PageFailures(output, 30, 0).given_up(prior.article_ids, now=now)
-            t_failures = time.perf_counter() - t
-            print(f"{threads:>3} at once: load_prior {t_prior:6.1f} s reading every articles file, "
-                  f"{t_logged:6.1f} s with the logs it left ({len(prior.article_ids)} ids, "
-                  f"{len(prior.recent)} near-duplicate entries); the dead letters alone {t_failures:5.1f} s "
-                  f"({len(given_up)} pages given up on)")
+            t_failures_logged = time.perf_counter() - t
+            print(f"{threads:>3} at once: load_prior {t_prior:6.1f} s reading every file, {t_logged:6.1f} s with "
+                  f"the logs it left ({len(prior.article_ids)} ids, {len(prior.recent)} near-duplicate entries, "
+                  f"{len(prior.given_up)} pages given up on); the dead letters alone {t_failures:5.1f} s, "
+                  f"{t_failures_logged:5.1f} s with the log ({len(given_up)} pages given up on)")
     finally:
         proxy.shutdown()
         emulator.stop()

@@ -154,8 +154,13 @@ def test_summaries_and_entries_round_trip(tmp_path):
     summaries = {("dt=1/source=a/x.parquet", "1|2|3"): seen.Summary(["i1", "i2"], ["h1", "h2"], when),
                  ("dt=1/source=a/y.parquet", "4|5|6"): seen.Summary([], [], None)}
     log = seen.SeenLog(str(tmp_path))
-    table = log.table(summaries)
-    assert table.num_rows == 3 and log.values(table) == summaries
+    for (file, ident), summary in summaries.items():
+        log.add(file, tuple(int(n) for n in ident.split("|")), summary)
+    log.save()
+    log = seen.SeenLog(str(tmp_path)).read()
+    assert {key: s.newest for key, s in log.known.items()} == {key: s.newest for key, s in summaries.items()}
+    assert log.lookup("dt=1/source=a/x.parquet", (1, 2, 3)).newest == when
+    assert log.stored() == ({"i1", "i2"}, {"h1", "h2"})  # of the files looked up and found only
     entry = IndexEntry("i1", "i0", bytes(512), 7, np.array([3, 1], dtype=np.uint32), "a", when)
     old = IndexEntry("i2", "i2", bytes(512), 5, None, "a", None)
     entries = {("dt=1/source=a/x.parquet", "1|2|3"): [(entry, when), (old, when - timedelta(days=40))]}

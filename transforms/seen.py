@@ -88,7 +88,7 @@ class SegmentLog:
     def __init__(self, folder: str, fmt: bytes, schema: pa.Schema):
         self.folder, self.format = folder, fmt
         self.schema = schema.with_metadata({b"akhbar.segment": fmt})
-        self.segments: list[tuple[str, pa.Table]] = []
+        self.segments: list[tuple[str, pa.Table, pa.Array]] = []  # (path, rows, each row's key)
         self.unusable: list[str] = []  # damaged, of another format, or not a segment at all
         self.known: dict[tuple[str, str], object] = {}
         self.fresh: dict[tuple[str, str], object] = {}
@@ -101,11 +101,9 @@ class SegmentLog:
     def table(self, values: dict[tuple[str, str], object]) -> pa.Table:
         raise NotImplementedError
 
-    def keep(self, table: pa.Table) -> pa.Array:
+    def keep(self, table: pa.Table, keys: pa.Array) -> pa.Array:
         """Which rows a merge keeps: those of files listed now."""
-        keys = pc.binary_join_element_wise(table.column("file"), table.column("ident"), "\0")
-        listed = pa.array(sorted(f"{file}\0{ident}" for file, ident in self.listed), type=pa.string())
-        return pc.is_in(keys, value_set=listed)
+        return pc.is_in(keys, value_set=_key_array(self.listed))
 
     def read(self):
         try:
@@ -116,7 +114,7 @@ class SegmentLog:
             if table is None:
                 self.unusable.append(path)
             else:
-                self.segments.append((path, table))
+                self.segments.append((path, table, _keys(table)))
                 self.known.update(self.values(table))
         return self
 
@@ -151,8 +149,8 @@ class SegmentLog:
             table = self.table(self.fresh)
             path = self._write(table)
             if path:
-                segments.append((path, table))
-        kept = [(path, table, self.keep(table)) for path, table in segments]
+                segments.append((path, table, _keys(table)))
+        kept = [(path, table, self.keep(table, keys)) for path, table, keys in segments]
         self._delete(self.unusable + [path for path, _, mask in kept if not pc.any(mask).as_py()])
         kept = [k for k in kept if pc.any(k[2]).as_py()]
         if len(kept) <= MAX_SEGMENTS:
@@ -182,7 +180,10 @@ class SegmentLog:
 
 class SeenLog(SegmentLog):
     """Per file: its ids, content hashes and newest fetch time (a :class:`Summary`), under
-    ``OUTPUT/_state/seen/``."""
+    ``OUTPUT/_state/seen/``. A long-lived output holds millions of rows here, so the ids and hashes
+    of the files found in the log are not made into a summary each: :meth:`lookup` gives a summary
+    with only the newest fetch time, and :meth:`stored` gathers the ids and hashes of every file
+    looked up and found, straight from the segments' columns."""
 
     prefix = "seen"
 
@@ -190,16 +191,9 @@ class SeenLog(SegmentLog):
         super().__init__(store.join(output, *SEEN_LOG), FORMAT, SCHEMA)
 
     def values(self, table: pa.Table) -> dict[tuple[str, str], Summary]:
-        out: dict[tuple[str, str], Summary] = {}
-        cols = [table.column(name).to_pylist() for name in SCHEMA.names]
-        for file, ident, newest, aid, chash in zip(*cols):
-            s = out.get((file, ident))
-            if s is None:
-                s = out[(file, ident)] = Summary([], [], newest)
-            if aid is not None:
-                s.ids.append(aid)
-                s.hashes.append(chash)
-        return out
+        per_file = table.group_by(["file", "ident"], use_threads=False).aggregate([("newest", "max")])
+        return {(file, ident): Summary([], [], newest) for file, ident, newest in
+                zip(*(per_file.column(name).to_pylist() for name in ("file", "ident", "newest_max")))}
 
     def table(self, values: dict[tuple[str, str], Summary]) -> pa.Table:
         cols: dict[str, list] = {name: [] for name in SCHEMA.names}
@@ -208,6 +202,17 @@ class SeenLog(SegmentLog):
                 for name, value in zip(SCHEMA.names, (file, ident, s.newest, aid, chash)):
                     cols[name].append(value)
         return pa.table(cols, schema=self.schema)
+
+    def stored(self) -> tuple[set[str], set[str]]:
+        """The ids and content hashes of the files looked up and found in the log."""
+        found = _key_array(key for key in self.listed if key in self.known)
+        ids: set[str] = set()
+        hashes: set[str] = set()
+        for _, table, keys in self.segments:
+            rows = table.filter(pc.and_(pc.is_in(keys, value_set=found), pc.is_valid(table.column("article_id"))))
+            ids.update(rows.column("article_id").to_pylist())
+            hashes.update(rows.column("content_hash").to_pylist())
+        return ids, hashes
 
 
 class EntryLog(SegmentLog):
@@ -246,11 +251,11 @@ class EntryLog(SegmentLog):
                          .add_column(0, "file", pa.array([file] * t.num_rows, pa.string())))
         return pa.concat_tables(parts).cast(self.schema)
 
-    def keep(self, table: pa.Table) -> pa.Array:
+    def keep(self, table: pa.Table, keys: pa.Array) -> pa.Array:
         from akhbar.transforms.dedup import pa_scalar
 
         recent = pc.greater_equal(table.column("fetched_at"), pa_scalar(self.cutoff))
-        return pc.and_(super().keep(table), recent)
+        return pc.and_(super().keep(table, keys), recent)
 
 
 FAILURE_LOG = ("_state", "failures")
@@ -291,6 +296,15 @@ class FailureLog(SegmentLog):
                 for name, value in zip(FAILURE_SCHEMA.names, (file, ident, *row)):
                     cols[name].append(value)
         return pa.table(cols, schema=self.schema)
+
+
+def _keys(table: pa.Table) -> pa.Array:
+    """Each row's file and identity as one string (for membership tests on whole columns)."""
+    return pc.binary_join_element_wise(table.column("file"), table.column("ident"), "\0")
+
+
+def _key_array(keys) -> pa.Array:
+    return pa.array(sorted(f"{file}\0{ident}" for file, ident in keys), type=pa.string())
 
 
 def merge_inputs(sizes: list[tuple[str, int]]) -> list[str]:

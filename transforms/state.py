@@ -191,15 +191,14 @@ def stored_article_ids(output: str) -> frozenset[str]:
     summaries = SeenLog(output).read()
 
     def read(path: str, ident: tuple) -> list[str]:
-        summary = summaries.lookup(relative(root, path), ident)
-        if summary is not None:
-            return summary.ids
+        if summaries.lookup(relative(root, path), ident) is not None:
+            return []  # in the log: gathered below
         return store.read_table(path, columns=["article_id"]).column(0).to_pylist()
 
     ids: set[str] = set()
     for _, file_ids in store.map_committed(read, root):
         ids.update(file_ids)
-    return frozenset(ids)
+    return frozenset(ids | summaries.stored()[0])
 
 
 def relative(root: str, path: str) -> str:
@@ -249,7 +248,7 @@ def _read_prior(output: str, *, now: datetime | None, window_days: int,
     def read(path: str, ident: tuple) -> tuple[list, list, list]:
         """(ids, content hashes, entries within the window) of one file."""
         file = relative(root, path)
-        summary = summaries.lookup(file, ident)
+        summary = summaries.lookup(file, ident)  # ids and hashes of a file in the log: see stored() below
         if summary is not None and (summary.newest is None or summary.newest < cutoff):
             return summary.ids, summary.hashes, []  # nothing of it in the window
         entries = windowed.lookup(file, ident) if summary is not None else None
@@ -272,6 +271,9 @@ def _read_prior(output: str, *, now: datetime | None, window_days: int,
         ids.update(file_ids)
         hashes.update(file_hashes)
         recent.extend(entries)
+    logged_ids, logged_hashes = summaries.stored()
+    ids |= logged_ids
+    hashes |= logged_hashes
     summaries.save()
     windowed.save()
     recent = rerooted(recent, ids)
