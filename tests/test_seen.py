@@ -250,3 +250,28 @@ def test_dead_letters_are_read_once_and_health_writes_nothing(tmp_path, monkeypa
     (new,) = (tmp_path / "dead_letter").rglob("part-run9-*.parquet")
     assert set(pq.read_table(os.path.join(log, segment)).column("file").to_pylist()) == \
         {new.relative_to(tmp_path / "dead_letter").as_posix()}
+
+
+def test_a_file_in_two_segments_is_not_doubled_by_a_merge(tmp_path, monkeypatch):
+    """A run killed between writing a merged segment and deleting its inputs leaves a file's
+    rows in two segments; the next merge takes them once, and the window holds each article once."""
+    import shutil
+
+    out = str(tmp_path)
+    ids = add(out, 0, day="2026-11-24")
+    load_prior(out, now=NOW)
+    for name in ("seen", "neardup"):
+        folder = os.path.join(out, "_state", name)
+        (segment,) = os.listdir(folder)
+        prefix = segment.split("-")[0]
+        shutil.copy(os.path.join(folder, segment), os.path.join(folder, f"{prefix}-copy.parquet"))
+    for run in range(1, seen.MAX_SEGMENTS + 2):  # enough runs for merges
+        ids |= add(out, 10 * run)
+        prior = load_prior(out, now=NOW)
+        assert prior.article_ids == ids
+        assert len(prior.recent) == len({e.article_id for e, _ in prior.recent}) == len(ids)
+    for name in ("seen", "neardup"):
+        folder = os.path.join(out, "_state", name)
+        rows = [r for n in os.listdir(folder) for r in pq.read_table(os.path.join(folder, n)).to_pylist()]
+        keys = [(r["file"], r["ident"], r["article_id"]) for r in rows]
+        assert len(keys) == len(set(keys)), name

@@ -150,13 +150,21 @@ class SegmentLog:
             path = self._write(table)
             if path:
                 segments.append((path, table, _keys(table)))
+        keys_of = {path: keys for path, _, keys in segments}
         kept = [(path, table, self.keep(table, keys)) for path, table, keys in segments]
         self._delete(self.unusable + [path for path, _, mask in kept if not pc.any(mask).as_py()])
         kept = [k for k in kept if pc.any(k[2]).as_py()]
         if len(kept) <= MAX_SEGMENTS:
             return
         chosen = set(merge_inputs([(path, table.num_rows) for path, table, _ in kept]))
-        parts = [table.filter(mask) for path, table, mask in kept if path in chosen]
+        parts, taken = [], pa.array([], pa.string())
+        for path, table, mask in kept:
+            if path in chosen:
+                # a file in two inputs (a run killed between writing a merge and deleting its
+                # inputs) is taken from the first only: its rows must not be doubled
+                mask = pc.and_(mask, pc.invert(pc.is_in(keys_of[path], value_set=taken)))
+                parts.append(table.filter(mask))
+                taken = pa.concat_arrays([taken, pc.unique(keys_of[path].filter(mask))])
         if self._write(pa.concat_tables(parts)):
             self._delete(sorted(chosen))
 
