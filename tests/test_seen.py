@@ -275,3 +275,14 @@ def test_a_file_in_two_segments_is_not_doubled_by_a_merge(tmp_path, monkeypatch)
         rows = [r for n in os.listdir(folder) for r in pq.read_table(os.path.join(folder, n)).to_pylist()]
         keys = [(r["file"], r["ident"], r["article_id"]) for r in rows]
         assert len(keys) == len(set(keys)), name
+
+
+def test_a_file_url_output_names_its_files_as_a_plain_path_does(tmp_path, opened):
+    out = str(tmp_path)
+    ids = add(out, 0) | add(out, 10)
+    assert load_prior(f"file://{out}", now=NOW).article_ids == ids
+    opened.clear()
+    assert load_prior(out, now=NOW).article_ids == ids and opened == []  # one log for both spellings
+    (segment,) = segments(out)
+    files = set(pq.read_table(os.path.join(out, *seen.SEEN_LOG, segment)).column("file").to_pylist())
+    assert all(f.startswith("dt=2026-11-24/source=ex/part-") for f in files)

@@ -203,6 +203,7 @@ def stored_article_ids(output: str) -> frozenset[str]:
 
 def relative(root: str, path: str) -> str:
     """``path`` under ``root``, with ``/`` (how the logs of :mod:`akhbar.transforms.seen` name a file)."""
+    root = root[len("file://"):] if root.startswith("file://") else root  # local paths come without it
     return path[len(root):].lstrip("/\\").replace("\\", "/")
 
 
