@@ -1,12 +1,12 @@
-"""Logs of what each committed articles file holds for a run's dedup, gathered into a few files
-under ``OUTPUT/_state/``.
+"""Logs of what each committed file holds for a run's dedup, gathered into a few files under
+``OUTPUT/_state/``.
 
 Before it fetches anything, a run needs the ids and content hashes of every article ever stored
 (exact dedup covers all history), the near-duplicate index entries (signature, shingles) of the
-rows fetched within the window, and the window's dead letters. Read file by file, that is one or two requests per file on
-``gs://``, where output is never compacted: 20 sources polled every 10 minutes leave about 2,880
-files a day, a million in a year, and the read before a run could fetch anything would grow to
-most of an hour.
+rows fetched within the window, and the window's dead letters. Read file by file, that is one or
+two requests per file on ``gs://``, where output is never compacted: 20 sources polled every 10
+minutes leave about 2,880 files a day, a million in a year, and the read before a run could fetch
+anything would grow to most of an hour.
 
 So :func:`akhbar.transforms.state.load_prior` keeps three logs, each a value per committed file in
 *segments*, Parquet files whose rows start with the file's name and identity (``file``,
@@ -18,16 +18,16 @@ So :func:`akhbar.transforms.state.load_prior` keeps three logs, each a value per
 - :class:`EntryLog` (``_state/neardup/``): the near-duplicate entries of a file that has rows in
   the window, computed from the stored bodies; its format names how the fingerprints were made
   (shingle size, permutations, seed, version), so entries are never compared with fingerprints
-  made another way.
-- :class:`FailureLog` (``_state/failures/``): the rows of a dead-letter file within the window
-  that name a URL, for the pages given up on (:class:`akhbar.transforms.state.PageFailures`).
+  made another way;
+- :class:`FailureLog` (``_state/failures/``): the rows that name a URL of each dead-letter file
+  within the window, for the pages given up on (:class:`akhbar.transforms.state.PageFailures`).
 
 A run reads the segments, lists the committed files, and opens only a file that a log it is
 needed in does not hold under its current identity: the files committed since the last run. It
 then writes what it read as one new segment per log.
 
 What a segment says is used only for a file that is listed now with the identity the segment
-recorded, so neither log can claim an article that is not in a committed file: a file removed or
+recorded, so no log can claim an article (or a failure) that is not in a committed file: a file removed or
 rewritten (by hand, or merged by a compaction) is simply read again, or no longer counted. A
 segment that cannot be read, or of another format (or an older version's per-file cache), is
 ignored and deleted.
@@ -57,7 +57,9 @@ SEEN_LOG = ("_state", "seen")
 ENTRY_LOG = ("_state", "neardup")
 FORMAT = b"1"  # bump when what a summary holds, or how an identity is written, changes
 MAX_SEGMENTS = 8
-KEY_FIELDS = [("file", pa.string()), ("ident", pa.string())]  # path relative to OUTPUT/articles, with "/"
+# the file's path relative to its dataset's folder (OUTPUT/articles, OUTPUT/dead_letter), with "/",
+# and its identity (store.snapshot) as text
+KEY_FIELDS = [("file", pa.string()), ("ident", pa.string())]
 SCHEMA = pa.schema(KEY_FIELDS + [
     ("newest", pa.timestamp("us", tz="UTC")),  # the file's newest fetched_at (none: no rows)
     ("article_id", pa.string()),  # none: the row only records a file of no rows
@@ -79,7 +81,7 @@ def ident_text(ident: tuple) -> str:
 
 
 class SegmentLog:
-    """A value per committed articles file (name and identity), kept in a few Parquet segments
+    """A value per committed data file (name and identity), kept in a few Parquet segments
     under one folder: :meth:`lookup` a file's value, :meth:`add` those of files read, and
     :meth:`save` once every committed file has been looked up (see the module docstring)."""
 

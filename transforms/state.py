@@ -85,7 +85,9 @@ class PageFailures:
 
     Runs are counted by ``run_id``, so a file read twice (before and after a compaction merged
     it) changes nothing. :meth:`given_up` reads only the files it has not read yet (a streaming
-    job asks after every cycle).
+    job asks after every cycle), and takes those that an earlier run read from the failure log
+    (:class:`akhbar.transforms.seen.FailureLog`), which it then updates unless ``write_log`` is
+    False (``akhbar sources health`` and ``akhbar report`` write nothing).
     """
 
     def __init__(self, output: str, window_days: float, after_hours: float = GIVE_UP_AFTER_HOURS,
