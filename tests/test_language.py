@@ -127,3 +127,27 @@ def test_never_raises(text, declared):
 )
 def test_normalize_lang_tag(tag, expected):
     assert normalize_lang_tag(tag) == expected
+
+
+def test_the_word_mark_cache_changes_no_decision(monkeypatch):
+    """Words' marks are cached (packed in one int per word, summed over a text); a cache emptied
+    at every text, or a text repeated, decides as the marks computed word by word do."""
+    from akhbar.transforms import language
+
+    texts = [ARABIC, ARABIC_WITH_PERSIAN_NAME, ARABIC_PERSIAN_KEYBOARD, ARABIC_WITH_URDU_NAME, PERSIAN,
+             PERSIAN_NO_ZWNJ, URDU, (PERSIAN + " ") * 3 + ARABIC]
+
+    def by_words(text):
+        tokens = language._AR_TOKEN_RE.findall(language._strip(text))
+        marks = [language._word_marks(t) for t in tokens]
+        return tuple(sum(m[i] for m in marks) for i in range(3))
+
+    for text in texts:
+        tokens = language._AR_TOKEN_RE.findall(language._strip(text))
+        total = sum(language._mark_code(t) for t in tokens)
+        assert (total & language._MASK, total >> language._FIELD & language._MASK,
+                total >> 2 * language._FIELD) == by_words(text)
+    expected = [detect_language(t) for t in texts]
+    monkeypatch.setattr(language, "_MARK_CACHE_SIZE", 3)  # emptied at almost every text
+    assert [detect_language(t) for t in texts + texts] == expected + expected
+    assert expected == ["ar", "ar", "ar", "ar", "fa", "fa", "ur", "fa"]
