@@ -127,7 +127,7 @@ class PageFailures:
             log = FailureLog(self.output).read()
 
             def read(path: str) -> list[tuple[str, str, str | None, int]] | None:
-                file, ident = relative(self.root, path), files[path]
+                file, ident = store.relative(self.root, path), files[path]
                 rows = log.lookup(file, ident)
                 if rows is None:
                     rows = _failure_rows_or_none(path)
@@ -141,7 +141,7 @@ class PageFailures:
                     self._read[path] = (files[path], failures)
             if self.write_log:
                 for path, ident in files.items():  # what the log keeps: the files of the window
-                    log.lookup(relative(self.root, path), ident)
+                    log.lookup(store.relative(self.root, path), ident)
                 log.save()
         for path in sorted(files):
             held = self._read.get(path)
@@ -193,7 +193,7 @@ def stored_article_ids(output: str) -> frozenset[str]:
     summaries = SeenLog(output).read()
 
     def read(path: str, ident: tuple) -> list[str]:
-        if summaries.lookup(relative(root, path), ident) is not None:
+        if summaries.lookup(store.relative(root, path), ident) is not None:
             return []  # in the log: gathered below
         return store.read_table(path, columns=["article_id"]).column(0).to_pylist()
 
@@ -201,12 +201,6 @@ def stored_article_ids(output: str) -> frozenset[str]:
     for _, file_ids in store.map_committed(read, root):
         ids.update(file_ids)
     return frozenset(ids | summaries.stored()[0])
-
-
-def relative(root: str, path: str) -> str:
-    """``path`` under ``root``, with ``/`` (how the logs of :mod:`akhbar.transforms.seen` name a file)."""
-    root = root[len("file://"):] if root.startswith("file://") else root  # local paths come without it
-    return path[len(root):].lstrip("/\\").replace("\\", "/")
 
 
 def _partition_of(path: str) -> str:
@@ -250,7 +244,7 @@ def _read_prior(output: str, *, now: datetime | None, window_days: int,
 
     def read(path: str, ident: tuple) -> tuple[list, list, list]:
         """(ids, content hashes, entries within the window) of one file."""
-        file = relative(root, path)
+        file = store.relative(root, path)
         summary = summaries.lookup(file, ident)  # ids and hashes of a file in the log: see stored() below
         if summary is not None and (summary.newest is None or summary.newest < cutoff):
             return summary.ids, summary.hashes, []  # nothing of it in the window

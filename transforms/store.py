@@ -277,6 +277,21 @@ def exists(path: str) -> bool:
         return _blob(path).exists()
 
 
+def _committed_name(name: str, suffix: str) -> bool:
+    """A committed data file's name: hidden (temporary) and ``_``-prefixed names are not."""
+    return name.endswith(suffix) and not name.startswith((".", "_"))
+
+
+def _local_identity(st: os.stat_result) -> tuple:
+    """What :func:`snapshot` calls a local file's identity: it changes when the file is replaced."""
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def relative(root: str, path: str) -> str:
+    """``path`` (as :func:`list_files` or :func:`map_committed` give it) under ``root``, with ``/``."""
+    return path[len(_local(root)):].lstrip("/\\").replace("\\", "/")
+
+
 def list_files(root: str, suffix: str = ".parquet") -> list[str]:
     """Committed data files under ``root`` (hidden and ``_``-prefixed names skipped), sorted."""
     if is_local(root):
@@ -284,7 +299,7 @@ def list_files(root: str, suffix: str = ".parquet") -> list[str]:
         out = []
         for folder, dirs, files in os.walk(root):
             dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-            out.extend(os.path.join(folder, f) for f in files if f.endswith(suffix) and not f.startswith((".", "_")))
+            out.extend(os.path.join(folder, f) for f in files if _committed_name(f, suffix))
         return sorted(out)
     return sorted(path for path, _ in _gcs_committed(root, suffix))
 
@@ -402,14 +417,14 @@ def _map_folder(call: Callable[[str, tuple], object], folder: str, suffix: str) 
     try:
         out = []
         for name in sorted(os.listdir(folder)):
-            if not name.endswith(suffix) or name.startswith((".", "_")):
+            if not _committed_name(name, suffix):
                 continue
             path = os.path.join(folder, name)
             try:
                 st = os.stat(path)
             except FileNotFoundError:
                 continue
-            result = call(path, (st.st_ino, st.st_size, st.st_mtime_ns))
+            result = call(path, _local_identity(st))
             if result is not _GONE:
                 out.append((path, result))
         return out
@@ -527,9 +542,10 @@ def remove_stale_temporaries(root: str, max_age_s: float = STALE_TEMP_SECONDS,
 
 
 def snapshot(root: str, suffix: str = ".parquet") -> dict[str, tuple]:
-    """Identity of every committed file under ``root``: a reader that takes one before and one
-    after reading and finds them equal has read one consistent state (no file replaced,
-    added or removed meanwhile, e.g. by a compaction)."""
+    """Identity of every committed file under ``root``: it changes when a file is replaced under
+    the same name (a compaction's placeholder, a rewrite), so what was read of a file can be
+    reused only while its identity holds. A consistent read of a local folder that compactions
+    may swap: :func:`map_committed`."""
     if is_local(root):
         out = {}
         for path in list_files(root, suffix):
@@ -537,7 +553,7 @@ def snapshot(root: str, suffix: str = ".parquet") -> dict[str, tuple]:
                 st = os.stat(path)
             except FileNotFoundError:
                 continue
-            out[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            out[path] = _local_identity(st)
         return out
     # A generation changes whenever an object is rewritten, even with the same size and second.
     return {path: (b.size, b.generation, b.updated) for path, b in _gcs_committed(root, suffix)}
