@@ -103,9 +103,9 @@ class SegmentLog:
     def table(self, values: dict[tuple[str, str], object]) -> pa.Table:
         raise NotImplementedError
 
-    def keep(self, table: pa.Table, keys: pa.Array) -> pa.Array:
-        """Which rows a merge keeps: those of files listed now."""
-        return pc.is_in(keys, value_set=_key_array(self.listed))
+    def keep(self, table: pa.Table, keys: pa.Array, listed: pa.Array) -> pa.Array:
+        """Which rows a merge keeps: those of files listed now (``listed``, as :func:`_key_array`)."""
+        return pc.is_in(keys, value_set=listed)
 
     def read(self):
         try:
@@ -153,7 +153,8 @@ class SegmentLog:
             if path:
                 segments.append((path, table, _keys(table)))
         keys_of = {path: keys for path, _, keys in segments}
-        kept = [(path, table, self.keep(table, keys)) for path, table, keys in segments]
+        listed = _key_array(self.listed)
+        kept = [(path, table, self.keep(table, keys, listed)) for path, table, keys in segments]
         self._delete(self.unusable + [path for path, _, mask in kept if not pc.any(mask).as_py()])
         kept = [k for k in kept if pc.any(k[2]).as_py()]
         if len(kept) <= MAX_SEGMENTS:
@@ -206,12 +207,8 @@ class SeenLog(SegmentLog):
                 zip(*(per_file.column(name).to_pylist() for name in ("file", "ident", "newest_max")))}
 
     def table(self, values: dict[tuple[str, str], Summary]) -> pa.Table:
-        cols: dict[str, list] = {name: [] for name in SCHEMA.names}
-        for (file, ident), s in sorted(values.items()):
-            for aid, chash in list(zip(s.ids, s.hashes)) or [(None, None)]:
-                for name, value in zip(SCHEMA.names, (file, ident, s.newest, aid, chash)):
-                    cols[name].append(value)
-        return pa.table(cols, schema=self.schema)
+        return _rows_table(self.schema, {key: [(s.newest, aid, chash) for aid, chash in zip(s.ids, s.hashes)]
+                                         for key, s in values.items()})
 
     def stored(self) -> tuple[set[str], set[str]]:
         """The ids and content hashes of the files looked up and found in the log."""
@@ -261,11 +258,11 @@ class EntryLog(SegmentLog):
                          .add_column(0, "file", pa.array([file] * t.num_rows, pa.string())))
         return pa.concat_tables(parts).cast(self.schema)
 
-    def keep(self, table: pa.Table, keys: pa.Array) -> pa.Array:
+    def keep(self, table: pa.Table, keys: pa.Array, listed: pa.Array) -> pa.Array:
         from akhbar.transforms.dedup import pa_scalar
 
         recent = pc.greater_equal(table.column("fetched_at"), pa_scalar(self.cutoff))
-        return pc.and_(super().keep(table, keys), recent)
+        return pc.and_(super().keep(table, keys, listed), recent)
 
 
 FAILURE_LOG = ("_state", "failures")
@@ -300,12 +297,19 @@ class FailureLog(SegmentLog):
         return out
 
     def table(self, values: dict[tuple[str, str], list[tuple]]) -> pa.Table:
-        cols: dict[str, list] = {name: [] for name in FAILURE_SCHEMA.names}
-        for (file, ident), rows in sorted(values.items()):
-            for row in rows or [(None,) * 6]:
-                for name, value in zip(FAILURE_SCHEMA.names, (file, ident, *row)):
-                    cols[name].append(value)
-        return pa.table(cols, schema=self.schema)
+        return _rows_table(self.schema, values)
+
+
+def _rows_table(schema: pa.Schema, rows: dict[tuple[str, str], list[tuple]]) -> pa.Table:
+    """A segment of the rows of each file (the columns after ``file`` and ``ident``); a file of no
+    rows gets one row of nulls, so that the segment still records it."""
+    cols: list[list] = [[] for _ in schema.names]
+    width = len(schema.names) - len(KEY_FIELDS)
+    for (file, ident), file_rows in sorted(rows.items()):
+        for row in file_rows or [(None,) * width]:
+            for col, value in zip(cols, (file, ident, *row)):
+                col.append(value)
+    return pa.table(dict(zip(schema.names, cols)), schema=schema)
 
 
 def _keys(table: pa.Table) -> pa.Array:
