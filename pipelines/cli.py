@@ -290,6 +290,16 @@ def _check_gcs_access(*paths: str | None) -> str | None:
     return gcs_client_problem(remote[0])
 
 
+def _missing_local_model(path: str | None) -> str | None:
+    """``--classifier PATH`` names a local file that is not there (checked before the model loader,
+    which imports Beam and scikit-learn, is); other problems are the loader's to name."""
+    from akhbar.transforms.store import is_local
+
+    if path is None or not is_local(path) or os.path.exists(path.removeprefix("file://")):
+        return None
+    return f"classifier: {path}: no such model file"
+
+
 def _check_local_dir(path: str, must_exist: bool = False) -> str | None:
     """Why ``path`` cannot be (or become) an output folder; ``None`` if it can. Creates nothing."""
     if os.path.islink(path) and not os.path.exists(path):
@@ -397,6 +407,8 @@ REMOTE_RUNNERS = ("DataflowRunner", "TestDataflowRunner")
 
 def _check_remote(beam_args: list[str], **paths: str | None) -> str | None:
     """On a remote runner, every path the workers open must be on Cloud Storage."""
+    if not beam_args:  # the local runner (Beam is imported only when there is an option to read)
+        return None
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     runner = PipelineOptions(beam_args).view_as(StandardOptions).runner or ""
@@ -479,27 +491,29 @@ def _set_aside_unreadable_feed_state(output: str) -> str | None:
 
 
 def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
-    from akhbar.pipelines.summary import duckdb_command, duckdb_folder, duckdb_sql
-    from akhbar.transforms.http import FetchConfig
-
     sources_path = sources_path or args.sources
     try:
         sources = load_sources(sources_path)
     except SourcesError as e:
         print(f"akhbar: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = (_check_output(args.output) or _check_beam_args(beam_args)
-               or _check_remote(beam_args, output=args.output, classifier=args.classifier))
-    if problem:
-        print(f"akhbar: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+    # the checks that need no import come first: a typo is refused in a fraction of a second, not
+    # after Beam (over a second) or scikit-learn have been imported
     bad = _number_problems(args, RUN_BOUNDS)
     if args.user_agent is not None and not USER_AGENT.fullmatch(args.user_agent):
         bad.append("--user-agent must be 1 to 512 printable ASCII characters (it is sent as an HTTP header)")
+    if args.mode == "batch" and args.duration is not None:
+        bad.append("--duration applies to --mode streaming only")
+    if args.mode == "streaming":
+        bad += _number_problems(args, STREAMING_BOUNDS) + [
+            f"--{name.replace('_', '-')} must be positive" for name in ("duration", "window", "state_ttl")
+            if getattr(args, name) == 0]
     if bad:
         print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
         return EXIT_CONFIG
-    problem = _check_gcs_access(args.output, args.lexicon, args.classifier)
+    problem = (_check_output(args.output) or _check_beam_args(beam_args)
+               or _check_remote(beam_args, output=args.output, classifier=args.classifier)
+               or _missing_local_model(args.classifier) or _check_gcs_access(args.output, args.lexicon, args.classifier))
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -518,16 +532,6 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         except (RuntimeError, ValueError) as e:
             print(f"akhbar: classifier: {e}", file=sys.stderr)
             return EXIT_CONFIG
-    if args.mode == "batch" and args.duration is not None:
-        print("akhbar: --duration applies to --mode streaming only", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.mode == "streaming":
-        bad = _number_problems(args, STREAMING_BOUNDS) + [
-            f"--{name.replace('_', '-')} must be positive" for name in ("duration", "window", "state_ttl")
-            if getattr(args, name) == 0]
-        if bad:
-            print(f"akhbar: {'; '.join(bad)}", file=sys.stderr)
-            return EXIT_CONFIG
 
     from akhbar.pipelines.batch import describes_only
 
@@ -537,6 +541,8 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         return EXIT_CONFIG
 
     from akhbar.pipelines.batch import RunConfig, new_run_id  # Beam is imported only once the checks pass
+    from akhbar.pipelines.summary import duckdb_command, duckdb_folder, duckdb_sql
+    from akhbar.transforms.http import FetchConfig
 
     fetch = FetchConfig(**{name: getattr(args, name) for name in FETCH_OPTIONS if getattr(args, name) is not None})
     cfg_kwargs = {}

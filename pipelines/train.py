@@ -125,6 +125,8 @@ def iter_articles(path: str) -> Iterator[tuple[str, dict]]:
 
 def load_training_set(labels_path: str, articles_path: str | None) -> tuple[list[tuple[str, str]], dict, list[str]]:
     labels = read_labels(labels_path)
+    if not labels:
+        raise ValueError(f"{labels_path}: no training articles (no labelled rows)")
     texts: dict[str, tuple[str, str, str | None]] = {
         k: (v["title"], v["body"], v.get("source")) for k, v in labels.items() if "body" in v
     }
@@ -145,17 +147,21 @@ def load_training_set(labels_path: str, articles_path: str | None) -> tuple[list
 
 
 def train_command(args) -> int:
+    from akhbar.transforms.classify import load_lexicon
+
+    try:  # the user's files are checked before Beam and scikit-learn (seconds) are imported
+        if args.lexicon is not None:
+            load_lexicon(args.lexicon)
+        docs, gold, groups = load_training_set(args.labels, args.articles)
+    except (OSError, ValueError) as e:
+        print(f"akhbar: {e}", file=sys.stderr)
+        return 2
     from akhbar.transforms.model import ML_EXTRA_HINT, save_model, train_model
 
     try:
         import sklearn  # noqa: F401
     except ImportError:
         print(f"akhbar: {ML_EXTRA_HINT}", file=sys.stderr)
-        return 2
-    try:
-        docs, gold, groups = load_training_set(args.labels, args.articles)
-    except (OSError, ValueError) as e:
-        print(f"akhbar: {e}", file=sys.stderr)
         return 2
     use_groups = groups if len(set(groups)) >= 2 and all(groups) else None
     try:

@@ -3,6 +3,7 @@ with exit code 2 and one message, never a Python traceback (the CLI run as a sub
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -167,6 +168,30 @@ def test_user_mistakes_exit_2_without_a_traceback(mistakes_dir):
     assert not failures, "\n\n".join(failures)
     # nothing was run: no output folders appeared for the refused runs
     assert not (mistakes_dir / "o").exists()
+
+
+# refusals that need neither Beam nor scikit-learn (over a second each to import) to be told
+REFUSED_WITHOUT_IMPORTS = [
+    ["run", "--sources", "good.yaml", "--output", "o", "--connect-timeout", "nan"],
+    ["run", "--sources", "good.yaml", "--output", "o", "--mode", "streaming", "--window", "0"],
+    ["run", "--sources", "good.yaml", "--output", "afile"],
+    ["run", "--sources", "good.yaml", "--output", "o", "--lexicon", "kindlist.yaml"],
+    ["run", "--sources", "good.yaml", "--output", "o", "--classifier", "nope.joblib"],
+    ["replay", "out", "--sources", "good.yaml", "--reason", "timout"],
+    ["classify", "train", "--labels", "texts.jsonl", "--out", "m.joblib", "--lexicon", "kindlist.yaml"],
+    ["classify", "train", "--labels", "labels.tsv", "--out", "m.joblib"],
+]
+
+
+def test_a_mistake_is_refused_before_beam_or_scikit_learn_is_imported(mistakes_dir):
+    script = ("import json, sys\nfrom akhbar.pipelines.cli import main\n"
+              f"codes = [main(args) for args in {REFUSED_WITHOUT_IMPORTS!r}]\n"
+              "print(json.dumps([codes, [m for m in ('apache_beam', 'sklearn') if m in sys.modules]]))")
+    r = subprocess.run([sys.executable, "-c", script], cwd=mistakes_dir, env=ENV, capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    codes, imported = json.loads(r.stdout.splitlines()[-1])
+    assert codes == [2] * len(REFUSED_WITHOUT_IMPORTS), r.stderr
+    assert imported == [], r.stderr
 
 
 def test_busy_port_falls_back_to_a_free_one(tmp_path, capsys):
