@@ -12,16 +12,21 @@ fetched when the publication time is unknown; a dead letter counts on the UTC da
 from __future__ import annotations
 
 import html
+import re
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from akhbar.schemas.arrow import ARTICLES_SCHEMA
 from akhbar.transforms import store
 from akhbar.transforms.state import GIVE_UP_AFTER_HOURS
 
 ARTICLE_COLUMNS = ["article_id", "url", "source_id", "title", "published_at", "fetched_at", "topics", "duplicate_of"]
-DEAD_COLUMNS = ["url", "source_id", "stage", "reason", "time"]
+DEAD_COLUMNS = ["source_id", "stage", "reason", "time"]
 TOP_CLUSTERS = 20
 GIVEN_UP_WINDOW_DAYS = 30  # akhbar run's default --dedup-window-days
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -39,83 +44,190 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _read_rows(root: str, columns: list[str]) -> list[dict]:
-    def read(path: str, _ident) -> list[dict]:
-        try:
-            return store.read_table(path, columns).to_pylist()
-        except Exception:  # noqa: BLE001 - a compaction placeholder (zero rows) may lack columns
-            if store.read_table(path).num_rows:
-                raise
-            return []
-
-    rows: list[dict] = []
-    # each folder read as one state, whatever compactions run meanwhile; gs://: several files at once
-    for _, part in store.map_committed(read, root):
-        rows.extend(part)
-    return rows
-
-
-def _day_of(ts: datetime | None) -> date | None:
-    if ts is None:
+def _read(path: str, columns: list[str]) -> pa.Table | None:
+    """Those columns of one committed file; None for a compaction placeholder (zero rows, which
+    may lack columns)."""
+    try:
+        return store.read_table(path, columns)
+    except Exception:  # noqa: BLE001 - a placeholder, or a damaged file: raised again unless empty
+        if store.read_table(path).num_rows:
+            raise
         return None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(timezone.utc)
-    return ts.date()
 
 
-def article_day(row: dict) -> date | None:
-    return _day_of(row.get("published_at")) or _day_of(row.get("fetched_at"))
+def _utc_days(column) -> pa.ChunkedArray:
+    """The UTC day of each time (null stays null), whatever time zone the column is tagged with."""
+    return pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.date32())
 
 
-def _in_window(day: date | None, since: date | None, until: date | None) -> bool:
-    if day is None:
-        return since is None and until is None
-    return (since is None or day >= since) and (until is None or day <= until)
+def _in_window(table: pa.Table, days, since: date | None, until: date | None) -> pa.Table:
+    """The rows of ``table`` whose day is within ``since``..``until``; a null day only when
+    neither is given."""
+    for bound, within in ((since, pc.greater_equal), (until, pc.less_equal)):
+        if bound is not None:  # a null day compares to null, which the filter drops
+            keep = within(days, pa.scalar(bound, pa.date32()))
+            table, days = table.filter(keep), days.filter(keep)
+    return table
+
+
+def _has_topic(topics: pa.ChunkedArray, topic: str) -> pa.ChunkedArray:
+    """Per row of a ``list<string>`` column: whether ``topic`` is among its values (done on the
+    values joined by a separator no topic has; a numpy mask would make pyarrow import pandas)."""
+    joined = pc.binary_join(topics, "\x1f")
+    return pc.fill_null(pc.match_substring_regex(joined, f"(^|\x1f){re.escape(topic)}(\x1f|$)"), False)
+
+
+# the columns of the near-duplicates kept for the clusters, times as UTC whatever a file's zone
+COPY_SCHEMA = pa.schema([pa.field(name, pa.timestamp("us", tz="UTC")) if name.endswith("_at")
+                         else ARTICLES_SCHEMA.field(name) for name in ARTICLE_COLUMNS])
+COMBINE_EVERY = 256  # files
+WINDOW_SCHEMA = pa.schema([("day", pa.date32()), ("source_id", pa.string()), ("nato", pa.bool_()),
+                           ("ukraine", pa.bool_()), ("near", pa.bool_())])
+
+
+def _articles_of_file(path: str, since: date | None, until: date | None):
+    """What the report keeps of one articles file: its window's rows as (day, source, topic flags,
+    near-duplicate flag); the ids and sources of all its rows; the rows of its window that are
+    near-duplicates (the clusters are made of them)."""
+    t = _read(path, ARTICLE_COLUMNS)
+    if t is None:
+        return WINDOW_SCHEMA.empty_table(), [], [], COPY_SCHEMA.empty_table()
+    days = pc.coalesce(_utc_days(t.column("published_at")), _utc_days(t.column("fetched_at")))
+    w = _in_window(t.append_column("day", days), days, since, until)
+    near = pc.is_valid(w.column("duplicate_of"))
+    window = pa.table([w.column("day"), w.column("source_id"), _has_topic(w.column("topics"), "nato"),
+                       _has_topic(w.column("topics"), "ukraine"), near], schema=WINDOW_SCHEMA)
+    copies = w.filter(near).select(ARTICLE_COLUMNS).cast(COPY_SCHEMA)
+    names = pc.unique(t.column("source_id"))
+    return window, t.column("article_id").to_pylist(), (names[0].as_py() if len(names) == 1 else
+                                                        t.column("source_id").to_pylist()), copies
+
+
+def _dead_of_file(path: str, since: date | None, until: date | None) -> Counter:
+    """(stage/reason, source) → dead letters of one file in the window."""
+    t = _read(path, DEAD_COLUMNS)
+    if t is None:
+        return Counter()
+    t = _in_window(t, _utc_days(t.column("time")), since, until)
+    return Counter((f"{stage}/{reason}", source or "(none)") for stage, reason, source in
+                   zip(*(t.column(c).to_pylist() for c in ("stage", "reason", "source_id"))))
 
 
 @dataclass
 class ReportData:
+    """The figures of a report: counts, and the rows of the clusters it lists, never every row."""
+
     output: str
     since: date | None
     until: date | None
-    articles: list[dict]
-    all_articles: dict[str, dict]  # article_id -> row, whatever the window (for cluster originals)
-    dead: list[dict]
+    per_day: dict[tuple[date, str], int] = field(default_factory=dict)  # articles per (day, source)
+    share: list[tuple[date, int, int, int]] = field(default_factory=list)  # (day, articles, nato, ukraine)
+    totals: dict[str, int] = field(default_factory=dict)  # articles, sources, nato, ukraine, near
+    clusters: list[dict] = field(default_factory=list)  # the largest near-duplicate groups, see _clusters
+    dead: dict[tuple[str, str], int] = field(default_factory=dict)  # (stage/reason, source) -> dead letters
     feeds: list = field(default_factory=list)
     given_up: dict[str, int] | None = None  # pages given up on per feed URL (None: could not be counted)
     given_up_rule: tuple[float, float] = (GIVEN_UP_WINDOW_DAYS, GIVE_UP_AFTER_HOURS)  # (window days, hours)
 
 
 def load(output: str, since: date | None = None, until: date | None = None, *,
-         window_days: float = GIVEN_UP_WINDOW_DAYS, give_up_after_hours: float = GIVE_UP_AFTER_HOURS) -> ReportData:
+         window_days: float = GIVEN_UP_WINDOW_DAYS, give_up_after_hours: float = GIVE_UP_AFTER_HOURS,
+         top: int = TOP_CLUSTERS) -> ReportData:
     """What the report shows; ``window_days`` and ``give_up_after_hours``: the runs'
-    ``--dedup-window-days`` and ``--give-up-after``, for the pages given up on."""
-    from akhbar.transforms.feedstate import load_feed_states
+    ``--dedup-window-days`` and ``--give-up-after``, for the pages given up on.
 
-    everything = _read_rows(store.join(output, "articles"), ARTICLE_COLUMNS)
-    arts = [r for r in everything if _in_window(article_day(r), since, until)]
-    dead = [r for r in _read_rows(store.join(output, "dead_letter"), DEAD_COLUMNS)
-            if _in_window(_day_of(r.get("time")), since, until)]
+    Each file is read once (each folder as one state, whatever compactions run meanwhile; on gs://
+    several files at once) and boiled down as it is read: what is held is a few bytes per article
+    of the period, the ids of the stored articles (as a run holds them) and the near-duplicates
+    of the period; the first-seen copies of the listed clusters are read again at the end."""
+    from akhbar.transforms.feedstate import load_feed_states
     from akhbar.transforms.state import PageFailures
 
+    root = store.join(output, "articles")
+    windows, copies, files, stored = [WINDOW_SCHEMA.empty_table()], [COPY_SCHEMA.empty_table()], [], set()
+    for path, (window, ids, names, file_copies) in store.map_committed(
+            lambda p, _: _articles_of_file(p, since, until), root):
+        windows.append(window)
+        copies.append(file_copies)
+        stored.update(ids)
+        files.append((path, ids, names))
+        if len(windows) >= COMBINE_EVERY:  # one table of few big buffers, not thousands of small ones
+            windows, copies = [pa.concat_tables(windows).combine_chunks()], [pa.concat_tables(copies).combine_chunks()]
+    window = pa.concat_tables(windows)
+    dead: Counter = Counter()
+    dead_root = store.join(output, "dead_letter")
+    for _, counts in store.map_committed(lambda p, _: _dead_of_file(p, since, until), dead_root):
+        dead.update(counts)
     feeds = sorted(load_feed_states(output).values(), key=lambda s: (s.source_id, s.feed_url))
-    stored = {r["article_id"]: r for r in everything}
     try:
         given_up = PageFailures(output, window_days, give_up_after_hours, write_log=False).given_up_by_feed(stored)
     except (OSError, ValueError):  # the rest of the report still stands
         given_up = None
-    return ReportData(output, since, until, arts, stored, dead, feeds, given_up, (window_days, give_up_after_hours))
+
+    # "nato" is never null: its count is the number of rows
+    by_source = window.group_by(["day", "source_id"]).aggregate([("nato", "count")])
+    per_day = {(r["day"], r["source_id"]): r["nato_count"] for r in by_source.to_pylist()}
+    by_day = window.group_by("day").aggregate([("nato", "count"), ("nato", "sum"), ("ukraine", "sum")])
+    share = sorted((r["day"], r["nato_count"], r["nato_sum"], r["ukraine_sum"]) for r in by_day.to_pylist()
+                   if r["day"] is not None)
+    totals = {"articles": window.num_rows, "sources": len(pc.unique(window.column("source_id"))),
+              **{flag: int(pc.sum(window.column(flag)).as_py() or 0) for flag in ("nato", "ukraine", "near")}}
+    copies = pa.concat_tables(copies)
+    wanted = set(pc.unique(copies.column("duplicate_of")).to_pylist())
+    originals = {}  # first-seen id -> (its source, its file)
+    for path, ids, names in files if wanted else ():
+        for i, aid in enumerate(ids):
+            if aid in wanted:
+                originals[aid] = (names if isinstance(names, str) else names[i], path)
+    clusters = _clusters(copies, originals, top)
+    return ReportData(output, since, until, per_day, share, totals, clusters, dict(dead), feeds, given_up,
+                      (window_days, give_up_after_hours))
+
+
+def _clusters(copies: pa.Table, originals: dict[str, tuple[str, str]], top: int) -> list[dict]:
+    """Near-duplicate groups, largest first: the first-seen copy (``originals``: its source and
+    file, when stored) and every article of the period whose ``duplicate_of`` names it. The rows of
+    the ``top`` groups' first-seen copies are read from their partition folders."""
+    groups = copies.group_by("duplicate_of").aggregate([("source_id", "count"), ("source_id", "distinct")])
+    ranked = []
+    for root_id, n, copy_sources in zip(*(groups.column(c).to_pylist() for c in (
+            "duplicate_of", "source_id_count", "source_id_distinct"))):
+        found = originals.get(root_id)
+        names = set(copy_sources) | ({found[0]} if found else set())
+        ranked.append((-(n + 1), -len(names), root_id, sorted(names)))
+    ranked.sort()
+    chosen = ranked[:top]
+    members: dict[str, list[dict]] = defaultdict(list)
+    for r in copies.filter(pc.is_in(copies.column("duplicate_of"), pa.array([c[2] for c in chosen], pa.string()))
+                           ).to_pylist():
+        members[r["duplicate_of"]].append(r)
+    wanted: dict[str, set[str]] = defaultdict(set)  # partition folder -> first-seen ids in it
+    for _, _, root_id, _ in chosen:
+        if root_id in originals:
+            wanted[originals[root_id][1].rsplit("/", 1)[0]].add(root_id)
+    rows_of: dict[str, dict] = {}
+    for folder, ids in wanted.items():
+        def pick(path: str, _ident, ids=ids) -> list[dict]:
+            t = _read(path, ARTICLE_COLUMNS)
+            return [] if t is None else t.filter(pc.is_in(t.column("article_id"), pa.array(sorted(ids)))).to_pylist()
+
+        for _, rows in store.map_committed(pick, folder):
+            rows_of.update((r["article_id"], r) for r in rows)
+    out = []
+    for size, _, root_id, names in chosen:
+        root = rows_of.get(root_id)
+        rows = sorted(members[root_id], key=lambda r: r.get("published_at") or r["fetched_at"])
+        out.append({"original_id": root_id, "original": root, "rows": ([root] if root else []) + rows,
+                    "size": -size, "sources": names})
+    return out
 
 
 # --- figures ---------------------------------------------------------------------------------------
 
-def per_day_per_source(arts: list[dict]) -> tuple[list[date], list[str], dict[tuple[date, str], int]]:
-    counts: Counter = Counter()
-    for r in arts:
-        counts[(article_day(r), r["source_id"])] += 1
+def per_day_per_source(counts: dict[tuple[date, str], int]) -> tuple[list[date], list[str]]:
     days = sorted({d for d, _ in counts if d is not None})
     sources = sorted({s for _, s in counts})
-    return days, sources, dict(counts)
+    return days, sources
 
 
 def chart_series(sources: list[str], counts: dict[tuple[date, str], int], top: int = CHART_SOURCES
@@ -137,41 +249,10 @@ def chart_series(sources: list[str], counts: dict[tuple[date, str], int], top: i
     return keep + [other], dict(grouped), other
 
 
-def topic_share(arts: list[dict]) -> list[tuple[date, int, int, int]]:
-    """(day, articles, nato, ukraine) per day."""
-    per: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in arts:
-        d = article_day(r)
-        if d is None:
-            continue
-        topics = set(r.get("topics") or [])
-        per[d][0] += 1
-        per[d][1] += "nato" in topics
-        per[d][2] += "ukraine" in topics
-    return [(d, *per[d]) for d in sorted(per)]
-
-
-def clusters(data: ReportData, top: int = TOP_CLUSTERS) -> list[dict]:
-    """Near-duplicate groups: the first-seen copy and every article whose ``duplicate_of`` names it."""
-    members: dict[str, list[dict]] = defaultdict(list)
-    for r in data.articles:
-        if r.get("duplicate_of"):
-            members[r["duplicate_of"]].append(r)
-    out = []
-    for root_id, copies in members.items():
-        root = data.all_articles.get(root_id)
-        rows = ([root] if root else []) + sorted(copies, key=lambda r: (r.get("published_at") or r["fetched_at"]))
-        out.append({"original_id": root_id, "original": root, "rows": rows,
-                    "size": len(copies) + 1, "sources": sorted({r["source_id"] for r in rows})})
-    out.sort(key=lambda c: (-c["size"], -len(c["sources"]), c["original_id"]))
-    return out[:top]
-
-
-def dead_by_reason_source(dead: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
-    counts: Counter = Counter((f"{r['stage']}/{r['reason']}", r.get("source_id") or "(none)") for r in dead)
+def dead_by_reason_source(counts: dict[tuple[str, str], int]) -> tuple[list[str], list[str]]:
     reasons = sorted({k for k, _ in counts}, key=lambda k: (-sum(v for (a, _), v in counts.items() if a == k), k))
     sources = sorted({s for _, s in counts})
-    return reasons, sources, dict(counts)
+    return reasons, sources
 
 
 # --- SVG ---------------------------------------------------------------------------------------------
@@ -316,23 +397,21 @@ def _ts(t: datetime | None) -> str:
 
 def render_html(data: ReportData, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
-    arts = data.articles
     window = f"{data.since or 'start'} – {data.until or 'end'}"
     body: list[str] = [f"<h1>akhbar report</h1><p>Output <code>{_e(data.output)}</code>, days {_e(window)} "
                        f"(articles by publication day, fetch day when unknown; dead letters by failure day). "
                        f"Made {_ts(now)} UTC.</p>"]
-    near = sum(1 for r in arts if r.get("duplicate_of"))
-    nato = sum(1 for r in arts if "nato" in (r.get("topics") or []))
-    ukr = sum(1 for r in arts if "ukraine" in (r.get("topics") or []))
+    totals = data.totals
     body.append(_table("summary", ["what", "count"], [
-        ["articles", len(arts)], ["sources", len({r["source_id"] for r in arts})],
-        ["NATO articles", nato], ["Ukraine articles", ukr],
-        ["near-duplicates (duplicate_of set)", near], ["dead letters", len(data.dead)],
+        ["articles", totals.get("articles", 0)], ["sources", totals.get("sources", 0)],
+        ["NATO articles", totals.get("nato", 0)], ["Ukraine articles", totals.get("ukraine", 0)],
+        ["near-duplicates (duplicate_of set)", totals.get("near", 0)], ["dead letters", sum(data.dead.values())],
         ["feeds with state", len(data.feeds)]]))
 
     # articles per day per source
     body.append('<section id="per-day"><h2>Articles per day per source</h2>')
-    days, sources, counts = per_day_per_source(arts)
+    counts = data.per_day
+    days, sources = per_day_per_source(counts)
     if days:
         series, grouped, other = chart_series(sources, counts)
         body.append(svg_stacked_bars(days, series, grouped, other=other))
@@ -342,7 +421,8 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
                         f'“{_e(other)}”; the table lists every source.</p>')
         rows = [[str(d)] + [counts.get((d, s), 0) for s in sources] + [sum(counts.get((d, s), 0) for s in sources)]
                 for d in days]
-        rows.append(["total"] + [sum(counts.get((d, s), 0) for d in days) for s in sources] + [len(arts)])
+        rows.append(["total"] + [sum(counts.get((d, s), 0) for d in days) for s in sources]
+                    + [totals.get("articles", 0)])
         body.append(_table("per-day-table", ["day"] + [_e(s) for s in sources] + ["total"], rows))
     else:
         body.append('<p class="muted">No articles in this period.</p>')
@@ -350,7 +430,7 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
 
     # topic share
     body.append('<section id="topics"><h2>NATO / Ukraine share over time</h2>')
-    share = topic_share(arts)
+    share = data.share
     if share:
         body.append(svg_share_lines(share))
         body.append(_table("topic-share-table", ["day", "articles", "NATO", "NATO %", "Ukraine", "Ukraine %"],
@@ -363,7 +443,7 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
     body.append(f'<section id="clusters"><h2>Top near-duplicate clusters (who carried the same story)</h2>'
                 f'<p class="muted">Grouped by <code>duplicate_of</code>: the first-seen copy and every later copy; '
                 f'largest first, at most {TOP_CLUSTERS}.</p>')
-    cl = clusters(data)
+    cl = data.clusters
     if cl:
         body.append(_table("clusters-table", ["#", "copies", "sources", "first-seen title"], [
             [str(i + 1), c["size"], _e(", ".join(c["sources"])),
@@ -385,12 +465,14 @@ def render_html(data: ReportData, now: datetime | None = None) -> str:
 
     # dead letters
     body.append('<section id="dead-letters"><h2>Dead letters by reason and source</h2>')
-    reasons, dsources, dcounts = dead_by_reason_source(data.dead)
+    dcounts = data.dead
+    reasons, dsources = dead_by_reason_source(dcounts)
     if reasons:
         totals = [sum(dcounts.get((k, s), 0) for s in dsources) for k in reasons]
         body.append(svg_hbars(reasons, totals, "chart-dead-letters"))
         rows = [[_e(k)] + [dcounts.get((k, s), 0) for s in dsources] + [t] for k, t in zip(reasons, totals)]
-        rows.append(["total"] + [sum(dcounts.get((k, s), 0) for k in reasons) for s in dsources] + [len(data.dead)])
+        rows.append(["total"] + [sum(dcounts.get((k, s), 0) for k in reasons) for s in dsources]
+                    + [sum(dcounts.values())])
         body.append(_table("dead-letters-table", ["stage/reason"] + [_e(s) for s in dsources] + ["total"], rows))
         body.append('<p class="muted">Reason codes: docs/dead-letters.md. Failed pages can be retried with '
                     '<code>akhbar replay</code>.</p>')

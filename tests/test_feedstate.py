@@ -129,7 +129,7 @@ def test_health_shows_backoff_only_while_it_lasts(tmp_path, capsys):
     from akhbar.pipelines.report import ReportData, render_html
 
     def report_state(now):
-        html = render_html(ReportData(str(tmp_path), None, None, [], {}, [], [stored]), now)
+        html = render_html(ReportData(str(tmp_path), None, None, feeds=[stored]), now)
         return html[html.index('id="feeds"'):]
     assert "4×, backed off until" in report_state(attempt + timedelta(seconds=119))
     assert "failing (4×)" in report_state(attempt + timedelta(seconds=121))

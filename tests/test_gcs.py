@@ -127,6 +127,15 @@ def test_run_to_gcs_twice(gcs, sample_site, tmp_path, capsys):
     capsys.readouterr()
     assert [n for n in _objects(gcs, "runs/out/") if n.startswith("runs/out/_state/seen/")] == [segment]
 
+    # the HTML report of the gs:// output: the near-duplicate's first-seen copy is read again from
+    # its partition for the cluster listing
+    (later, first), = truth["near_duplicates"]
+    by_url = {r["url"]: r for r in rows}
+    assert main(["report", output, "--out", str(tmp_path / "r.html")]) == 0
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '<table id="cluster-1">' in text and f'href="{first}"' in text and f'href="{later}"' in text
+    assert by_url[first]["title"] in text and "(not stored)" not in text
+
 
 def test_gs_output_needs_a_bucket(tmp_path, sample_site, capsys):
     sources = tmp_path / "sources.yaml"

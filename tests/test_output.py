@@ -261,3 +261,14 @@ def test_files_of_a_bucket_are_read_several_at_once_in_order(monkeypatch):
     seen = []
     assert list(store.map_files(lambda p: seen.append(threading.get_ident()) or p, ["/x/a", "/x/b"])) == ["/x/a", "/x/b"]
     assert set(seen) == {threading.get_ident()}
+
+
+def test_reading_a_column_a_file_lacks_names_the_file_and_the_column(tmp_path):
+    """store.read_table reads one file without pyarrow's dataset layer: a column asked for and not
+    there is still an error (the file reader alone would leave it out without a word)."""
+    ((path, _),) = write(tmp_path, [article(1)])
+    assert store.read_table(path, ["article_id"]).column(0).to_pylist() == [f"{1:032x}"]
+    with pytest.raises(store.UnreadableFile, match=r"is not a readable Parquet file \(no column nope, zz\)"):
+        store.read_table(path, ["zz", "article_id", "nope"])
+    with pytest.raises(FileNotFoundError):
+        store.read_table(str(tmp_path / "gone.parquet"))

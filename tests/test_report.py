@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import date, datetime, timezone
 from html.parser import HTMLParser
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -239,6 +240,48 @@ def test_report_period_filter(ingested, tmp_path):
     assert "No articles in this period." in empty.read_text(encoding="utf-8")
     assert "feeds-table" in doc.tables  # feed health is not limited to the period
     assert main(["report", str(out), "--since", "2020-01-02", "--until", "2020-01-01", "--out", str(empty)]) == 2
+
+
+def test_clusters_name_first_seen_copies_outside_the_period_and_those_not_stored(tmp_path):
+    """The period holds the copies; their first-seen copy was written weeks earlier (read again for
+    the listing, from its own partition) or is not stored at all. Days are UTC days, whatever zone
+    a file's times are tagged with."""
+    out = tmp_path / "out"
+
+    def put(day, source, *arts, run="r1"):
+        write_partition(str(out / "articles" / f"dt={day}" / f"source={source}"), [article_row(a) for a in arts],
+                        ARTICLES_SCHEMA, run, "article_id")
+
+    early = datetime(2026, 10, 1, 8, tzinfo=timezone.utc)
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=timezone.utc)  # 02:30 on the 21st in Riyadh
+    put("2026-10-01", "alpha", article(1, source_id="alpha", title="الأصل", published_at=early))
+    put("2026-11-20", "beta", article(2, source_id="beta", duplicate_of=f"{1:032x}", published_at=late),
+        article(3, source_id="beta", duplicate_of=f"{99:032x}", published_at=late, topics=("ukraine",)))
+    put("2026-11-20", "gamma", article(4, source_id="gamma", duplicate_of=f"{1:032x}", published_at=late))
+    # a file whose times are tagged with another zone: its day is still the UTC day
+    riyadh = tmp_path / "riyadh.parquet"
+    put("2026-11-20", "delta", article(5, source_id="delta", published_at=late))
+    (path,) = (out / "articles" / "dt=2026-11-20" / "source=delta").glob("*.parquet")
+    t = pq.read_table(path)
+    zoned = pa.timestamp("us", tz="Asia/Riyadh")
+    for name in ("published_at", "fetched_at"):
+        t = t.set_column(t.schema.get_field_index(name), pa.field(name, zoned), t.column(name).cast(zoned))
+    pq.write_table(t, riyadh)
+    os.replace(riyadh, path)
+
+    html_file = tmp_path / "r.html"
+    assert main(["report", str(out), "--since", "2026-11-01", "--out", str(html_file)]) == 0
+    doc = parse(html_file)
+    summary = {r[0]: r[1] for r in doc.tables["summary"][1:]}
+    assert summary["articles"] == "4" and summary["near-duplicates (duplicate_of set)"] == "3"
+    assert summary["NATO articles"] == "3" and summary["Ukraine articles"] == "1"
+    assert [r["day"] for r in as_dicts(doc.tables["per-day-table"])] == ["2026-11-20", "total"]
+    first, second = as_dicts(doc.tables["clusters-table"])
+    assert (first["copies"], first["sources"], first["first-seen title"]) == ("3", "alpha, beta, gamma", "الأصل")
+    assert [(m["role"], m["source"]) for m in as_dicts(doc.tables["cluster-1"])] == [
+        ("first seen", "alpha"), ("copy", "beta"), ("copy", "gamma")]
+    assert (second["copies"], second["sources"], second["first-seen title"]) == ("2", "beta", f"{99:032x}")
+    assert "(not stored)" in as_dicts(doc.tables["cluster-2"])[0]["title"]
 
 
 def test_report_of_nothing_is_refused(tmp_path, capsys):
