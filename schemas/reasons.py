@@ -40,7 +40,8 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "feed_parse_error": ("poll", "The document is not a parsable RSS 2.0, RSS 1.0 or Atom feed.", "no"),
     "hostile_xml": ("poll", "The feed declares XML entities (billion laughs, external entities) anywhere before its "
                     "root element, in any encoding; refused unparsed.", "no"),
-    "entry_without_link": ("poll", "A feed entry with no usable link.", "no"),
+    "entry_without_link": ("poll", "A feed entry with no usable link. Reported by the first poll that lists it: "
+                           "the feed state remembers it while the feed still lists it.", "no"),
     "unparsable_html": ("extract", "The page cannot be parsed as HTML.", "no"),
     "too_complex": ("extract", "The page is too big to extract in bounded time (more than 30,000 elements or "
                     "4,000,000 characters); refused before trafilatura runs.", "no"),

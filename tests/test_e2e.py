@@ -162,7 +162,8 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
     --give-up-after (1 hour), four runs a few seconds apart all fetch the 404 page: it may be a page
     the site does not serve yet. With --give-up-after 0 it is left out from then on (it failed in 3
     runs and more); the 503 page, a failure of the moment, is tried at every run; the malformed
-    link stops being reported the same way."""
+    link stops being reported the same way. An entry without a link is reported by the first run
+    only: the feed state remembers it while the feed lists it."""
     from akhbar.sample.site import load_records
     from tests.servers import Reply, article_reply
 
@@ -172,7 +173,8 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
     def feed(handler):
         polls.append(1)
         items = "".join(f"<item><title>{n}</title><link>{server.url(f'/n/{n}.html')}</link></item>"
-                        for n in ("gone", "busy", "good")) + "<item><title>bad</title><link>http://[::1/x</link></item>"
+                        for n in ("gone", "busy", "good")) + "<item><title>bad</title><link>http://[::1/x</link></item>" + \
+            '<item><title>no link</title><guid isPermaLink="false">entry-7</guid></item>'
         body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
                 f"<lastBuildDate>Mon, 30 Nov 2026 0{len(polls)}:00:00 GMT</lastBuildDate>{items}</channel></rss>")
         return Reply(200, body.encode(), {"Content-Type": "application/rss+xml"})
@@ -197,10 +199,11 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
     assert server.count("/n/good.html") == 1 and len(read_articles(out)) == 1
     dead = duckdb.connect().execute(
         f"SELECT reason, count(*) FROM read_parquet('{out}/dead_letter/**/*.parquet') GROUP BY reason").fetchall()
-    assert dict(dead) == {"http_404": 4, "http_503": 6, "bad_url": 4}
+    assert dict(dead) == {"http_404": 4, "http_503": 6, "bad_url": 4, "entry_without_link": 1}
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "_reports").glob("run-*.json"))]
-    assert [r["counters"].get("poll.given_up", 0) for r in sorted(reports, key=lambda r: r["finished_at"])] == \
-        [0, 0, 0, 0, 2, 2]
+    reports.sort(key=lambda r: r["finished_at"])
+    assert [r["counters"].get("poll.given_up", 0) for r in reports] == [0, 0, 0, 0, 2, 2]
+    assert [r["counters"].get("poll.linkless_reported_before", 0) for r in reports] == [0, 1, 1, 1, 1, 1]
     # `akhbar sources health` and the report count it for its feed under the same rule, and
     # docs/querying.md's query lists it
     capsys.readouterr()

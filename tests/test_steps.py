@@ -53,6 +53,34 @@ def test_poll_feed_not_a_feed(server):
     assert dead[0].reason == "feed_parse_error" and "hello" in dead[0].detail
 
 
+def test_an_entry_without_a_link_is_reported_once_while_its_feed_lists_it(server):
+    """The poll state names the link-less entries it dead-lettered; a changed feed that still lists
+    one does not report it again, a new one is reported, and one that left and came back is
+    reported again (the state names only what the last body listed)."""
+    def rss(*items):
+        body = "".join(f"<item><title>{t}</title>{extra}</item>" for t, extra in items)
+        return Reply(200, f'<rss version="2.0"><channel><title>x</title>{body}</channel></rss>'.encode(),
+                     {"Content-Type": "application/rss+xml"})
+
+    url = server.url("/feed.xml")
+    no_link = ("bare", '<guid isPermaLink="false">entry-1</guid>')
+    other = ("other", '<guid isPermaLink="false">entry-2</guid>')
+    fn = started(steps.PollFeed(FAST, allow_private=True))
+    src = Source(id="s", feeds=())
+    states = {}
+    reported = []
+    for items in ([no_link], [no_link, ("a", f"<link>{server.url('/a')}</link>")], [no_link, other], [other],
+                  [other, no_link]):
+        server.route("/feed.xml", rss(*items))
+        outputs = list(fn.process((src, url), states))
+        (state,) = [o.value for o in outputs if isinstance(o, pvalue.TaggedOutput) and o.tag == steps.FEED_STATE]
+        states = {url: state}
+        reported.append(sorted(d.message.split("'")[1] for d in split(outputs)[1]))
+        assert all(d.reason == "entry_without_link" for d in split(outputs)[1])
+        assert len(state.linkless) == len(items) - sum("<link>" in extra for _, extra in items)
+    assert reported == [["bare"], [], ["other"], [], ["bare"]]
+
+
 def cand(url, source="s"):
     return Candidate(source_id=source, feed_url="http://f", link=url, url=url, article_id=article_id(url))
 

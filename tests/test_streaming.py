@@ -622,16 +622,19 @@ def test_feed_health_keeps_the_validators_on_file_and_ignores_older_updates(tmp_
 
     t0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
     on_file = FeedState("https://a.example/rss", "a", etag='"v1"', last_modified="Tue, 24 Nov 2026 11:00:00 GMT",
-                        body_hash="h1", last_attempt=t0, last_status=200, polls=7)
+                        body_hash="h1", last_attempt=t0, last_status=200, polls=7, linkless=("k1",))
     newer = FeedState("https://a.example/rss", "a", etag='"v2"', body_hash="h2", last_attempt=t0 + timedelta(minutes=5),
-                      last_status=500, last_error="http_500", consecutive_failures=1, polls=8)
-    fresh = FeedState("https://b.example/rss", "b", etag='"b1"', body_hash="hb", last_attempt=t0, last_status=200, polls=1)
+                      last_status=500, last_error="http_500", consecutive_failures=1, polls=8, linkless=("k1", "k2"))
+    fresh = FeedState("https://b.example/rss", "b", etag='"b1"', body_hash="hb", last_attempt=t0, last_status=200, polls=1,
+                      linkless=("k3",))
     written = save_feed_health(str(tmp_path), {on_file.feed_url: on_file}, [newer, fresh])
     assert load_feed_states(str(tmp_path)) == written
     a, b = written["https://a.example/rss"], written["https://b.example/rss"]
     assert (a.last_status, a.last_error, a.polls) == (500, "http_500", 8)  # the health is the update's
     assert (a.etag, a.last_modified, a.body_hash) == ('"v1"', on_file.last_modified, "h1")  # validators on file
     assert (b.etag, b.body_hash, b.polls) == (None, None, 1)  # none on file: none written
+    # so are the link-less entries reported: their dead letters may still be in an open window
+    assert (a.linkless, b.linkless) == (("k1",), ())
     # a late window's older state changes nothing
     again = save_feed_health(str(tmp_path), written, [on_file.replace(polls=6)])
     assert again["https://a.example/rss"] == a

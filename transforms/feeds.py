@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import calendar
+import hashlib
 import re
 from collections.abc import Container
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class FeedProblem:
     link: str | None
     reason: str
     message: str
+    entry_key: str | None = None  # entry_without_link: which entry (see entry_key), to report it once
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,13 @@ def _entry_link(entry) -> str | None:
     return None
 
 
+def entry_key(entry) -> str:
+    """A short, stable name for a feed entry that has no link (its id, else its title and
+    summary), so that the poll state can remember it was reported."""
+    ident = entry.get("id") or f"{entry.get('title') or ''}\n{entry.get('summary') or ''}"
+    return hashlib.blake2b(ident.encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
 def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: str,
                max_entries: int | None = None, handled: Container[str] = frozenset(),
                given_up: Container[str] = frozenset()) -> ParsedFeed:
@@ -182,7 +191,8 @@ def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: 
         link = _entry_link(entry)
         if not link:
             problems.append(FeedProblem(None, "entry_without_link",
-                                        f"entry {entry.get('title') or entry.get('id') or '?'!r} has no link"))
+                                        f"entry {entry.get('title') or entry.get('id') or '?'!r} has no link",
+                                        entry_key(entry)))
             continue
         try:
             url = canonical_url(link, feed_url if not link.startswith(("http://", "https://")) else None)

@@ -56,6 +56,9 @@ class FeedState:
     encoding: str | None = None  # character encoding the last body was decoded with
     backlog: int = 0  # entries max_articles_per_poll left for a later poll at the last successful parse
     poll_interval_s: int | None = None  # the source's poll_interval at the last failure (sets the backoff)
+    # entries without a link in the last parsed body, already dead-lettered (feeds.entry_key): a
+    # later poll that still lists one does not report it again
+    linkless: tuple[str, ...] = ()
 
     def replace(self, **changes) -> "FeedState":
         return dataclasses.replace(self, **changes)
@@ -72,6 +75,7 @@ class FeedState:
         d = {k: v for k, v in d.items() if k in known}
         for k in ("last_attempt", "last_success"):
             d[k] = as_utc(datetime.fromisoformat(d[k])) if d.get(k) else None
+        d["linkless"] = tuple(str(k) for k in d.get("linkless") or ())
         return cls(**d)
 
 
@@ -161,8 +165,9 @@ def after_failure(state: FeedState | None, feed_url: str, source_id: str, now: d
                         poll_interval_s=poll_interval_s or prev.poll_interval_s)
 
 
-def with_entries(state: FeedState, n: int, encoding: str | None, backlog: int = 0) -> FeedState:
-    return state.replace(entries=n, encoding=encoding, backlog=backlog)
+def with_entries(state: FeedState, n: int, encoding: str | None, backlog: int = 0,
+                 linkless: tuple[str, ...] = ()) -> FeedState:
+    return state.replace(entries=n, encoding=encoding, backlog=backlog, linkless=linkless)
 
 
 class CorruptFeedState(ValueError):
@@ -210,11 +215,12 @@ def save_feed_states(output: str, prior: dict[str, FeedState], updates: list[Fee
 
 
 def with_health_of(saved: FeedState | None, update: FeedState, now: datetime | None = None) -> FeedState:
-    """``update``'s health (attempts, status, errors, counts) with ``saved``'s validators.
+    """``update``'s health (attempts, status, errors, counts) with ``saved``'s validators (and
+    link-less entries reported).
 
     For a job that runs on: its validators stay in its own state and are not written, since the
     articles of its latest polls may not be committed yet; the ones on file came with committed
-    articles. An update older than what is saved (a late window) changes nothing, unless what is
+    articles (so do the link-less entries: their dead letters may not be committed yet either). An update older than what is saved (a late window) changes nothing, unless what is
     saved is later than ``now`` (written by a clock that was ahead: it would block every update
     until the clock caught up)."""
     now = now or datetime.now(timezone.utc)
@@ -222,7 +228,7 @@ def with_health_of(saved: FeedState | None, update: FeedState, now: datetime | N
             and update.last_attempt < saved.last_attempt):
         return saved
     return update.replace(etag=saved.etag if saved else None, last_modified=saved.last_modified if saved else None,
-                          body_hash=saved.body_hash if saved else None)
+                          body_hash=saved.body_hash if saved else None, linkless=saved.linkless if saved else ())
 
 
 def save_feed_health(output: str, saved: dict[str, FeedState], updates: list[FeedState],

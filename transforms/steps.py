@@ -220,9 +220,14 @@ class PollFeed(HttpStep):
                                                                 interval))
             yield self.crashed(url=feed_url, source_id=source.id, exc=e, feed_url=feed_url)
             return
+        linkless = tuple(sorted({p.entry_key for p in parsed.problems if p.entry_key}))
         yield pvalue.TaggedOutput(FEED_STATE, with_entries(new_state, len(parsed.candidates), parsed.encoding,
-                                                           parsed.over_limit))
+                                                           parsed.over_limit, linkless))
+        reported = set(state.linkless) if state is not None else set()
         for problem in parsed.problems:
+            if problem.entry_key in reported:  # still in the feed, dead-lettered by an earlier poll
+                self.count("linkless_reported_before")
+                continue
             yield self.dead(url=problem.link, source_id=source.id, reason=problem.reason,
                             message=problem.message, feed_url=feed_url)
         self.count("entries", len(parsed.candidates))
