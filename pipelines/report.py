@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from akhbar.schemas.arrow import ARTICLES_SCHEMA
 from akhbar.transforms import store
-from akhbar.transforms.state import GIVE_UP_AFTER_HOURS
+from akhbar.transforms.state import GIVE_UP_AFTER_HOURS, folder_day
 
 ARTICLE_COLUMNS = ["article_id", "url", "source_id", "title", "published_at", "fetched_at", "topics", "duplicate_of"]
 DEAD_COLUMNS = ["source_id", "stage", "reason", "time"]
@@ -85,26 +85,41 @@ WINDOW_SCHEMA = pa.schema([("day", pa.date32()), ("source_id", pa.string()), ("n
                            ("ukraine", pa.bool_()), ("near", pa.bool_())])
 
 
+# A row's day is its publication day, else its fetch day. A file's dt= folder is its rows' fetch
+# day, and a publication time is kept only up to a day after the fetch (dates.plausible): a file
+# in a folder more than this many days before the period holds none of the period's rows.
+PUBLISHED_AFTER_FETCH_DAYS = 7  # well over that day, for data written otherwise
+
+
 def _articles_of_file(path: str, since: date | None, until: date | None):
     """What the report keeps of one articles file: its window's rows as (day, source, topic flags,
     near-duplicate flag); the ids and sources of all its rows; the rows of its window that are
-    near-duplicates (the clusters are made of them)."""
-    t = _read(path, ARTICLE_COLUMNS)
+    near-duplicates (the clusters are made of them). A file in a folder before the period is read
+    for its ids and sources only."""
+    day = folder_day(path)
+    before = since is not None and day is not None and (since - day).days > PUBLISHED_AFTER_FETCH_DAYS
+    window, copies = WINDOW_SCHEMA.empty_table(), COPY_SCHEMA.empty_table()
+    t = _read(path, ["article_id", "source_id"] if before else ARTICLE_COLUMNS)
     if t is None:
-        return WINDOW_SCHEMA.empty_table(), [], [], COPY_SCHEMA.empty_table()
-    days = pc.coalesce(_utc_days(t.column("published_at")), _utc_days(t.column("fetched_at")))
-    w = _in_window(t.append_column("day", days), days, since, until)
-    near = pc.is_valid(w.column("duplicate_of"))
-    window = pa.table([w.column("day"), w.column("source_id"), _has_topic(w.column("topics"), "nato"),
-                       _has_topic(w.column("topics"), "ukraine"), near], schema=WINDOW_SCHEMA)
-    copies = w.filter(near).select(ARTICLE_COLUMNS).cast(COPY_SCHEMA)
+        return window, [], [], copies
+    if not before:
+        days = pc.coalesce(_utc_days(t.column("published_at")), _utc_days(t.column("fetched_at")))
+        w = _in_window(t.append_column("day", days), days, since, until)
+        near = pc.is_valid(w.column("duplicate_of"))
+        window = pa.table([w.column("day"), w.column("source_id"), _has_topic(w.column("topics"), "nato"),
+                           _has_topic(w.column("topics"), "ukraine"), near], schema=WINDOW_SCHEMA)
+        copies = w.filter(near).select(ARTICLE_COLUMNS).cast(COPY_SCHEMA)
     names = pc.unique(t.column("source_id"))
     return window, t.column("article_id").to_pylist(), (names[0].as_py() if len(names) == 1 else
                                                         t.column("source_id").to_pylist()), copies
 
 
 def _dead_of_file(path: str, since: date | None, until: date | None) -> Counter:
-    """(stage/reason, source) → dead letters of one file in the window."""
+    """(stage/reason, source) → dead letters of one file in the window (a file in a dt= folder
+    outside it, the day of its rows, is not read)."""
+    day = folder_day(path)
+    if day is not None and ((since is not None and day < since) or (until is not None and day > until)):
+        return Counter()
     t = _read(path, DEAD_COLUMNS)
     if t is None:
         return Counter()

@@ -284,6 +284,23 @@ def test_clusters_name_first_seen_copies_outside_the_period_and_those_not_stored
     assert "(not stored)" in as_dicts(doc.tables["cluster-2"])[0]["title"]
 
 
+def test_a_period_counts_an_article_fetched_the_day_before_it_and_published_in_it(tmp_path, capsys):
+    """Files in folders well before --since are read for their ids only; an article fetched late
+    on the eve of the period and published the next morning sits in the eve's folder and counts."""
+    out = tmp_path / "out"
+    eve = datetime(2026, 10, 31, 23, 0, tzinfo=timezone.utc)
+    for day, n, published in (("2026-09-01", 1, datetime(2026, 9, 1, 8, tzinfo=timezone.utc)),
+                              ("2026-10-31", 2, datetime(2026, 11, 1, 10, tzinfo=timezone.utc))):
+        write_partition(str(out / "articles" / f"dt={day}" / "source=ex"),
+                        [article_row(article(n, fetched_at=eve if n == 2 else published, published_at=published))],
+                        ARTICLES_SCHEMA, "r1", "article_id")
+    html_file = tmp_path / "r.html"
+    assert main(["report", str(out), "--since", "2026-11-01", "--out", str(html_file)]) == 0
+    doc = parse(html_file)
+    assert {r[0]: r[1] for r in doc.tables["summary"][1:]}["articles"] == "1"
+    assert [r["day"] for r in as_dicts(doc.tables["per-day-table"])] == ["2026-11-01", "total"]
+
+
 def test_report_of_nothing_is_refused(tmp_path, capsys):
     assert main(["report", str(tmp_path / "none"), "--out", str(tmp_path / "r.html")]) == 2
     assert "nothing to report" in capsys.readouterr().err

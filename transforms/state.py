@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -114,9 +114,9 @@ class PageFailures:
     def _given_up(self, stored, now: datetime | None) -> dict[str, str | None]:
         """Page id → the feed that listed it (at its latest failure), for the pages given up."""
         now = now or datetime.now(timezone.utc)
-        first_day = f"dt={(now - timedelta(days=self.window_days)).date().isoformat()}"
+        first_day = (now - timedelta(days=self.window_days)).date()
         files = {path: ident for path, ident in store.snapshot(self.root).items()
-                 if _partition_of(path) >= first_day}
+                 if (folder_day(path) or date.max) >= first_day}  # a file outside a dt= folder is read
         for gone in set(self._read) - set(files):
             del self._read[gone]
         runs: dict[str, set[str]] = {}
@@ -203,10 +203,13 @@ def stored_article_ids(output: str) -> frozenset[str]:
     return frozenset(ids | summaries.stored()[0])
 
 
-def _partition_of(path: str) -> str:
-    """The ``dt=YYYY-MM-DD`` folder a dead-letter file is in (a file outside one is read)."""
+def folder_day(path: str) -> date | None:
+    """The day of the ``dt=YYYY-MM-DD`` folder a committed file is in; None outside one."""
     parts = [p for p in path.replace("\\", "/").split("/") if p.startswith("dt=")]
-    return parts[-1] if parts else "dt=9999"
+    try:
+        return date.fromisoformat(parts[-1][3:]) if parts else None
+    except ValueError:
+        return None
 
 
 def _entries_of_file(f, config: NearDupConfig) -> list[tuple[IndexEntry, datetime]]:
