@@ -220,7 +220,8 @@ def with_health_of(saved: FeedState | None, update: FeedState, now: datetime | N
 
     For a job that runs on: its validators stay in its own state and are not written, since the
     articles of its latest polls may not be committed yet; the ones on file came with committed
-    articles (so do the link-less entries: their dead letters may not be committed yet either). An update older than what is saved (a late window) changes nothing, unless what is
+    articles. So do the link-less entries reported, whose dead letters may not be committed yet
+    either. An update older than what is saved (a late window) changes nothing, unless what is
     saved is later than ``now`` (written by a clock that was ahead: it would block every update
     until the clock caught up)."""
     now = now or datetime.now(timezone.utc)
