@@ -513,7 +513,8 @@ def cmd_run(args, beam_args: list[str], sources_path: str | None = None) -> int:
         return EXIT_CONFIG
     problem = (_check_output(args.output) or _check_beam_args(beam_args)
                or _check_remote(beam_args, output=args.output, classifier=args.classifier)
-               or _missing_local_model(args.classifier) or _check_gcs_access(args.output, args.lexicon, args.classifier))
+               or _missing_local_model(args.classifier)
+               or _check_gcs_access(args.output, args.lexicon, args.classifier))
     if problem:
         print(f"akhbar: {problem}", file=sys.stderr)
         return EXIT_CONFIG

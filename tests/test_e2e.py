@@ -172,9 +172,9 @@ def test_a_page_that_keeps_failing_is_given_up_after_three_runs(server, tmp_path
 
     def feed(handler):
         polls.append(1)
-        items = "".join(f"<item><title>{n}</title><link>{server.url(f'/n/{n}.html')}</link></item>"
-                        for n in ("gone", "busy", "good")) + "<item><title>bad</title><link>http://[::1/x</link></item>" + \
-            '<item><title>no link</title><guid isPermaLink="false">entry-7</guid></item>'
+        items = ("".join(f"<item><title>{n}</title><link>{server.url(f'/n/{n}.html')}</link></item>"
+                         for n in ("gone", "busy", "good")) + "<item><title>bad</title><link>http://[::1/x</link></item>"
+                 '<item><title>no link</title><guid isPermaLink="false">entry-7</guid></item>')
         body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
                 f"<lastBuildDate>Mon, 30 Nov 2026 0{len(polls)}:00:00 GMT</lastBuildDate>{items}</channel></rss>")
         return Reply(200, body.encode(), {"Content-Type": "application/rss+xml"})

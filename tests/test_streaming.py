@@ -625,8 +625,8 @@ def test_feed_health_keeps_the_validators_on_file_and_ignores_older_updates(tmp_
                         body_hash="h1", last_attempt=t0, last_status=200, polls=7, linkless=("k1",))
     newer = FeedState("https://a.example/rss", "a", etag='"v2"', body_hash="h2", last_attempt=t0 + timedelta(minutes=5),
                       last_status=500, last_error="http_500", consecutive_failures=1, polls=8, linkless=("k1", "k2"))
-    fresh = FeedState("https://b.example/rss", "b", etag='"b1"', body_hash="hb", last_attempt=t0, last_status=200, polls=1,
-                      linkless=("k3",))
+    fresh = FeedState("https://b.example/rss", "b", etag='"b1"', body_hash="hb", last_attempt=t0, last_status=200,
+                      polls=1, linkless=("k3",))
     written = save_feed_health(str(tmp_path), {on_file.feed_url: on_file}, [newer, fresh])
     assert load_feed_states(str(tmp_path)) == written
     a, b = written["https://a.example/rss"], written["https://b.example/rss"]
