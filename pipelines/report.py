@@ -70,11 +70,13 @@ def _in_window(table: pa.Table, days, since: date | None, until: date | None) ->
     return table
 
 
-def _has_topic(topics: pa.ChunkedArray, topic: str) -> pa.ChunkedArray:
-    """Per row of a ``list<string>`` column: whether ``topic`` is among its values (done on the
-    values joined by a separator no topic has; a numpy mask would make pyarrow import pandas)."""
+def _has_topics(topics: pa.ChunkedArray, *names: str) -> list[pa.ChunkedArray]:
+    """Per name, per row of a ``list<string>`` column: whether the name is among its values (done
+    on the values joined once by a separator no topic has; a numpy mask would make pyarrow import
+    pandas)."""
     joined = pc.binary_join(topics, "\x1f")
-    return pc.fill_null(pc.match_substring_regex(joined, f"(^|\x1f){re.escape(topic)}(\x1f|$)"), False)
+    return [pc.fill_null(pc.match_substring_regex(joined, f"(^|\x1f){re.escape(name)}(\x1f|$)"), False)
+            for name in names]
 
 
 # the columns of the near-duplicates kept for the clusters, times as UTC whatever a file's zone
@@ -106,8 +108,8 @@ def _articles_of_file(path: str, since: date | None, until: date | None):
         days = pc.coalesce(_utc_days(t.column("published_at")), _utc_days(t.column("fetched_at")))
         w = _in_window(t.append_column("day", days), days, since, until)
         near = pc.is_valid(w.column("duplicate_of"))
-        window = pa.table([w.column("day"), w.column("source_id"), _has_topic(w.column("topics"), "nato"),
-                           _has_topic(w.column("topics"), "ukraine"), near], schema=WINDOW_SCHEMA)
+        window = pa.table([w.column("day"), w.column("source_id"), *_has_topics(w.column("topics"), "nato", "ukraine"),
+                           near], schema=WINDOW_SCHEMA)
         copies = w.filter(near).select(ARTICLE_COLUMNS).cast(COPY_SCHEMA)
     names = pc.unique(t.column("source_id"))
     return window, t.column("article_id").to_pylist(), (names[0].as_py() if len(names) == 1 else
