@@ -2,13 +2,20 @@
 """Quality and speed of the NATO/Ukraine classifier on the labelled dev set.
 
     python bench/classify_quality.py --eval-dir ../shared/eval [--lexicon PATH] [--show 5] [--cv] [--model]
+        [--labels TSV] [--articles JSONL] [--no-seeds]
 
 Reads ``topics/dev.tsv`` (docno, source, section, nato, ukraine, unsure, kind), joins it to
 ``articles/ant_multisource_v2.1.jsonl.gz`` by docno (title + text, paragraphs split by newlines),
 and adds the five files in ``seeds/`` as positives for both topics (they have no separate title:
 the whole file is the body, boilerplate included). Prints precision / recall / F1 per topic, on
-all rows and on the rows not marked ``unsure``, a few false positives / negatives with their
-evidence, and the classification time per article.
+all rows and on the rows not marked ``unsure``, how many rows that mention no NATO/Ukraine term
+(``kind`` ``no-term`` or ``russia-no-term``) got a topic, a few false positives / negatives with
+their evidence, and the classification time per article.
+
+``--labels`` scores another labels file of the same shape instead of the dev set (a held-out set,
+say; ``unsure``, ``kind`` and ``source`` may be missing), ``--articles`` reads the texts from
+another JSONL file (gzipped or not, ``docno``, ``title``, ``text``), ``--no-seeds`` leaves the
+seeds out.
 
 ``--cv`` adds grouped cross-validation on the dev rows (seeds left out: they are checked on their
 own): 5 folds by outlet and 5 contiguous date blocks. For the lexicon, two figures: the shipped
@@ -33,13 +40,19 @@ from akhbar.transforms import evaluate as ev
 from akhbar.transforms.classify import TOPICS, classify, load_lexicon, match_lexicon, score_matches
 
 
-def load_dev(eval_dir: Path) -> list[dict]:
+NO_TERM_KINDS = ("no-term", "russia-no-term")  # labelled rows that mention no NATO/Ukraine term at all
+
+
+def load_dev(eval_dir: Path, labels_path: Path | None = None, articles_path: Path | None = None,
+             seeds: bool = True) -> list[dict]:
     labels: dict[str, dict] = {}
-    with open(eval_dir / "topics" / "dev.tsv", encoding="utf-8", newline="") as fh:
+    with open(labels_path or eval_dir / "topics" / "dev.tsv", encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             labels[row["docno"]] = row
     rows: list[dict] = []
-    with gzip.open(eval_dir / "articles" / "ant_multisource_v2.1.jsonl.gz", "rt", encoding="utf-8") as fh:
+    articles_path = articles_path or eval_dir / "articles" / "ant_multisource_v2.1.jsonl.gz"
+    opener = gzip.open if str(articles_path).endswith(".gz") else open
+    with opener(articles_path, "rt", encoding="utf-8") as fh:
         for line in fh:
             rec = json.loads(line)
             lab = labels.get(rec.get("docno"))
@@ -54,13 +67,13 @@ def load_dev(eval_dir: Path) -> list[dict]:
                     "ukraine": lab["ukraine"] == "1",
                     "unsure": lab.get("unsure") == "1",
                     "kind": lab.get("kind", ""),
-                    "source": lab.get("source", ""),
+                    "source": lab.get("source") or rec.get("src") or "",
                 }
             )
     missing = len(labels) - len(rows)
     if missing:
         print(f"warning: {missing} labelled docnos not found in the articles file", file=sys.stderr)
-    for path in sorted((eval_dir / "seeds").glob("*.txt")):
+    for path in sorted((eval_dir / "seeds").glob("*.txt")) if seeds else ():
         rows.append(
             {
                 "id": f"seed:{path.name}",
@@ -93,10 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=5, help="errors to list per topic and kind")
     ap.add_argument("--cv", action="store_true", help="add grouped cross-validation of the lexicon")
     ap.add_argument("--model", action="store_true", help="with --cv: also cross-validate the learned model")
+    ap.add_argument("--labels", type=Path, help="labels TSV to score (default: EVAL_DIR/topics/dev.tsv)")
+    ap.add_argument("--articles", type=Path,
+                    help="articles JSONL(.gz) with the labelled texts (default: the ANT multisource corpus)")
+    ap.add_argument("--no-seeds", action="store_true", help="leave the five seed texts out")
     args = ap.parse_args(argv)
 
     lexicon = load_lexicon(args.lexicon)
-    rows = load_dev(args.eval_dir)
+    rows = load_dev(args.eval_dir, args.labels, args.articles, seeds=not args.no_seeds)
+    if not rows:
+        print("no labelled rows found in the articles file", file=sys.stderr)
+        return 2
 
     results = []
     t0 = time.perf_counter()
@@ -127,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             ]
             p, r, f, tp, fp, fn = prf(pairs)
             print(f"{topic:8} {subset:10} {p:6.3f} {r:6.3f} {f:6.3f} {tp:4d}{fp:4d}{fn:4d}")
+    no_term = [(row, res) for row, res in zip(rows, results) if row["kind"] in NO_TERM_KINDS]
+    given = [row["id"] for row, res in no_term if res.topics]
+    print(f"\nrows that mention no NATO/Ukraine term given a topic: {len(given)} of {len(no_term)}"
+          + (f" ({', '.join(given[:10])})" if given else ""))
     for topic in TOPICS:
         score_attr = f"{topic}_score"
         for label, want_gold in (("false positives", False), ("false negatives", True)):

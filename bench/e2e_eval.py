@@ -5,7 +5,11 @@ Builds a site with ``eval/tools/make_site.py`` (default: the 1,606 labelled arti
 ``eval/topics/dev.tsv``), serves it on 127.0.0.1, runs ``akhbar run`` twice and reports:
 wall time and peak memory of each run, coverage (every page written unless it is an exact
 duplicate of another page), URLs written twice, rows added by the second run, body token
-precision/recall/F1 per page layout against the site's truth, and publication-date accuracy.
+precision/recall/F1 per page layout against the site's truth, publication-date accuracy and, when
+the ids file is a labels file (``nato`` and ``ukraine`` columns, as ``topics/dev.tsv``), the topic
+classification end to end: precision/recall/F1 per topic of the ``topics`` column against the labels,
+how many rows that mention no NATO/Ukraine term got a topic, and how many decisions differ from the
+classifier run on the site's true title and body (what extraction changed), with those rows listed.
 
     python bench/e2e_eval.py --eval-dir ../shared/eval [--limit N | --ids FILE] [--workdir DIR]
         [-- extra akhbar run args, e.g. --direct_num_workers 2 --direct_running_mode multi_processing]
@@ -15,6 +19,7 @@ Only 127.0.0.1 is contacted. The site is our own, so the per-host politeness int
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import resource
@@ -29,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 from akhbar.transforms.arabic import tokens
+from akhbar.transforms.classify import TOPICS, classify, load_lexicon
 from akhbar.transforms.dedup import content_hash
 from akhbar.transforms.urls import canonical_url
 
@@ -71,6 +77,68 @@ def prf(ref: Counter, got: Counter) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+NO_TERM_KINDS = ("no-term", "russia-no-term")
+
+
+def read_labels(path: Path) -> dict[str, dict]:
+    """docno → label row, if ``path`` is a TSV with ``docno``, ``nato`` and ``ukraine`` columns;
+    else (a plain ids file) nothing."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if not {"docno", *TOPICS} <= set(reader.fieldnames or ()):
+            return {}
+        return {row["docno"]: row for row in reader}
+
+
+def topic_quality(manifest: list[dict], by_url: dict, labels: dict[str, dict]) -> dict:
+    """The written ``topics`` against the labels, per topic; a page not written because it is an
+    exact duplicate of another is judged by the copy that was written (what a reader gets)."""
+    lexicon = load_lexicon()
+    twins = defaultdict(list)  # the site's true body → the pages that carry it
+    for m in manifest:
+        twins[content_hash(m["body"])].append(canonical_url(m["url"]))
+    pairs = {t: [] for t in TOPICS}
+    no_term = given = unscored = 0
+    changed, errors = [], {t: [] for t in TOPICS}
+    for m in manifest:
+        lab = labels.get(m["docno"])
+        if lab is None:
+            continue
+        got = by_url.get(canonical_url(m["url"])) or next(
+            (by_url[u] for u in twins[content_hash(m["body"])] if u in by_url), None)
+        if not got:
+            unscored += 1
+            continue
+        topics = set(got[0][4] or ())
+        offline = set(classify(m["title"], m["body"], lexicon).topics)
+        if topics != offline:
+            changed.append({"docno": m["docno"], "end_to_end": sorted(topics), "on_true_text": sorted(offline)})
+        if lab.get("kind") in NO_TERM_KINDS:
+            no_term += 1
+            given += bool(topics)
+        unsure = lab.get("unsure") == "1"
+        for t in TOPICS:
+            gold = lab[t] == "1"
+            pairs[t].append((gold, t in topics, unsure))
+            if gold != (t in topics):
+                flag = " [unsure]" if unsure else ""
+                errors[t].append(f"{'FN' if gold else 'FP'} {m['docno']}{flag} | {m['title'][:60]}")
+    out = {"labelled_pages_scored": len(pairs[TOPICS[0]]), "labelled_pages_not_written": unscored}
+    for t in TOPICS:
+        for subset, rows in (("all", pairs[t]), ("sure_only", [x for x in pairs[t] if not x[2]])):
+            tp = sum(g and p for g, p, _ in rows)
+            fp = sum(p and not g for g, p, _ in rows)
+            fn = sum(g and not p for g, p, _ in rows)
+            prec, rec = tp / max(1, tp + fp), tp / max(1, tp + fn)
+            out[f"{t}_{subset}"] = {"p": round(prec, 3), "r": round(rec, 3),
+                                    "f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0,
+                                    "tp": tp, "fp": fp, "fn": fn}
+        out[f"{t}_errors"] = errors[t]
+    out["no_term_pages_given_a_topic"] = f"{given} of {no_term}"
+    out["decisions_differing_from_true_text"] = changed
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval-dir", required=True, help="path to shared/eval")
@@ -106,7 +174,7 @@ def main(argv=None) -> int:
     manifest = [json.loads(line) for line in open(site / "manifest.jsonl", encoding="utf-8")]
     con = duckdb.connect()
     rows = con.execute(
-        "SELECT url, body, published_at, run_id FROM read_parquet(?, hive_partitioning=true)",
+        "SELECT url, body, published_at, run_id, topics FROM read_parquet(?, hive_partitioning=true)",
         [str(out / "articles" / "**" / "*.parquet")]).fetchall()
     by_url = defaultdict(list)
     for r in rows:
@@ -161,6 +229,9 @@ def main(argv=None) -> int:
         "date_accuracy_day": round(date_day / max(1, date_total), 4),
         "date_accuracy_minute": round(date_exact / max(1, date_total), 4),
     }
+    labels = read_labels(Path(args.ids or ev / "topics" / "dev.tsv")) if args.ids or not args.limit else {}
+    if labels:
+        result["topics_end_to_end"] = topic_quality(manifest, by_url, labels)
     print(first["stdout"])
     print(json.dumps(result, ensure_ascii=False, indent=2))
     if args.json:
