@@ -225,6 +225,7 @@ def test_new_year_metadata_kept_otherwise():
         ("Wed, 15 Oct 2025 10:30:00 AST", utc(2025, 10, 15, 7, 30)),
         ("Wed, 15 Oct 2025 10:30:00 EET", utc(2025, 10, 15, 8, 30)),
         ("Wed, 15 Oct 2025 10:30:00 GST", utc(2025, 10, 15, 6, 30)),
+        ("Fri, 25 May 2018 10:30:00 KSA", utc(2018, 5, 25, 7, 30)),
         ("Wed, 15 Oct 2025 10:30:00 (IRST)", utc(2025, 10, 15, 7, 0)),
         ("Wed, 15 Oct 2025 10:30:00 GMT+3", utc(2025, 10, 15, 7, 30)),
         ("Wed, 15 Oct 2025 10:30:00 UTC+03:00", utc(2025, 10, 15, 7, 30)),
@@ -294,6 +295,36 @@ def test_iter_arabic_dates_in_page_order_and_the_first_is_parse_arabic_date():
 
 def test_a_bracketed_gmt_offset_is_read():
     assert parse_arabic_date("3 يناير 2024 - 02:15 (GMT+0400)") == utc(2024, 1, 2, 22, 15)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("25 مايو 2018 10:30 بتوقيت مكة المكرمة", utc(2018, 5, 25, 7, 30)),
+    ("25 مايو 2018 - 10:30 بتوقيت مكه", utc(2018, 5, 25, 7, 30)),
+    # daylight saving as the place kept it: Jerusalem +3 in May, +2 in January
+    ("الجمعة 25 مايو 2018 - 10:30 بتوقيت القدس", utc(2018, 5, 25, 7, 30)),
+    ("25 يناير 2018 - 10:30 بتوقيت القدس", utc(2018, 1, 25, 8, 30)),
+    ("نشر في 25 يوليو 2018 - 10:30 بتوقيت القاهرة", utc(2018, 7, 25, 8, 30)),  # Egypt had no DST in 2018
+    ("25 يناير 2018 - 10:30 (توقيت أبو ظبي)", utc(2018, 1, 25, 6, 30)),
+    ("25 مايو 2018 - 10:30 حسب توقيت بيروت", utc(2018, 5, 25, 7, 30)),
+    ("10:30 م بتوقيت غرينتش 25/5/2018", utc(2018, 5, 25, 22, 30)),
+    # Al Arabiya's stamp: the Saudi time, then the same instant in GMT
+    ("آخر تحديث: الجمعة 25 مايو 2018 KSA 10:30 - GMT 07:30", utc(2018, 5, 25, 7, 30)),
+    ("الجمعة 25 مايو 2018 10:30 KSA", utc(2018, 5, 25, 7, 30)),
+    # a name that is two places (Amman or Oman) names no zone: read as UTC like a bare time
+    ("25 مايو 2018 - 10:30 بتوقيت عمان", utc(2018, 5, 25, 10, 30)),
+])
+def test_a_time_named_by_its_place_or_zone_is_read_in_that_zone(text, expected):
+    assert parse_arabic_date(text) == expected
+    assert undated_words(text) == []  # the zone is part of the date stamp, not words of a sentence
+
+
+def test_every_place_names_a_zone_this_machine_knows():
+    from zoneinfo import ZoneInfo
+
+    from akhbar.transforms.dates import CLOCK_ZONE_NAMES, PLACE_ZONES
+
+    for zone in {*PLACE_ZONES.values(), *CLOCK_ZONE_NAMES.values()}:
+        ZoneInfo(zone)
 
 
 @pytest.mark.parametrize("line, rest", [

@@ -304,6 +304,13 @@ def test_the_date_beside_the_headline_wins_over_other_dates_on_the_page(before):
     assert (ex.published_at, ex.published_source) == (datetime(2024, 9, 28, 14, tzinfo=timezone.utc), "visible_text")
 
 
+def test_a_visible_time_in_mecca_time_is_stored_in_utc():
+    html = _article("", "<span class='date'>28 سبتمبر 2024 - 14:00 بتوقيت مكة المكرمة</span>")
+    ex = extract(html, "https://ex.com/a", now=datetime(2025, 1, 2, tzinfo=timezone.utc), min_words=5)
+    assert (ex.published_at, ex.published_source) == (datetime(2024, 9, 28, 11, tzinfo=timezone.utc), "visible_text")
+    assert "توقيت" not in ex.body  # the stamp is not taken into the body
+
+
 def test_a_date_line_above_the_headline_is_the_articles_date():
     # jawharafm's layout: "category  date" over the headline, "most read" dates far above it
     before = ("<ul><li>التشريعية 2014 <span>2017/02/28</span></li><li>رياضة <span>2017/02/27</span></li></ul>"

@@ -15,8 +15,10 @@ Everything here is pure (no I/O, no clock reads): callers pass ``now`` explicitl
 * :func:`plausible` and :func:`choose_published` pick the date to store from candidates
   coming from several sources, in priority order.
 
-All returned datetimes are timezone-aware and in UTC. A time written without an offset is
-taken to be UTC, because Arabic pages almost never say which zone they mean.
+All returned datetimes are timezone-aware and in UTC. A visible time is read in the zone written
+with it: an offset (``GMT+3``), ``KSA``, or a place (``بتوقيت مكة المكرمة``, ``بتوقيت القاهرة``:
+:data:`PLACE_ZONES`, daylight saving included). A time written with no zone is taken to be UTC,
+because most Arabic pages do not say which zone they mean.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 __all__ = [
     "EARLIEST",
@@ -165,14 +168,45 @@ def _month_alternation() -> str:
 _MONTH = rf"(?<![{_L}])(?:{_month_alternation()})(?![{_L}])"
 
 
+# Places Arabic pages name after a time ("10:30 بتوقيت مكة المكرمة", "حسب توقيت القاهرة") and the
+# zone each means (daylight saving included). Names that are not one place are left out: عمان is
+# Amman or Oman, طرابلس Tripoli in Libya or in Lebanon; their times are read as UTC, as any time
+# without a zone.
+PLACE_ZONES = {
+    "مكة المكرمة": "Asia/Riyadh", "مكة": "Asia/Riyadh", "السعودية": "Asia/Riyadh", "الرياض": "Asia/Riyadh",
+    "جدة": "Asia/Riyadh", "غرينتش": "UTC", "غرينيتش": "UTC", "جرينتش": "UTC", "جرينيتش": "UTC",
+    "القاهرة": "Africa/Cairo", "مصر": "Africa/Cairo", "القدس": "Asia/Jerusalem", "فلسطين": "Asia/Hebron",
+    "غزة": "Asia/Gaza", "بيروت": "Asia/Beirut", "لبنان": "Asia/Beirut", "دمشق": "Asia/Damascus",
+    "سوريا": "Asia/Damascus", "الأردن": "Asia/Amman", "بغداد": "Asia/Baghdad", "العراق": "Asia/Baghdad",
+    "الكويت": "Asia/Kuwait", "الدوحة": "Asia/Qatar", "قطر": "Asia/Qatar", "المنامة": "Asia/Bahrain",
+    "البحرين": "Asia/Bahrain", "أبوظبي": "Asia/Dubai", "أبو ظبي": "Asia/Dubai", "دبي": "Asia/Dubai",
+    "الإمارات": "Asia/Dubai", "مسقط": "Asia/Muscat", "صنعاء": "Asia/Aden", "اليمن": "Asia/Aden",
+    "الخرطوم": "Africa/Khartoum", "السودان": "Africa/Khartoum", "ليبيا": "Africa/Tripoli",
+    "تونس": "Africa/Tunis", "الجزائر": "Africa/Algiers", "الرباط": "Africa/Casablanca",
+    "المغرب": "Africa/Casablanca", "نواكشوط": "Africa/Nouakchott", "موريتانيا": "Africa/Nouakchott",
+    "أنقرة": "Europe/Istanbul", "إسطنبول": "Europe/Istanbul", "اسطنبول": "Europe/Istanbul",
+    "تركيا": "Europe/Istanbul", "طهران": "Asia/Tehran", "إيران": "Asia/Tehran", "موسكو": "Europe/Moscow",
+    "لندن": "Europe/London", "باريس": "Europe/Paris", "برلين": "Europe/Berlin", "واشنطن": "America/New_York",
+    "نيويورك": "America/New_York",
+}
+_PLACE_ZONE = {" ".join(_fold(k).split()): v for k, v in PLACE_ZONES.items()}
+_PLACES = "|".join(r"\s+".join(map(re.escape, n.split())) for n in sorted(_PLACE_ZONE, key=len, reverse=True))
+# Zone names written with a visible time ("KSA 10:30 - GMT 07:30" on Al Arabiya's pages)
+CLOCK_ZONE_NAMES = {"KSA": "Asia/Riyadh"}
+
+
 def _time(p: str) -> str:
-    """A clock time with named groups prefixed by ``p`` (optionally with AM/PM and zone)."""
+    """A clock time with named groups prefixed by ``p`` (optionally with AM/PM and zone: an
+    offset, a name of :data:`CLOCK_ZONE_NAMES` before or after it, or "بتوقيت <place>")."""
+    names = "|".join(CLOCK_ZONE_NAMES)
     return (
+        rf"(?:(?P<{p}pre>{names})\s*)?"
         rf"(?:الساعه\s*)?"
         rf"(?<!\d)(?P<{p}H>[01]?\d|2[0-3]):(?P<{p}M>[0-5]\d)(?::(?P<{p}S>[0-5]\d)(?:\.\d+)?)?(?!\d)"
         rf"(?:\s*(?P<{p}ampm>صباحا|مساء|ظهرا|ص|م|[AaPp]\.?[Mm]\.?)(?![{_L}A-Za-z]))?"
-        rf"(?:\s*\(?(?P<{p}tz>Z|(?:GMT|UTC)\s*[+-]\d{{1,2}}(?::?\d{{2}})?|[+-]\d{{2}}:?\d{{2}}|GMT|UTC)\)?"
-        rf"(?![A-Za-z\d/.\-]))?"
+        rf"(?:\s*\(?(?P<{p}tz>Z|(?:GMT|UTC)\s*[+-]\d{{1,2}}(?::?\d{{2}})?|[+-]\d{{2}}:?\d{{2}}|GMT|UTC|{names})\)?"
+        rf"(?![A-Za-z\d/.\-])"
+        rf"|\s*\(?(?:ب|حسب\s+)?توقيت\s+(?P<{p}place>{_PLACES})(?![{_L}])\)?)?"
     )
 
 
@@ -246,7 +280,18 @@ def _offset(tz: str | None) -> timezone:
     return UTC if delta is None else timezone(delta)
 
 
-def _clock(m: re.Match[str]) -> tuple[int, int, int, timezone]:
+def _zone(m: re.Match[str], p: str) -> tzinfo:
+    """The zone a clock time of group prefix ``p`` was written in (UTC when it names none)."""
+    place = m.group(f"{p}place")
+    if place is not None:
+        return ZoneInfo(_PLACE_ZONE[" ".join(place.split())])
+    tz = m.group(f"{p}tz") or m.group(f"{p}pre")
+    if tz in CLOCK_ZONE_NAMES:
+        return ZoneInfo(CLOCK_ZONE_NAMES[tz])
+    return _offset(tz)
+
+
+def _clock(m: re.Match[str]) -> tuple[int, int, int, tzinfo]:
     """Hour, minute, second and zone from whichever time group matched (after wins)."""
     for p in ("a", "b"):
         if m.group(f"{p}H") is not None:
@@ -256,7 +301,7 @@ def _clock(m: re.Match[str]) -> tuple[int, int, int, timezone]:
                 h += 12
             elif ampm in _AM and h == 12:
                 h = 0
-            return h, mi, s, _offset(m.group(f"{p}tz"))
+            return h, mi, s, _zone(m, p)
     return 0, 0, 0, UTC
 
 
@@ -325,11 +370,12 @@ def parse_arabic_date(text: str) -> datetime | None:
 # Words a date stamp may carry besides the date itself ("الأربعاء 15:59 15/10/2025",
 # "نشر في: 19 فبراير 2018 - 14:03 بتوقيت غرينتش", "آخر تحديث 2 مارس 2017"), folded.
 _STAMP_PHRASES = re.compile(
-    r"نشر\s+(?:في|بتاريخ)|تاريخ\s+النشر|اخر\s+تحديث|تم\s+النشر|تم\s+التحديث|بتوقيت\s+(?:غرينتش|غرينيتش|جرينتش|مكه(?:\s+المكرمه)?|القدس|[^\s\d]+)"
+    r"نشر\s+(?:في|بتاريخ)|تاريخ\s+النشر|اخر\s+تحديث|تم\s+النشر|تم\s+التحديث"
+    rf"|(?:ب|حسب\s+)?توقيت\s+(?:{_PLACES}|[^\s\d]+)"
 )
-_STAMP_WORDS = frozenset(_fold(w) for w in (
+_STAMP_WORDS = frozenset(_fold(w) for w in [*(
     "يوم الأحد الاحد الإثنين الاثنين الثلاثاء الأربعاء الاربعاء الخميس الجمعة السبت الساعة الساعه "
-    "تاريخ بتاريخ التاريخ نشر تحديث محدث منذ ص م صباحا مساء ظهرا GMT UTC AM PM am pm").split())
+    "تاريخ بتاريخ التاريخ نشر تحديث محدث منذ ص م صباحا مساء ظهرا GMT UTC AM PM am pm").split(), *CLOCK_ZONE_NAMES])
 _LETTER_RUN = re.compile(rf"[{_L}A-Za-z]+")
 
 
@@ -493,6 +539,7 @@ ZONE_OFFSETS = {
     "AST": "+0300", "GST": "+0400", "EET": "+0200", "EEST": "+0300", "MSK": "+0300", "TRT": "+0300",
     "IRST": "+0330", "IRDT": "+0430", "EAT": "+0300", "CAT": "+0200", "SAST": "+0200", "WAT": "+0100",
     "CET": "+0100", "CEST": "+0200", "WET": "+0000", "WEST": "+0100", "BST": "+0100", "PKT": "+0500",
+    "KSA": "+0300",
 }
 _NAMED_ZONE_RE = re.compile(r"(?<=\d)\s*\(?([A-Z]{3,4})\)?\s*$")
 _GMT_OFFSET_RE = re.compile(r"(?<=\d)\s*\(?(?:GMT|UTC)\s*([+-]\d{1,2}(?::?\d{2})?)\)?\s*$")
