@@ -46,8 +46,15 @@ NO_TERM_KINDS = ("no-term", "russia-no-term")  # labelled rows that mention no N
 def load_dev(eval_dir: Path, labels_path: Path | None = None, articles_path: Path | None = None,
              seeds: bool = True) -> list[dict]:
     labels: dict[str, dict] = {}
-    with open(labels_path or eval_dir / "topics" / "dev.tsv", encoding="utf-8-sig", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
+    labels_path = labels_path or eval_dir / "topics" / "dev.tsv"
+    with open(labels_path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        missing = {"docno", *TOPICS} - set(reader.fieldnames or ())
+        if missing:
+            print(f"{labels_path}: not a labels file (a TSV with a header): no column {', '.join(sorted(missing))}",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        for row in reader:
             labels[row["docno"]] = row
     rows: list[dict] = []
     articles_path = articles_path or eval_dir / "articles" / "ant_multisource_v2.1.jsonl.gz"
