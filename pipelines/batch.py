@@ -21,6 +21,7 @@ from akhbar.transforms.gather import ReadInbox
 from akhbar.transforms.http import FetchConfig
 from akhbar.transforms.model import ApplyTopicModel
 from akhbar.transforms.outputlock import Fence, LeaseLost, OutputLock, writing
+from akhbar.transforms.sideinput import shared_prior
 from akhbar.transforms.sink import DEFAULT_MAX_ROWS, WriteArticles, WriteDeadLetters
 from akhbar.transforms.state import GIVE_UP_AFTER_HOURS, load_prior
 
@@ -55,6 +56,11 @@ class RunConfig:
     fence: Fence | None = None
 
 
+def _load_shared_prior(output: str, **options):
+    """:func:`load_prior` as a side input value, decoded once per process (see ``sideinput``)."""
+    return shared_prior(load_prior(output, **options))
+
+
 def stored_state(p: beam.Pipeline, cfg: RunConfig):
     """Side inputs read from the output once per run: the seen index (URLs, content hashes and
     near-duplicate entries of committed files) and the per-feed state.
@@ -65,7 +71,7 @@ def stored_state(p: beam.Pipeline, cfg: RunConfig):
     prior = AsSingleton(
         p
         | "Output" >> beam.Create([cfg.output])
-        | "LoadState" >> beam.Map(load_prior, window_days=cfg.dedup_window_days, config=cfg.near,
+        | "LoadState" >> beam.Map(_load_shared_prior, window_days=cfg.dedup_window_days, config=cfg.near,
                                   give_up_after_hours=cfg.give_up_after_hours)
         .with_output_types(typing.Any)
     )

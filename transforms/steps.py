@@ -485,6 +485,8 @@ def near_duplicate_key(a: Article, config: NearDupConfig | None = None) -> NearI
 
 def near_duplicate_assignments(items: list[tuple], prior: PriorState, config: NearDupConfig) -> dict[str, str]:
     """All new articles' :func:`near_duplicate_key` → {article_id: duplicate_of}."""
+    if not items:  # nothing new: the window's index (a second or two on a large output) is not built
+        return {}
     started = time.thread_time()
     out = assign_near_duplicates(prior.index(config), items)
     tally.count("near.cpu_us", round((time.thread_time() - started) * 1e6))
