@@ -45,6 +45,7 @@ window's entries computed again (about 1 ms of CPU an article).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -52,6 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from akhbar.transforms import store
+from akhbar.transforms.packedset import PackedSet
 
 SEEN_LOG = ("_state", "seen")
 ENTRY_LOG = ("_state", "neardup")
@@ -210,16 +212,16 @@ class SeenLog(SegmentLog):
         return _rows_table(self.schema, {key: [(s.newest, aid, chash) for aid, chash in zip(s.ids, s.hashes)]
                                          for key, s in values.items()})
 
-    def stored(self) -> tuple[set[str], set[str]]:
-        """The ids and content hashes of the files looked up and found in the log."""
+    def stored(self) -> tuple[AbstractSet[str], AbstractSet[str]]:
+        """The ids and the content hashes of the files looked up and found in the log, packed
+        straight from the segments' columns (:class:`akhbar.transforms.packedset.PackedSet`)."""
         found = _key_array(key for key in self.listed if key in self.known)
-        ids: set[str] = set()
-        hashes: set[str] = set()
+        ids, hashes = [], []
         for _, table, keys in self.segments:
             rows = table.filter(pc.and_(pc.is_in(keys, value_set=found), pc.is_valid(table.column("article_id"))))
-            ids.update(rows.column("article_id").to_pylist())
-            hashes.update(rows.column("content_hash").to_pylist())
-        return ids, hashes
+            ids.append(rows.column("article_id"))
+            hashes.append(rows.column("content_hash"))
+        return PackedSet.of(*ids), PackedSet.of(*hashes)
 
 
 class EntryLog(SegmentLog):

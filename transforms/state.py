@@ -15,6 +15,7 @@ out (:func:`akhbar.transforms.store.map_committed`).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from akhbar.transforms import store
+from akhbar.transforms.packedset import PackedSet
 from akhbar.transforms.seen import EntryLog, FailureLog, SeenLog, Summary
 from akhbar.transforms.dedup import (
     IndexEntry,
@@ -45,9 +47,10 @@ FAILURE_COLUMNS = ["url", "stage", "reason", "run_id", "feed_url", "time"]
 
 @dataclass(frozen=True)
 class PriorState:
-    # a frozenset, but a running streaming job's own set, which grows as its cycles write
+    # a PackedSet (a frozenset in tests), but a running streaming job's own set, which grows as
+    # its cycles write
     article_ids: AbstractSet[str] = frozenset()
-    content_hashes: frozenset[str] = frozenset()
+    content_hashes: AbstractSet[str] = frozenset()
     # near-duplicate index entries of the articles fetched within the window, with fetched_at
     recent: tuple[tuple[IndexEntry, datetime], ...] = field(default=())
     # pages not stored that keep failing for a lasting reason (PageFailures)
@@ -66,6 +69,9 @@ def load_prior(output: str, *, now: datetime | None = None, window_days: int = 3
     state = _read_prior(output, now=now, window_days=window_days, config=config)
     failures = failures or PageFailures(output, window_days, give_up_after_hours)
     given_up = failures.given_up(state.article_ids, now=now)
+    # the logs' tables are gone, but Arrow's allocator keeps their memory for reuse (370 MB on a
+    # million stored rows): the run has no use for it
+    pa.default_memory_pool().release_unused()
     return dataclasses.replace(state, given_up=given_up)
 
 
@@ -185,7 +191,7 @@ def _lasting(rows: list[tuple], path: str) -> list[tuple[str, str, str | None, i
             if is_lasting(reason) and (stage in PAGE_STAGES or (stage, reason) == BAD_LINK)]
 
 
-def stored_article_ids(output: str) -> frozenset[str]:
+def stored_article_ids(output: str) -> AbstractSet[str]:
     """The ids of the committed articles (what ``akhbar sources health`` needs; a run reads them
     with the rest of :func:`load_prior`): from the seen log where it holds a file, else from the
     file's ``article_id`` column. Nothing is written: health only reads."""
@@ -197,10 +203,8 @@ def stored_article_ids(output: str) -> frozenset[str]:
             return []  # in the log: gathered below
         return store.read_table(path, columns=["article_id"]).column(0).to_pylist()
 
-    ids: set[str] = set()
-    for _, file_ids in store.map_committed(read, root):
-        ids.update(file_ids)
-    return frozenset(ids | summaries.stored()[0])
+    read_ids = [file_ids for _, file_ids in store.map_committed(read, root)]
+    return PackedSet.of(summaries.stored()[0], itertools.chain.from_iterable(read_ids))
 
 
 def folder_day(path: str) -> date | None:
@@ -241,8 +245,8 @@ def _read_prior(output: str, *, now: datetime | None, window_days: int,
     cutoff = now - timedelta(days=window_days)
     root = store.join(output, "articles")
     summaries, windowed = SeenLog(output).read(), EntryLog(output, config, cutoff).read()
-    ids: set[str] = set()
-    hashes: set[str] = set()
+    ids: list[list[str]] = []
+    hashes: list[list[str]] = []
     recent: list[tuple[IndexEntry, datetime]] = []
 
     def read(path: str, ident: tuple) -> tuple[list, list, list]:
@@ -268,17 +272,17 @@ def _read_prior(output: str, *, now: datetime | None, window_days: int,
         return summary.ids, summary.hashes, [(e, fetched) for e, fetched in entries if fetched >= cutoff]
 
     for _, (file_ids, file_hashes, entries) in store.map_committed(read, root):
-        ids.update(file_ids)
-        hashes.update(file_hashes)
+        ids.append(file_ids)
+        hashes.append(file_hashes)
         recent.extend(entries)
     logged_ids, logged_hashes = summaries.stored()
-    ids |= logged_ids
-    hashes |= logged_hashes
+    stored_ids = PackedSet.of(logged_ids, itertools.chain.from_iterable(ids))
+    stored_hashes = PackedSet.of(logged_hashes, itertools.chain.from_iterable(hashes))
     summaries.save()
     windowed.save()
-    recent = rerooted(recent, ids)
+    recent = rerooted(recent, stored_ids)
     recent.sort(key=lambda r: (r[1], r[0].article_id))
-    return PriorState(frozenset(ids), frozenset(hashes), tuple(recent))
+    return PriorState(stored_ids, stored_hashes, tuple(recent))
 
 
 def rerooted(recent: list[tuple[IndexEntry, datetime]], stored_ids: set[str]) -> list[tuple[IndexEntry, datetime]]:
