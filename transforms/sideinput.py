@@ -5,8 +5,9 @@ Several steps read the stored state (the poll, ``SkipStored``, ``DropExactDuplic
 near-duplicate pass). Beam gives each of them its own copy of a side input: it decodes the
 encoded value once per step that reads it, and its state cache weighs each decoded copy by
 walking every object it holds (``objsize``). With an output of a million stored articles the
-state holds two million strings and the window's near-duplicate entries: four decoded copies
-took 2.6 GB, and weighing them took 32 of the 43 seconds of a run that had nothing new to fetch.
+state held two million strings (now packed: see ``packedset``) and the window's near-duplicate
+entries: four decoded copies took 2.6 GB, and weighing them took 32 of the 43 seconds of a run
+that had nothing new to fetch.
 
 :class:`SharedPrior` changes both:
 
@@ -20,8 +21,10 @@ took 2.6 GB, and weighing them took 32 of the 43 seconds of a run that had nothi
   weighed at its size, a large output's state would be over the cache's 100 MB, evicted at once
   and decoded again at every bundle.
 
-A process holds the :data:`KEEP` newest states it made or decoded (a streaming job makes one a
-cycle), and any older one that a step still holds; the others are freed.
+A process holds the newest state it made or decoded (:data:`KEEP`): nothing else holds it
+between the step that makes it and the steps that read it, and without it the first reader
+would decode it again. An older one is freed once no step holds it (a streaming job makes one
+a cycle).
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from apache_beam.runners.worker.statecache import CacheAware
 
 from akhbar.transforms.state import PriorState
 
-KEEP = 2
+KEEP = 1
 _DECODED: weakref.WeakValueDictionary[str, SharedPrior] = weakref.WeakValueDictionary()
 _NEWEST: collections.deque[SharedPrior] = collections.deque(maxlen=KEEP)  # held between the steps that read it
 _LOCK = threading.Lock()
