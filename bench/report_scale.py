@@ -54,19 +54,30 @@ def fill(output: Path, files: int, rows_per_file: int, days: int) -> None:
             write_partition(str(output / "dead_letter" / f"dt={day}"), letters, DEAD_LETTER_SCHEMA, run, "url")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def output_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options that size the synthetic output (this script's and ``state_scale.py``'s)."""
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--rows", type=int, default=100, help="rows per file")
     ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--since", help="the report's --since (default: the whole output)")
-    args = ap.parse_args(argv)
+
+
+def synthetic_output(args) -> Path:
+    """The output those options name under ``--workdir``, written by :func:`fill` if not there yet."""
     output = args.workdir / f"out-{args.files}x{args.rows}-{args.days}d"
     if not (output / "articles").exists():
         t0 = time.perf_counter()
         fill(output, args.files, args.rows, args.days)
         print(f"wrote {args.files * args.rows:,} rows in {args.files:,} files in {time.perf_counter() - t0:.0f} s")
+    return output
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    output_arguments(ap)
+    ap.add_argument("--since", help="the report's --since (default: the whole output)")
+    args = ap.parse_args(argv)
+    output = synthetic_output(args)
     cmd = [sys.executable, "-m", "akhbar", "report", str(output), "--out", str(args.workdir / "report.html")]
     if args.since:
         cmd += ["--since", args.since]

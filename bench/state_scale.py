@@ -24,12 +24,11 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from report_scale import fill  # noqa: E402
+from report_scale import output_arguments, synthetic_output  # noqa: E402
 
 SENTENCE = "قال مسؤولون في العاصمة إن المحادثات ستستأنف الأسبوع المقبل بحضور وفود من عدة دول"
 PAGE = ("<html lang='ar'><head><meta charset='utf-8'><title>خبر جديد</title></head><body><article>"
@@ -78,20 +77,13 @@ def serve() -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workdir", type=Path, required=True)
-    ap.add_argument("--files", type=int, default=2000)
-    ap.add_argument("--rows", type=int, default=100, help="rows per file")
-    ap.add_argument("--days", type=int, default=365)
+    output_arguments(ap)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
     for name in ("GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT"):
         os.environ.setdefault(name, "127.0.0.1:9")
     os.environ.setdefault("NO_GCE_CHECK", "true")
-    original = args.workdir / f"out-{args.files}x{args.rows}-{args.days}d"
-    if not (original / "articles").exists():
-        t0 = time.perf_counter()
-        fill(original, args.files, args.rows, args.days)
-        print(f"wrote {args.files * args.rows:,} rows in {args.files:,} files in {time.perf_counter() - t0:.0f} s")
+    original = synthetic_output(args)
     output = args.workdir / "run-output"
     shutil.rmtree(output, ignore_errors=True)
     shutil.copytree(original, output)
