@@ -59,6 +59,7 @@ from akhbar.transforms.gather import (
     remove_stale_inboxes,
 )
 from akhbar.transforms.outputlock import LeaseLost, OutputLock, OutputLocked, commit_guard, writing
+from akhbar.transforms.packedset import GrowingSet
 from akhbar.transforms.schedule import (
     after_poll,
     bounds,
@@ -357,7 +358,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
     hold_until = 0.0  # after a failed cycle: nothing new is started before this (monotonic)
     # ids of the committed articles, their pages not fetched: one set, grown after each cycle, that
     # the gathers under way read too (a page written since their poll began is not fetched)
-    stored: set[str] | None = None
+    stored: GrowingSet | None = None
     failing = PageFailures(cfg.output, cfg.dedup_window_days, cfg.give_up_after_hours)
     given_up: frozenset[str] = frozenset()  # pages that keep failing: not fetched either
     busy: set[str] = set()  # sources polled and not yet written
@@ -457,7 +458,7 @@ def _cycles(cfg: RunConfig, beam_args, settings: StreamSettings, *, why: str, qu
                 if stored is None:
                     prior = load_prior(cfg.output, window_days=cfg.dedup_window_days, config=cfg.near,
                                        failures=failing)
-                    stored, given_up = set(prior.article_ids), prior.given_up
+                    stored, given_up = GrowingSet(prior.article_ids), prior.given_up
                 now = datetime.now(timezone.utc)
                 due = [] if stopping else [sid for sid in due_sources(schedule, now) if sid not in busy]
                 if due:

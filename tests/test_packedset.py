@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from akhbar.transforms.packedset import PackedSet
+from akhbar.transforms.packedset import GrowingSet, PackedSet
 
 IDS = [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(50)]
 
@@ -60,3 +60,11 @@ def test_behaves_as_the_set_of_its_strings(values, probes):
     assert packed == set(values) and len(packed) == len(set(values))
     for probe in probes + values:
         assert (probe in packed) == (probe in set(values))
+
+
+def test_a_growing_set_adds_beside_the_packed_ids():
+    stored = GrowingSet(PackedSet.of(IDS[:10]))
+    assert IDS[0] in stored and IDS[10] not in stored and len(stored) == 10
+    stored.update([IDS[10], IDS[0]])
+    assert IDS[10] in stored and len(stored) == 11 and stored == set(IDS[:11])
+    assert isinstance(stored.base, PackedSet)  # the packed ids were not turned back into strings

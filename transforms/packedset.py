@@ -126,6 +126,34 @@ class PackedSet(Set):
     __hash__ = Set._hash
 
 
+class GrowingSet(Set):
+    """A set that starts as ``base`` (a :class:`PackedSet`, say) and takes strings added later
+    into a plain set beside it: what a streaming job holds of the stored ids, which its cycles
+    add to, without turning the packed ids back into strings. Lookups may run in other threads
+    while :meth:`update` adds."""
+
+    def __init__(self, base: Set[str] = frozenset()):
+        self.base: Set[str] = base
+        self.added: set[str] = set()
+
+    def __contains__(self, item) -> bool:
+        return item in self.added or item in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.base
+        yield from (v for v in list(self.added) if v not in self.base)
+
+    def __len__(self) -> int:
+        return len(self.base) + sum(1 for v in list(self.added) if v not in self.base)
+
+    def update(self, values: Iterable[str]) -> None:
+        self.added.update(values)
+
+    @classmethod
+    def _from_iterable(cls, values) -> frozenset[str]:
+        return frozenset(values)
+
+
 def _sorted_unique(keys: np.ndarray) -> np.ndarray:
     """Sorted, each value once (``np.unique`` hashes fixed-width bytes: 5 times slower)."""
     keys = np.sort(keys)
