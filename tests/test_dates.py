@@ -318,6 +318,28 @@ def test_a_time_named_by_its_place_or_zone_is_read_in_that_zone(text, expected):
     assert undated_words(text) == []  # the zone is part of the date stamp, not words of a sentence
 
 
+@pytest.mark.parametrize("line, rest", [
+    # "توقيت" in a sentence is "timing", not a zone: the line is prose, not a date stamp
+    ("الرئاسة تحدد توقيت الانتخابات 25 مايو 2018", ["الرئاسه", "تحدد", "توقيت", "الانتخابات"]),
+    ("تغيير التوقيت الشتوي 28 أكتوبر 2018", ["تغيير", "التوقيت", "الشتوي"]),
+    ("العمل بالتوقيت الصيفي 25 مارس 2018", ["العمل", "بالتوقيت", "الصيفي"]),
+    ("25 مايو 2018 - 10:30 بتوقيت مصراتة", []),  # a place that starts with a listed one (مصر)
+])
+def test_only_a_zone_phrase_is_taken_out_of_a_line(line, rest):
+    assert undated_words(line) == rest
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("TASKSA 10:30 25 مايو 2018", utc(2018, 5, 25, 10, 30)),  # KSA inside a word is no zone
+    ("25 مايو 2018 10:30 KSA+1", utc(2018, 5, 25, 10, 30)),  # nor one followed by an offset
+    ("25 مايو 2018 - 10:30 بتوقيت مصراتة", utc(2018, 5, 25, 10, 30)),  # nor a place that starts like one
+    # Palestine's daylight saving, not Israel's: on 10 April 2024 Hebron was +2, Jerusalem's +3
+    ("10 أبريل 2024 - 10:30 بتوقيت القدس", utc(2024, 4, 10, 8, 30)),
+])
+def test_look_alikes_of_a_named_zone(text, expected):
+    assert parse_arabic_date(text) == expected
+
+
 def test_every_place_names_a_zone_this_machine_knows():
     from zoneinfo import ZoneInfo
 

@@ -243,3 +243,19 @@ def test_a_feed_in_one_arabic_code_page_declared_as_the_other(server, codec, dec
     assert [c.feed_title for c in f.candidates] == ["روسيا تواصل هجماتها على مدن الجنوب",
                                                     "الأمين العام: الدول الأعضاء ستعلن التزاماتها الجديدة خلال الأسبوع",
                                                     "الجيش صد عدة محاولات هجوم جديدة"]
+
+
+def test_entries_without_a_link_are_named_apart_however_little_they_say():
+    def keys(items: str) -> list[str]:
+        return [p.entry_key for p in parse_feed(rss(items).encode(), "application/rss+xml", "https://ex.com/f",
+                                                "s").problems]
+
+    bare = ["<item><description/><pubDate>Mon, 30 Nov 2026 10:00:00 GMT</pubDate></item>",
+            "<item><pubDate>Tue, 01 Dec 2026 10:00:00 GMT</pubDate><category>a</category></item>",
+            "<item><pubDate>Tue, 01 Dec 2026 10:00:00 GMT</pubDate><category>b</category></item>"]
+    reused = ["<item><guid isPermaLink='false'>1</guid><title>خبر عاجل</title></item>",
+              "<item><guid isPermaLink='false'>1</guid><title>خبر آخر</title></item>"]
+    found = keys("".join(bare + reused))
+    assert len(found) == 5 and len(set(found)) == 5
+    assert keys("".join(bare + reused)) == found  # the same entries, the same names at the next poll
+    assert keys(bare[1]) == [found[1]]  # whatever else the feed lists

@@ -169,13 +169,14 @@ _MONTH = rf"(?<![{_L}])(?:{_month_alternation()})(?![{_L}])"
 
 
 # Places Arabic pages name after a time ("10:30 بتوقيت مكة المكرمة", "حسب توقيت القاهرة") and the
-# zone each means (daylight saving included). Names that are not one place are left out: عمان is
+# zone each means (daylight saving included). "بتوقيت القدس" is how Palestinian outlets give their
+# time: Palestine's zone, whose daylight saving starts and ends weeks apart from Israel's. Names that are not one place are left out: عمان is
 # Amman or Oman, طرابلس Tripoli in Libya or in Lebanon; their times are read as UTC, as any time
 # without a zone.
 PLACE_ZONES = {
     "مكة المكرمة": "Asia/Riyadh", "مكة": "Asia/Riyadh", "السعودية": "Asia/Riyadh", "الرياض": "Asia/Riyadh",
     "جدة": "Asia/Riyadh", "غرينتش": "UTC", "غرينيتش": "UTC", "جرينتش": "UTC", "جرينيتش": "UTC",
-    "القاهرة": "Africa/Cairo", "مصر": "Africa/Cairo", "القدس": "Asia/Jerusalem", "فلسطين": "Asia/Hebron",
+    "القاهرة": "Africa/Cairo", "مصر": "Africa/Cairo", "القدس": "Asia/Hebron", "فلسطين": "Asia/Hebron",
     "غزة": "Asia/Gaza", "بيروت": "Asia/Beirut", "لبنان": "Asia/Beirut", "دمشق": "Asia/Damascus",
     "سوريا": "Asia/Damascus", "الأردن": "Asia/Amman", "بغداد": "Asia/Baghdad", "العراق": "Asia/Baghdad",
     "الكويت": "Asia/Kuwait", "الدوحة": "Asia/Qatar", "قطر": "Asia/Qatar", "المنامة": "Asia/Bahrain",
@@ -200,12 +201,12 @@ def _time(p: str) -> str:
     offset, a name of :data:`CLOCK_ZONE_NAMES` before or after it, or "بتوقيت <place>")."""
     names = "|".join(CLOCK_ZONE_NAMES)
     return (
-        rf"(?:(?P<{p}pre>{names})\s*)?"
+        rf"(?:(?<![A-Za-z])(?P<{p}pre>{names})\s*)?"
         rf"(?:الساعه\s*)?"
         rf"(?<!\d)(?P<{p}H>[01]?\d|2[0-3]):(?P<{p}M>[0-5]\d)(?::(?P<{p}S>[0-5]\d)(?:\.\d+)?)?(?!\d)"
         rf"(?:\s*(?P<{p}ampm>صباحا|مساء|ظهرا|ص|م|[AaPp]\.?[Mm]\.?)(?![{_L}A-Za-z]))?"
         rf"(?:\s*\(?(?P<{p}tz>Z|(?:GMT|UTC)\s*[+-]\d{{1,2}}(?::?\d{{2}})?|[+-]\d{{2}}:?\d{{2}}|GMT|UTC|{names})\)?"
-        rf"(?![A-Za-z\d/.\-])"
+        rf"(?![A-Za-z\d/.\-+])"
         rf"|\s*\(?(?:ب|حسب\s+)?توقيت\s+(?P<{p}place>{_PLACES})(?![{_L}])\)?)?"
     )
 
@@ -371,7 +372,9 @@ def parse_arabic_date(text: str) -> datetime | None:
 # "نشر في: 19 فبراير 2018 - 14:03 بتوقيت غرينتش", "آخر تحديث 2 مارس 2017"), folded.
 _STAMP_PHRASES = re.compile(
     r"نشر\s+(?:في|بتاريخ)|تاريخ\s+النشر|اخر\s+تحديث|تم\s+النشر|تم\s+التحديث"
-    rf"|(?:ب|حسب\s+)?توقيت\s+(?:{_PLACES}|[^\s\d]+)"
+    # "بتوقيت X" / "حسب توقيت X" (X a place or any one word), "توقيت X" only with X a place: in a
+    # sentence "توقيت" is "timing" ("تحدد توقيت الانتخابات"), and "التوقيت" is not a zone at all
+    rf"|(?<![{_L}])(?:(?:ب|حسب\s+)توقيت\s+(?:(?:{_PLACES})(?![{_L}])|[^\s\d]+)|توقيت\s+(?:{_PLACES})(?![{_L}]))"
 )
 _STAMP_WORDS = frozenset(_fold(w) for w in [*(
     "يوم الأحد الاحد الإثنين الاثنين الثلاثاء الأربعاء الاربعاء الخميس الجمعة السبت الساعة الساعه "

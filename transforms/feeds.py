@@ -145,10 +145,15 @@ def _entry_link(entry) -> str | None:
 
 
 def entry_key(entry) -> str:
-    """A short, stable name for a feed entry that has no link (its id, else its title and
-    summary), so that the poll state can remember it was reported."""
-    ident = entry.get("id") or f"{entry.get('title') or ''}\n{entry.get('summary') or ''}"
-    return hashlib.blake2b(ident.encode("utf-8", "replace"), digest_size=8).hexdigest()
+    """A short, stable name for a feed entry that has no link, so that the poll state can
+    remember it was reported: a hash of what the entry says (id, title, summary, date, author,
+    categories, content). Two entries that differ in any of these are told apart, even when they
+    share an id (a reused guid) or have no id, title or summary at all."""
+    parts = [entry.get(name) or "" for name in ("id", "title", "summary", "published", "updated", "author")]
+    parts += sorted(str(tag.get("term") or "") for tag in entry.get("tags") or ())
+    parts += [str(c.get("value") or "") for c in entry.get("content") or ()]
+    text = "\x1f".join(str(part) for part in parts)
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
 
 
 def parse_feed(body: bytes, content_type: str | None, feed_url: str, source_id: str,
