@@ -149,7 +149,8 @@ def entry_key(entry) -> str:
     remember it was reported: a hash of what the entry says (id, title, summary, date, author,
     categories, content). Two entries that differ in any of these are told apart, even when they
     share an id (a reused guid) or have no id, title or summary at all."""
-    parts = [entry.get(name) or "" for name in ("id", "title", "summary", "published", "updated", "author")]
+    # not "updated": feedparser maps it to "published" when missing, with a deprecation warning
+    parts = [entry.get(name) or "" for name in ("id", "title", "summary", "published", "author")]
     parts += sorted(str(tag.get("term") or "") for tag in entry.get("tags") or ())
     parts += [str(c.get("value") or "") for c in entry.get("content") or ()]
     text = "\x1f".join(str(part) for part in parts)
