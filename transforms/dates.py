@@ -170,9 +170,9 @@ _MONTH = rf"(?<![{_L}])(?:{_month_alternation()})(?![{_L}])"
 
 # Places Arabic pages name after a time ("10:30 بتوقيت مكة المكرمة", "حسب توقيت القاهرة") and the
 # zone each means (daylight saving included). "بتوقيت القدس" is how Palestinian outlets give their
-# time: Palestine's zone, whose daylight saving starts and ends weeks apart from Israel's. Names that are not one place are left out: عمان is
-# Amman or Oman, طرابلس Tripoli in Libya or in Lebanon; their times are read as UTC, as any time
-# without a zone.
+# time: Palestine's zone, whose daylight saving starts and ends weeks apart from Israel's. Names
+# that are not one place are left out: عمان is Amman or Oman, طرابلس Tripoli in Libya or in
+# Lebanon; their times are read as UTC, as any time without a zone.
 PLACE_ZONES = {
     "مكة المكرمة": "Asia/Riyadh", "مكة": "Asia/Riyadh", "السعودية": "Asia/Riyadh", "الرياض": "Asia/Riyadh",
     "جدة": "Asia/Riyadh", "غرينتش": "UTC", "غرينيتش": "UTC", "جرينتش": "UTC", "جرينيتش": "UTC",
