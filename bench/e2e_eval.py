@@ -35,6 +35,7 @@ import duckdb
 
 from akhbar.transforms.arabic import tokens
 from akhbar.transforms.classify import TOPICS, classify, load_lexicon
+from akhbar.transforms.evaluate import prf as topic_prf
 from akhbar.transforms.dedup import content_hash
 from akhbar.transforms.urls import canonical_url
 
@@ -139,13 +140,9 @@ def topic_quality(manifest: list[dict], by_url: dict, labels: dict[str, dict], r
     out = {"labelled_pages_scored": len(pairs[TOPICS[0]]), "labelled_pages_not_written": unscored}
     for t in TOPICS:
         for subset, rows in (("all", pairs[t]), ("sure_only", [x for x in pairs[t] if not x[2]])):
-            tp = sum(g and p for g, p, _ in rows)
-            fp = sum(p and not g for g, p, _ in rows)
-            fn = sum(g and not p for g, p, _ in rows)
-            prec, rec = tp / max(1, tp + fp), tp / max(1, tp + fn)
-            out[f"{t}_{subset}"] = {"p": round(prec, 3), "r": round(rec, 3),
-                                    "f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0,
-                                    "tp": tp, "fp": fp, "fn": fn}
+            c = topic_prf([g for g, _, _ in rows], [p for _, p, _ in rows])
+            out[f"{t}_{subset}"] = {"p": round(c.precision, 3), "r": round(c.recall, 3), "f1": round(c.f1, 3),
+                                    "tp": c.tp, "fp": c.fp, "fn": c.fn}
         out[f"{t}_errors"] = errors[t]
     out["no_term_pages_given_a_topic"] = f"{given} of {no_term}"
     out["decisions_differing_from_true_text"] = changed if compare else "not compared: a model decided"
