@@ -27,7 +27,6 @@ each fold's training rows, side by side; out-of-fold errors are listed for both.
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
 import json
 import math
@@ -40,22 +39,14 @@ from akhbar.transforms import evaluate as ev
 from akhbar.transforms.classify import TOPICS, classify, load_lexicon, match_lexicon, score_matches
 
 
-NO_TERM_KINDS = ("no-term", "russia-no-term")  # labelled rows that mention no NATO/Ukraine term at all
-
-
 def load_dev(eval_dir: Path, labels_path: Path | None = None, articles_path: Path | None = None,
              seeds: bool = True) -> list[dict]:
-    labels: dict[str, dict] = {}
     labels_path = labels_path or eval_dir / "topics" / "dev.tsv"
-    with open(labels_path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        missing = {"docno", *TOPICS} - set(reader.fieldnames or ())
-        if missing:
-            print(f"{labels_path}: not a labels file (a TSV with a header): no column {', '.join(sorted(missing))}",
-                  file=sys.stderr)
-            raise SystemExit(2)
-        for row in reader:
-            labels[row["docno"]] = row
+    labels = ev.read_labels(labels_path)
+    if labels is None:
+        print(f"{labels_path}: not a labels file (a TSV with a header naming docno, nato and ukraine)",
+              file=sys.stderr)
+        raise SystemExit(2)
     rows: list[dict] = []
     articles_path = articles_path or eval_dir / "articles" / "ant_multisource_v2.1.jsonl.gz"
     opener = gzip.open if str(articles_path).endswith(".gz") else open
@@ -154,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             p, r, f, tp, fp, fn = prf(pairs)
             print(f"{topic:8} {subset:10} {p:6.3f} {r:6.3f} {f:6.3f} {tp:4d}{fp:4d}{fn:4d}")
-    no_term = [(row, res) for row, res in zip(rows, results) if row["kind"] in NO_TERM_KINDS]
+    no_term = [(row, res) for row, res in zip(rows, results) if row["kind"] in ev.NO_TERM_KINDS]
     given = [row["id"] for row, res in no_term if res.topics]
     print(f"\nrows that mention no NATO/Ukraine term given a topic: {len(given)} of {len(no_term)}"
           + (f" ({', '.join(given[:10])})" if given else ""))

@@ -19,7 +19,6 @@ Only 127.0.0.1 is contacted. The site is our own, so the per-host politeness int
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -35,6 +34,7 @@ import duckdb
 
 from akhbar.transforms.arabic import tokens
 from akhbar.transforms.classify import TOPICS, classify, load_lexicon
+from akhbar.transforms.evaluate import NO_TERM_KINDS, read_labels
 from akhbar.transforms.evaluate import prf as topic_prf
 from akhbar.transforms.dedup import content_hash
 from akhbar.transforms.urls import canonical_url
@@ -76,19 +76,6 @@ def prf(ref: Counter, got: Counter) -> tuple[float, float, float]:
     p = overlap / max(1, sum(got.values()))
     r = overlap / max(1, sum(ref.values()))
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
-NO_TERM_KINDS = ("no-term", "russia-no-term")
-
-
-def read_labels(path: Path) -> dict[str, dict]:
-    """docno → label row, if ``path`` is a TSV with ``docno``, ``nato`` and ``ukraine`` columns;
-    else (a plain ids file) nothing."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        if not {"docno", *TOPICS} <= set(reader.fieldnames or ()):
-            return {}
-        return {row["docno"]: row for row in reader}
 
 
 def _option(args: list[str], name: str) -> str | None:
@@ -239,7 +226,7 @@ def main(argv=None) -> int:
         "date_accuracy_day": round(date_day / max(1, date_total), 4),
         "date_accuracy_minute": round(date_exact / max(1, date_total), 4),
     }
-    labels = read_labels(Path(args.ids or ev / "topics" / "dev.tsv")) if args.ids or not args.limit else {}
+    labels = (read_labels(Path(args.ids or ev / "topics" / "dev.tsv")) if args.ids or not args.limit else None) or {}
     if labels:
         result["topics_end_to_end"] = topic_quality(manifest, by_url, labels, extra)
     print(first["stdout"])

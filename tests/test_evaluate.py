@@ -92,3 +92,15 @@ def test_cross_validation_on_a_fixture():
     fixed = ev.evaluate_fixed(table[ci], cuts, gold, folds, "outlet")
     assert fixed.pooled("nato").f1 == 1.0
     assert 0 < ev.evidence_to_score_threshold(cuts["nato"], lex.scoring["k"]) < 1
+
+
+def test_a_labels_file_is_read_by_its_header_and_an_ids_file_is_not_one(tmp_path):
+    labels = tmp_path / "heldout.tsv"
+    labels.write_text("\ufeffdocno\tnato\tukraine\tkind\nA-1\t1\t0\tterm\nA-2\t0\t0\tno-term\n", encoding="utf-8")
+    assert ev.read_labels(labels) == {"A-1": {"docno": "A-1", "nato": "1", "ukraine": "0", "kind": "term"},
+                                   "A-2": {"docno": "A-2", "nato": "0", "ukraine": "0", "kind": "no-term"}}
+    ids = tmp_path / "ids.txt"
+    ids.write_text("A-1\nA-2\n", encoding="utf-8")
+    assert ev.read_labels(ids) is None
+    (tmp_path / "half.tsv").write_text("docno\tnato\nA-1\t1\n", encoding="utf-8")
+    assert ev.read_labels(tmp_path / "half.tsv") is None

@@ -158,14 +158,13 @@ for _family in MONTHS.values():
             _MONTH_BY_NAME[_name] = _num
 
 
-def _month_alternation() -> str:
-    # Longest first, so "كانون الثاني" wins over any shorter prefix; spaces inside a name
-    # match any run of whitespace.
-    names = sorted(_MONTH_BY_NAME, key=len, reverse=True)
-    return "|".join(r"\s+".join(map(re.escape, n.split())) for n in names)
+def _alternation(names) -> str:
+    """A regex alternation of folded ``names``: longest first, so "كانون الثاني" wins over any
+    shorter prefix; spaces inside a name match any run of whitespace."""
+    return "|".join(r"\s+".join(map(re.escape, n.split())) for n in sorted(names, key=len, reverse=True))
 
 
-_MONTH = rf"(?<![{_L}])(?:{_month_alternation()})(?![{_L}])"
+_MONTH = rf"(?<![{_L}])(?:{_alternation(_MONTH_BY_NAME)})(?![{_L}])"
 
 
 # Places Arabic pages name after a time ("10:30 بتوقيت مكة المكرمة", "حسب توقيت القاهرة") and the
@@ -191,7 +190,7 @@ PLACE_ZONES = {
     "نيويورك": "America/New_York",
 }
 _PLACE_ZONE = {" ".join(_fold(k).split()): v for k, v in PLACE_ZONES.items()}
-_PLACES = "|".join(r"\s+".join(map(re.escape, n.split())) for n in sorted(_PLACE_ZONE, key=len, reverse=True))
+_PLACES = _alternation(_PLACE_ZONE)
 # Zone names written with a visible time ("KSA 10:30 - GMT 07:30" on Al Arabiya's pages)
 CLOCK_ZONE_NAMES = {"KSA": "Asia/Riyadh"}
 
@@ -414,7 +413,7 @@ HIJRI_MONTHS: dict[int, tuple[str, ...]] = {
 _HIJRI_BY_NAME = {name: num for num, names in HIJRI_MONTHS.items() for name in names}
 _HIJRI_RE = re.compile(
     rf"(?<![\d{_L}])(?P<d>[0-3]?\d)\s+(?P<m>"
-    + "|".join(r"\s+".join(map(re.escape, n.split())) for n in sorted(_HIJRI_BY_NAME, key=len, reverse=True))
+    + _alternation(_HIJRI_BY_NAME)
     + rf")(?![{_L}])\s*[،,]?\s*(?P<y>1[34]\d\d)(?!\d)\s*(?:ه(?:ـ|\b)|هجري|للهجره)?"
 )
 

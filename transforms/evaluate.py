@@ -10,6 +10,7 @@ thresholds — is made on the training folds only; the held-out fold is scored o
 """
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 import re
@@ -50,6 +51,23 @@ def prf(gold: Iterable[bool], pred: Iterable[bool]) -> PRF:
         fp += (not g) and p
         fn += g and not p
     return PRF(tp, fp, fn)
+
+
+# --------------------------------------------------------------------------- labels files
+
+# labelled rows that mention no NATO/Ukraine term at all (negatives by construction)
+NO_TERM_KINDS = ("no-term", "russia-no-term")
+
+
+def read_labels(path) -> dict[str, dict] | None:
+    """docno → row of a labels TSV in the shape of ``topics/dev.tsv`` (a header with ``docno``,
+    ``nato``, ``ukraine``; ``unsure``, ``kind``, ``source`` optional); None if ``path`` has no
+    such header (a plain ids file, say)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if not {"docno", *TOPICS} <= set(reader.fieldnames or ()):
+            return None
+        return {row["docno"]: row for row in reader}
 
 
 # --------------------------------------------------------------------------- folds

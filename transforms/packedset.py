@@ -78,14 +78,12 @@ class PackedSet(Set):
             if isinstance(part, PackedSet):
                 arrays.append(part._keys)
             elif isinstance(part, (pa.Array, pa.ChunkedArray)):
-                if len(part) and pc.any(pc.match_substring(part.cast(pa.string()), "\x00")).as_py():
-                    return frozenset().union(*(_strings(p) for p in parts))
-                arrays.append(_from_arrow(part))
+                has_nul = len(part) and pc.any(pc.match_substring(part.cast(pa.string()), "\x00")).as_py()
+                arrays.append(None if has_nul else _from_arrow(part))
             else:
-                packed = _from_strings(list(part))
-                if packed is None:
-                    return frozenset().union(*(_strings(p) for p in parts))
-                arrays.append(packed)
+                arrays.append(_from_strings(list(part)))
+            if arrays[-1] is None:  # cannot be packed
+                return frozenset().union(*(_strings(p) for p in parts))
         arrays = [a for a in arrays if len(a)]
         if not arrays:
             return cls()

@@ -58,8 +58,7 @@ class SharedPrior(PriorState, CacheAware):
     def __reduce__(self):
         blob = self.__dict__.get("_pickled")
         if blob is None:
-            fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(PriorState)}
-            blob = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps(_fields(self), protocol=pickle.HIGHEST_PROTOCOL)
             object.__setattr__(self, "_pickled", blob)  # a cache, not a field: frozen still holds
         return _restore, (self.token, blob)
 
@@ -80,7 +79,11 @@ def _restore(token: str, blob: bytes) -> SharedPrior:
     return _register(SharedPrior(**pickle.loads(blob), token=token))
 
 
+def _fields(state: PriorState) -> dict:
+    """The :class:`PriorState` fields of ``state`` (not a :class:`SharedPrior`'s token)."""
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(PriorState)}
+
+
 def shared_prior(state: PriorState) -> SharedPrior:
     """``state`` as a side input value: a new token, registered in this process."""
-    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(PriorState)}
-    return _register(SharedPrior(**fields, token=uuid.uuid4().hex))
+    return _register(SharedPrior(**_fields(state), token=uuid.uuid4().hex))
